@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Creates or updates the notebook virtual environment the local-process spawner runs
+# (`npm run venv`). Idempotent: a stamp file holds a hash of everything that goes into the
+# environment, so an unchanged tree costs one hash and no pip run (it runs before every
+# `npm start` and `npm test`).
+#
+#   OERHUB_NOTEBOOK_VENV  where the environment goes (default ./.venv-notebook, relative to
+#                         the repository root, whatever the current directory is)
+#   PYTHON                interpreter to build it from (default python3)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$here/../.." && pwd)"
+python="${PYTHON:-python3}"
+
+venv="${OERHUB_NOTEBOOK_VENV:-./.venv-notebook}"
+case "$venv" in
+  /*) ;;
+  *) venv="$repo_root/${venv#./}" ;;
+esac
+
+requirements="$here/requirements.txt"
+package_dir="$here/oerhub_singleuser"
+stamp="$venv/.oerhub-build-stamp"
+
+die() {
+  echo "build.sh: $*" >&2
+  exit 1
+}
+
+command -v "$python" >/dev/null 2>&1 || die "$python not found. Install Python 3.9 or newer (Debian/Ubuntu: apt-get install python3 python3-venv)."
+# Debian splits venv's pip bootstrap (ensurepip) into python3-venv; without it `-m venv` fails
+# half-way with a confusing message, so check up front.
+"$python" -c 'import venv, ensurepip' >/dev/null 2>&1 \
+  || die "'$python -m venv' is unavailable: install python3-venv (Debian/Ubuntu: apt-get install python3-venv)."
+
+# Everything that changes the installed result: the requirements, our package's sources, this
+# script and the interpreter version. Files are hashed in a stable order.
+compute_hash() {
+  {
+    "$python" --version 2>&1
+    cat "$here/build.sh"
+    cat "$requirements"
+    (cd "$package_dir" && find . -type f \( -name '*.py' -o -name '*.toml' -o -name '*.cfg' -o -name '*.md' \) \
+      -not -path '*/__pycache__/*' -not -path '*/build/*' -not -path '*.egg-info/*' -print | LC_ALL=C sort \
+      | while IFS= read -r f; do echo "$f"; cat "$f"; done)
+  } | sha256sum | cut -d' ' -f1
+}
+
+wanted="$(compute_hash)"
+
+if [[ -f "$stamp" && -x "$venv/bin/jupyter" && "$(cat "$stamp")" == "$wanted" ]] && "$venv/bin/python" -c '' >/dev/null 2>&1; then
+  echo "Notebook environment up to date: $venv"
+  exit 0
+fi
+
+# An environment whose interpreter no longer runs (Python upgraded or removed) can't be
+# repaired by pip; rebuild it, but only delete a folder that really is a venv.
+if [[ -e "$venv" ]] && ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
+  [[ -f "$venv/pyvenv.cfg" ]] || die "$venv exists but is not a Python virtual environment; move it away or set OERHUB_NOTEBOOK_VENV."
+  echo "Rebuilding broken notebook environment: $venv"
+  rm -rf -- "$venv"
+fi
+
+if [[ ! -e "$venv" ]]; then
+  echo "Creating notebook environment: $venv"
+  "$python" -m venv "$venv" || die "'$python -m venv' failed: install python3-venv (Debian/Ubuntu: apt-get install python3-venv)."
+fi
+
+# pip builds a local project in its own folder (build/, *.egg-info); build from a copy so the
+# repository stays clean.
+work="$(mktemp -d)"
+trap 'rm -rf -- "$work"' EXIT
+cp -R "$package_dir" "$work/oerhub_singleuser"
+find "$work/oerhub_singleuser" \( -name __pycache__ -o -name build -o -name '*.egg-info' \) -prune -exec rm -rf -- {} +
+
+echo "Installing JupyterLab and oerhub_singleuser into $venv (first run takes a few minutes)"
+rm -f -- "$stamp"
+"$venv/bin/python" -m pip install --disable-pip-version-check --no-input --quiet \
+  -r "$requirements" "$work/oerhub_singleuser"
+
+[[ -x "$venv/bin/jupyter" ]] || die "pip finished but $venv/bin/jupyter is missing."
+"$venv/bin/python" -c 'import oerhub_singleuser' || die "oerhub_singleuser does not import in $venv."
+
+echo "$wanted" >"$stamp.tmp"
+mv -f -- "$stamp.tmp" "$stamp"
+echo "Notebook environment ready: $venv"

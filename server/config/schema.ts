@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/** Comma-separated list from the environment, or a real list from the config file. */
+const list = z.preprocess(
+  (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
+  z.array(z.string()),
+);
+const bool = z.preprocess((v) => {
+  if (typeof v !== 'string') return v;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  return v;
+}, z.boolean());
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * Every option of the hub. The description is the documentation: `--help` and the README's
+ * configuration table are generated from it. Environment variable: OERHUB_ + the key in
+ * SCREAMING_SNAKE_CASE (e.g. `redisUrl` -> OERHUB_REDIS_URL).
+ */
+export const configShape = {
+  port: int(0, 65535).default(8000).describe('TCP port the hub listens on (HTTP; nginx terminates TLS in front).'),
+  bindHost: z.string().min(1).default('127.0.0.1').describe('Address the hub listens on. Keep 127.0.0.1 behind a local nginx.'),
+  publicUrl: z
+    .string()
+    .url()
+    .optional()
+    .describe('The URL users type, e.g. https://hub.example.edu. Used for the WebSocket Origin check and Secure cookies; if unset, the Host header is trusted.'),
+  dataDir: z.string().min(1).default('./data').describe('Folder for the hub\'s own files: generated secrets, local-process homes, server logs.'),
+  store: z.enum(['memory', 'redis']).default('memory').describe('Where hub state lives. `memory` is lost on restart; `redis` survives restarts and is shared by hub processes.'),
+  redisUrl: z.string().default('redis://127.0.0.1:6379/0').describe('Redis connection URL, used when store=redis.'),
+  redisKeyPrefix: z.string().default('oerhub:').describe('Prefix of every Redis key, so several hubs can share one Redis.'),
+  spawner: z.enum(['local']).default('local').describe('How notebook servers run. `local`: a jupyter process per user from a Python virtual environment.'),
+  notebookVenv: z.string().default('./.venv-notebook').describe('Python virtual environment with jupyterlab, made by `npm run venv` (local spawner).'),
+  notebookApp: z.enum(['lab', 'server']).default('lab').describe('Start `jupyter lab` (JupyterLab UI) or plain `jupyter server`.'),
+  defaultUrl: z.string().default('/lab').describe('Where a user lands inside their server.'),
+  startTimeoutS: int(1, 3600).default(60).describe('Seconds a server may take to answer before its start counts as failed.'),
+  stopServersOnExit: bool.default(false).describe('Stop every notebook server when the hub exits. Off by default: a hub restart keeps students\' work running.'),
+  adminUsers: list.default(['admin']).describe('Usernames that get the admin role.'),
+  adminPassword: z.string().min(8).optional().describe('Password of the first admin account. If unset, one is generated at first start and printed once.'),
+  cookieSecret: z.string().min(32).optional().describe('Secret that signs cookies (32+ characters). If unset, one is generated into dataDir and kept.'),
+  sessionMaxAgeS: int(1, 60 * 60 * 24 * 90).default(60 * 60 * 24 * 7).describe('How long a sign-in lasts, in seconds.'),
+  secureCookies: z.enum(['auto', 'always', 'never']).default('auto').describe('Mark cookies Secure: `auto` does so when publicUrl is https or the trusted proxy says the request came over TLS.'),
+  trustedProxies: list.default(['127.0.0.1', '::1']).describe('Addresses whose X-Forwarded-* headers are believed (your nginx).'),
+  loginRateLimit: int(1, 10000).default(10).describe('Failed sign-ins allowed per address and username in 15 minutes.'),
+  proxyMaxSockets: int(1, 10000).default(64).describe('Keep-alive connections the proxy holds open to each notebook server.'),
+  sessionCacheMs: int(0, 600000).default(10000).describe('How long the proxy trusts a checked session before asking the store again. Sign-out on this hub takes effect at once regardless.'),
+  activityFlushMs: int(100, 600000).default(30000).describe('How often the proxy writes servers\' last-activity times to the store.'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
+} as const;
+
+export const configSchema = z.object(configShape).strict();
+
+export type HubConfig = Readonly<z.infer<typeof configSchema>>;
+export type ConfigKey = keyof typeof configShape;

@@ -1,0 +1,245 @@
+import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { createProxyServer, type ProxyServer } from 'http-proxy-3';
+import type { Logger } from '../log.js';
+import { readCookie, serverCookieName, stripOurCookies } from '../auth/server-cookie.js';
+import type { RouteTable, Route } from './route-table.js';
+import type { SessionChecker, SessionCheck } from './session-check.js';
+import { parseUserPath } from './user-path.js';
+import type { ActivityTracker } from './activity.js';
+
+/** How the proxy shows a page when it can't forward (rendered by the web part). */
+export interface ProxyPages {
+  /** The user's server is not running: a page offering to start it. */
+  notRunning(res: http.ServerResponse, escapedName: string, url: string): void;
+  /** A short error page (or JSON when the client asked for it). */
+  error(req: http.IncomingMessage, res: http.ServerResponse, status: number, message: string): void;
+}
+
+export interface HubProxyOptions {
+  routes: RouteTable;
+  sessions: SessionChecker;
+  activity: ActivityTracker;
+  pages: ProxyPages;
+  log: Logger;
+  /** Origins accepted on WebSocket upgrades; empty: same host as the request. */
+  allowedOrigins: readonly string[];
+  /** Addresses whose X-Forwarded-* we believe (nginx). */
+  trustedProxies: readonly string[];
+  maxSockets: number;
+}
+
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+// Headers a browser must not be able to set for the notebook server; the proxy sets its own.
+const STRIPPED = ['authorization', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip'];
+
+/**
+ * The hot path: every request and WebSocket of every student under /user/NAME/. Runs before
+ * express. For each: exact user match from the URL, session check (cached), XSRF on unsafe
+ * methods, Origin on upgrades, then forward with the server's secret injected.
+ */
+export class HubProxy {
+  private readonly proxy: ProxyServer;
+  private readonly agent: http.Agent;
+  private readonly socketsBySession = new Map<string, Set<Duplex>>();
+  private readonly trusted: Set<string>;
+
+  constructor(private readonly opts: HubProxyOptions) {
+    this.trusted = new Set(opts.trustedProxies.flatMap((a) => [a, `::ffff:${a}`]));
+    // Bounded keep-alive pool per notebook server: reuse sockets, never grow without limit.
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: Math.min(16, opts.maxSockets), timeout: 120_000 });
+    this.proxy = createProxyServer({ agent: this.agent, xfwd: false, ws: true, proxyTimeout: 300_000 });
+    this.proxy.on('error', (err, req, res) => this.onProxyError(err as NodeJS.ErrnoException, req, res));
+  }
+
+  handleRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = req.url ?? '/';
+    const parsed = parseUserPath(url);
+    if (parsed.kind === 'add-slash') {
+      res.writeHead(302, { location: parsed.location }).end();
+      return;
+    }
+    if (parsed.kind === 'bad') {
+      this.opts.log.warn({ url: url.slice(0, 200), reason: parsed.reason }, 'refused user path');
+      this.opts.pages.error(req, res, 400, 'That address is not valid.');
+      return;
+    }
+    const { escapedName } = parsed;
+    const cookie = readCookie(req.headers.cookie, serverCookieName(escapedName));
+    if (!cookie) {
+      this.unauthenticated(req, res, url);
+      return;
+    }
+    const hit = this.opts.sessions.cached(cookie, escapedName);
+    if (hit) {
+      this.forward(req, res, escapedName, hit);
+      return;
+    }
+    this.opts.sessions.check(cookie, escapedName).then(
+      (check) => (check ? this.forward(req, res, escapedName, check) : this.unauthenticated(req, res, url)),
+      (err: Error) => {
+        this.opts.log.warn({ err: err.message }, 'session check failed');
+        this.opts.pages.error(req, res, 503, 'The hub cannot check your sign-in right now. Your work is safe; please retry in a few seconds.');
+      },
+    );
+  }
+
+  handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = req.url ?? '/';
+    const parsed = url.startsWith('/user/') ? parseUserPath(url) : null;
+    if (!parsed || parsed.kind !== 'user') return refuseUpgrade(socket, 404);
+    if (!this.isAllowedOrigin(req)) {
+      this.opts.log.warn({ origin: req.headers.origin, url: url.slice(0, 200) }, 'refused WebSocket from foreign origin');
+      return refuseUpgrade(socket, 403);
+    }
+    const { escapedName } = parsed;
+    const cookie = readCookie(req.headers.cookie, serverCookieName(escapedName));
+    if (!cookie) return refuseUpgrade(socket, 403);
+    socket.on('error', () => socket.destroy());
+    this.opts.sessions.check(cookie, escapedName).then(
+      (check) => {
+        if (!check) return refuseUpgrade(socket, 403);
+        const route = this.opts.routes.get(escapedName);
+        if (!route) return refuseUpgrade(socket, 503);
+        this.track(check.sid, socket, escapedName);
+        this.prepare(req, route);
+        this.proxy.ws(req, socket, head, { target: route.target });
+      },
+      () => refuseUpgrade(socket, 503),
+    );
+  }
+
+  /** Close every proxied WebSocket opened with this session (it was signed out). */
+  closeSession(sid: string): number {
+    const sockets = this.socketsBySession.get(sid);
+    if (!sockets) return 0;
+    this.socketsBySession.delete(sid);
+    for (const s of sockets) s.destroy();
+    return sockets.size;
+  }
+
+  /** Number of proxied WebSockets open now (metrics, benchmarks). */
+  openWebSockets(): number {
+    let n = 0;
+    for (const s of this.socketsBySession.values()) n += s.size;
+    return n;
+  }
+
+  close(): void {
+    for (const sid of [...this.socketsBySession.keys()]) this.closeSession(sid);
+    this.proxy.close();
+    this.agent.destroy();
+  }
+
+  private forward(req: http.IncomingMessage, res: http.ServerResponse, escapedName: string, check: SessionCheck): void {
+    const route = this.opts.routes.get(escapedName);
+    if (route && route.user !== check.user) {
+      this.opts.pages.error(req, res, 403, 'This is not your server.');
+      return;
+    }
+    if (UNSAFE.has(req.method ?? 'GET') && !hasXsrfPair(req)) {
+      this.opts.log.warn({ user: check.user, method: req.method }, 'refused unsafe request without XSRF token');
+      this.opts.pages.error(req, res, 403, 'This request is missing its XSRF token. Reload the page and try again.');
+      return;
+    }
+    if (!route) {
+      this.opts.pages.notRunning(res, escapedName, req.url ?? '/');
+      return;
+    }
+    this.opts.activity.touch(escapedName);
+    this.prepare(req, route);
+    this.proxy.web(req, res, { target: route.target });
+  }
+
+  private prepare(req: http.IncomingMessage, route: Route): void {
+    const h = req.headers;
+    const fromProxy = this.trusted.has(req.socket.remoteAddress ?? '');
+    const proto = (fromProxy && firstValue(h['x-forwarded-proto'])) || ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
+    const host = (fromProxy && firstValue(h['x-forwarded-host'])) || h.host || '';
+    const clientFor = (fromProxy && firstValue(h['x-forwarded-for'])) || req.socket.remoteAddress || '';
+    for (const name of STRIPPED) delete h[name];
+    const cookie = stripOurCookies(h.cookie);
+    if (cookie === undefined) delete h.cookie;
+    else h.cookie = cookie;
+    h.authorization = route.authorization;
+    h['x-forwarded-proto'] = proto;
+    h['x-forwarded-host'] = host;
+    h['x-forwarded-for'] = clientFor;
+  }
+
+  private unauthenticated(req: http.IncomingMessage, res: http.ServerResponse, url: string): void {
+    const wantsPage = (req.method === 'GET' || req.method === 'HEAD') && (req.headers.accept ?? '').includes('text/html');
+    if (wantsPage) {
+      res.writeHead(302, { location: `/hub/login?next=${encodeURIComponent(url)}`, 'cache-control': 'no-store' }).end();
+      return;
+    }
+    this.opts.pages.error(req, res, 403, 'Sign in to use this server.');
+  }
+
+  private isAllowedOrigin(req: http.IncomingMessage): boolean {
+    const origin = req.headers.origin;
+    // Browsers always send Origin on WebSocket upgrades; a client without one is not a browser page.
+    if (origin === undefined) return true;
+    if (this.opts.allowedOrigins.length) return this.opts.allowedOrigins.includes(origin);
+    const fromProxy = this.trusted.has(req.socket.remoteAddress ?? '');
+    const host = (fromProxy && firstValue(req.headers['x-forwarded-host'])) || req.headers.host;
+    try {
+      return host !== undefined && new URL(origin).host === host;
+    } catch {
+      return false;
+    }
+  }
+
+  private track(sid: string, socket: Duplex, escapedName: string): void {
+    let set = this.socketsBySession.get(sid);
+    if (!set) this.socketsBySession.set(sid, (set = new Set()));
+    set.add(socket);
+    // Kernel traffic counts as activity for the culler, even with no HTTP requests.
+    const touch = (): void => this.opts.activity.touch(escapedName);
+    socket.on('data', touch);
+    socket.once('close', () => {
+      socket.off('data', touch);
+      const current = this.socketsBySession.get(sid);
+      if (!current) return;
+      current.delete(socket);
+      if (current.size === 0) this.socketsBySession.delete(sid);
+    });
+  }
+
+  private onProxyError(err: NodeJS.ErrnoException, req: http.IncomingMessage, res: http.ServerResponse | Socket): void {
+    // Expected network failures: one line, no stack.
+    this.opts.log.warn({ code: err.code, url: (req.url ?? '').slice(0, 200) }, 'proxy error');
+    if (!(res instanceof http.ServerResponse)) {
+      res.destroy();
+      return;
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const refused = err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET';
+    this.opts.pages.error(req, res, 502, refused ? 'Your server is not answering. It may have stopped; try starting it again from your home page.' : 'Your server did not answer in time.');
+  }
+}
+
+function firstValue(v: string | string[] | undefined): string | undefined {
+  const s = Array.isArray(v) ? v[0] : v;
+  if (!s) return undefined;
+  const comma = s.indexOf(',');
+  return (comma === -1 ? s : s.slice(0, comma)).trim() || undefined;
+}
+
+function hasXsrfPair(req: http.IncomingMessage): boolean {
+  const header = req.headers['x-xsrftoken'];
+  const cookie = readCookie(req.headers.cookie, '_xsrf');
+  return typeof header === 'string' && header.length > 0 && cookie !== undefined && header === cookie;
+}
+
+function refuseUpgrade(socket: Duplex, status: number): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+}

@@ -1,0 +1,5 @@
+export { HubProxy, type ProxyPages, type HubProxyOptions } from './hub-proxy.js';
+export { RouteTable, type Route } from './route-table.js';
+export { SessionChecker, type SessionLookup, type SessionCheck } from './session-check.js';
+export { ActivityTracker } from './activity.js';
+export { parseUserPath, type UserPath } from './user-path.js';

@@ -1,0 +1,622 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
+import fs from 'node:fs/promises';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SpawnFailed, SpawnTimeout } from '../errors.js';
+import type { Logger } from '../log.js';
+import { isEscapedName } from '../names.js';
+import type { FoundServer, ProgressEvent, SpawnSpec, SpawnerState, Spawner, StartOptions, StartedServer } from './spawner.js';
+
+export interface LocalProcessSpawnerOptions {
+  /** Python virtual environment with jupyterlab and oerhub_singleuser (images/venv/build.sh). */
+  venvDir: string;
+  /** The hub's data folder: homes/, ephemeral/, logs/ and servers/ live under it. */
+  dataDir: string;
+  /** `jupyter lab` or plain `jupyter server`. */
+  app: 'lab' | 'server';
+  /** Seconds a server may take to answer before its start counts as failed. */
+  startTimeoutS: number;
+  log: Logger;
+}
+
+/** What servers/<escapedName>.json holds: enough to find, check and stop the process after a hub restart. */
+interface ServerRecord {
+  pid: number;
+  port: number;
+  /** Start time of the process in clock ticks since boot (/proc/<pid>/stat field 22): tells a reused pid apart. */
+  startTicks: number;
+  ephemeral: boolean;
+}
+
+type LaunchOutcome = { kind: 'ready'; record: ServerRecord } | { kind: 'port-in-use'; detail: string } | { kind: 'exited'; detail: string };
+
+interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  error?: Error;
+}
+
+const LOCALHOST = '127.0.0.1';
+const IDENTITY_PROVIDER = 'oerhub_singleuser.OerhubIdentityProvider';
+/** One first try plus two retries when another program grabs the port between our probe and Jupyter's bind. */
+const MAX_PORT_ATTEMPTS = 3;
+const POLL_INTERVAL_MS = 250;
+const POLL_REQUEST_TIMEOUT_MS = 2000;
+/** Jupyter gets this long after SIGTERM to shut its kernels down cleanly before SIGKILL. */
+const STOP_GRACE_MS = 5000;
+const KILL_WAIT_MS = 2000;
+const LOG_TAIL_LINES = 20;
+const LOG_TAIL_BYTES = 8192;
+/** Fixed system path: the hub's own PATH (and the rest of its environment) is not passed on. */
+const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const EXITED_MESSAGE = 'Your notebook server stopped while it was starting. Please try again; if it keeps happening, tell your teacher.';
+
+/**
+ * Runs one `jupyter lab` (or `jupyter server`) process per user on 127.0.0.1, from the
+ * notebook virtual environment. Processes are detached and outlive the hub, so a hub restart
+ * keeps students' servers running; their pid, port and start time are kept in
+ * `<dataDir>/servers/<escapedName>.json` to find them again. Linux only (reads /proc).
+ *
+ * Not an isolation boundary: every server runs as the hub's OS user. Use it for one-machine
+ * courses and development; untrusted users belong in containers.
+ */
+export class LocalProcessSpawner implements Spawner {
+  readonly kind = 'local';
+  private readonly venvDir: string;
+  private readonly dataDir: string;
+  private readonly app: 'lab' | 'server';
+  private readonly startTimeoutS: number;
+  private readonly log: Logger;
+
+  constructor(options: LocalProcessSpawnerOptions) {
+    // Resolved once so a later chdir can't point the hub at other folders.
+    this.venvDir = path.resolve(options.venvDir);
+    this.dataDir = path.resolve(options.dataDir);
+    this.app = options.app;
+    this.startTimeoutS = options.startTimeoutS;
+    this.log = options.log;
+  }
+
+  /**
+   * Starts the user's server and resolves once `GET <baseUrl>api/status` answers 200 with the
+   * secret. A server of the same user that is still running is reused when it accepts this
+   * spec's secret, and replaced otherwise. Rejects with SpawnFailed (venv missing, Jupyter
+   * exited), SpawnTimeout (startTimeoutS passed) or the reason of `options.signal`; in every
+   * failure the process group is killed and the state file removed.
+   */
+  async start(spec: SpawnSpec, options: StartOptions): Promise<StartedServer> {
+    checkSpec(spec);
+    options.signal.throwIfAborted();
+    const log = options.log.child({ user: spec.user, spawner: this.kind });
+    let lastProgress = 0;
+    const progress = (event: ProgressEvent): void => {
+      // Strictly increasing: the spawn page draws a progress bar that must never go back.
+      if (event.progress <= lastProgress) return;
+      lastProgress = event.progress;
+      options.onProgress(event);
+    };
+
+    const reused = await this.reuseOrReplace(spec, options.signal, log);
+    if (reused) {
+      progress({ progress: 100, message: 'Your server is ready' });
+      return reused;
+    }
+
+    const jupyter = path.join(this.venvDir, 'bin', 'jupyter');
+    if (!(await isExecutable(jupyter))) {
+      throw new SpawnFailed('The notebook environment is not installed on this hub (run `npm run venv`).', `${jupyter} is missing or not executable`);
+    }
+
+    progress({ progress: 10, message: 'Preparing your home folder' });
+    const home = await this.prepareFolders(spec);
+
+    const timeoutMs = this.startTimeoutS * 1000;
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new SpawnTimeout(this.startTimeoutS)), timeoutMs);
+    const signal = AbortSignal.any([options.signal, timeout.signal]);
+    const startedAt = Date.now();
+    try {
+      progress({ progress: 30, message: 'Starting Jupyter' });
+      for (let attempt = 1; ; attempt++) {
+        const port = await findFreePort();
+        signal.throwIfAborted();
+        const outcome = await this.launch(spec, home, port, jupyter, signal, log, () => {
+          const fraction = Math.min(1, (Date.now() - startedAt) / timeoutMs);
+          progress({ progress: 40 + Math.floor(50 * fraction), message: 'Waiting for Jupyter to answer' });
+        });
+        if (outcome.kind === 'ready') {
+          progress({ progress: 100, message: 'Your server is ready' });
+          const { pid, startTicks } = outcome.record;
+          log.info({ pid, port, attempt }, 'notebook server ready');
+          return { endpoint: { host: LOCALHOST, port }, state: { pid, port, startTicks } };
+        }
+        if (outcome.kind === 'port-in-use' && attempt < MAX_PORT_ATTEMPTS) {
+          log.warn({ port, attempt }, 'port taken before Jupyter could bind it; retrying with another');
+          continue;
+        }
+        throw new SpawnFailed(EXITED_MESSAGE, outcome.detail);
+      }
+    } catch (err) {
+      if (spec.ephemeral) await removeTree(this.ephemeralDir(spec.escapedName));
+      // Prefer the abort reason: SpawnTimeout or whatever the caller aborted with.
+      if (signal.aborted) throw signal.reason;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * SIGTERM to the server's process group, SIGKILL after ~5 s, then SIGKILL to any kernels
+   * left over (Jupyter starts kernels in their own sessions). Removes the state file and, for
+   * an ephemeral server, its folder; never touches a persistent home. Safe to repeat and for
+   * a server that is already gone.
+   */
+  async stop(spec: SpawnSpec, state: SpawnerState): Promise<void> {
+    checkSpec(spec);
+    const onFile = await this.readRecord(spec.escapedName);
+    const target = parseState(state) ?? onFile;
+    if (target) await killServer(target.pid, target.startTicks);
+    // A newer server of the same user (state from an older start) keeps its file and folder.
+    const newerRunning = onFile !== undefined && onFile.pid !== target?.pid && (await isAlive(onFile.pid, onFile.startTicks));
+    if (newerRunning) return;
+    await fs.rm(this.recordPath(spec.escapedName), { force: true });
+    if (spec.ephemeral || onFile?.ephemeral) await removeTree(this.ephemeralDir(spec.escapedName));
+    this.log.info({ user: spec.user, pid: target?.pid }, 'notebook server stopped');
+  }
+
+  /** 'running' only if the pid is alive and still the process we started (same start ticks). Never throws. */
+  async poll(state: SpawnerState): Promise<'running' | 'stopped'> {
+    const parsed = parseState(state);
+    if (!parsed) return 'stopped';
+    return (await isAlive(parsed.pid, parsed.startTicks)) ? 'running' : 'stopped';
+  }
+
+  /**
+   * Servers with a state file whose process is still alive. Files of servers that died
+   * (machine reboot, crash, kill) are deleted, with the folders of ephemeral ones.
+   */
+  async listRunning(): Promise<FoundServer[]> {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.serversDir());
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return [];
+      throw err;
+    }
+    const found: FoundServer[] = [];
+    for (const file of names) {
+      if (!file.endsWith('.json')) continue;
+      const escapedName = file.slice(0, -'.json'.length);
+      if (!isEscapedName(escapedName)) continue;
+      const record = await this.readRecord(escapedName);
+      if (record && (await isAlive(record.pid, record.startTicks))) {
+        const { pid, port, startTicks } = record;
+        found.push({ escapedName, state: { pid, port, startTicks }, endpoint: { host: LOCALHOST, port } });
+        continue;
+      }
+      this.log.info({ escapedName, pid: record?.pid }, 'removing state of a server that is gone');
+      await fs.rm(this.recordPath(escapedName), { force: true });
+      if (record?.ephemeral) await removeTree(this.ephemeralDir(escapedName));
+    }
+    return found;
+  }
+
+  /** Nothing to release: every timer and child handle belongs to a single start() or stop() call. */
+  async close(): Promise<void> {}
+
+  private homeDir(spec: SpawnSpec): string {
+    return spec.ephemeral ? this.ephemeralDir(spec.escapedName) : path.join(this.dataDir, 'homes', spec.escapedName);
+  }
+
+  private ephemeralDir(escapedName: string): string {
+    return path.join(this.dataDir, 'ephemeral', escapedName);
+  }
+
+  private serversDir(): string {
+    return path.join(this.dataDir, 'servers');
+  }
+
+  private recordPath(escapedName: string): string {
+    return path.join(this.serversDir(), `${escapedName}.json`);
+  }
+
+  private logPath(escapedName: string): string {
+    return path.join(this.dataDir, 'logs', `${escapedName}.log`);
+  }
+
+  /** A live server of this user that accepts the new secret is kept; any other is stopped first. */
+  private async reuseOrReplace(spec: SpawnSpec, signal: AbortSignal, log: Logger): Promise<StartedServer | undefined> {
+    const record = await this.readRecord(spec.escapedName);
+    if (!record) return undefined;
+    if ((await isAlive(record.pid, record.startTicks)) && record.ephemeral === spec.ephemeral) {
+      const status = await getStatus(record.port, spec, signal).catch(() => 0);
+      if (status === 200) {
+        log.info({ pid: record.pid, port: record.port }, 'reusing running notebook server');
+        const { pid, port, startTicks } = record;
+        return { endpoint: { host: LOCALHOST, port }, state: { pid, port, startTicks } };
+      }
+    }
+    log.info({ pid: record.pid }, 'replacing previous notebook server');
+    const { pid, port, startTicks } = record;
+    await this.stop(spec, { pid, port, startTicks });
+    signal.throwIfAborted();
+    return undefined;
+  }
+
+  private async prepareFolders(spec: SpawnSpec): Promise<string> {
+    for (const dir of [this.serversDir(), path.dirname(this.logPath(spec.escapedName))]) {
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    }
+    const home = this.homeDir(spec);
+    // A throwaway server must never see files left by an earlier one of the same name.
+    if (spec.ephemeral) await removeTree(home);
+    await fs.mkdir(home, { recursive: true, mode: 0o700 });
+    // mkdir's mode only applies to new folders; homes made by hand or older versions get fixed too.
+    await fs.chmod(home, 0o700);
+    return home;
+  }
+
+  /** Starts Jupyter on `port` and waits until it answers, exits, or `signal` aborts (then kills it and throws). */
+  private async launch(
+    spec: SpawnSpec,
+    home: string,
+    port: number,
+    jupyter: string,
+    signal: AbortSignal,
+    log: Logger,
+    onWaiting: () => void,
+  ): Promise<LaunchOutcome> {
+    const logFile = this.logPath(spec.escapedName);
+    await rotateLog(logFile);
+    const out = await fs.open(logFile, 'w', 0o600);
+    let child: ChildProcess;
+    try {
+      child = spawn(jupyter, this.jupyterArgs(spec, home, port), {
+        cwd: home,
+        env: await this.childEnv(spec, home),
+        // Own process group: stop() signals the group, and the server survives the hub.
+        detached: true,
+        stdio: ['ignore', out.fd, out.fd],
+      });
+    } finally {
+      // The child has its own copy of the descriptor.
+      await out.close();
+    }
+    child.unref();
+
+    let exit: ExitInfo | undefined;
+    const exitedOrDone = new AbortController();
+    const onExit = (code: number | null, sig: NodeJS.Signals | null): void => {
+      exit ??= { code, signal: sig };
+      exitedOrDone.abort();
+    };
+    const onError = (error: Error): void => {
+      exit ??= { code: null, signal: null, error };
+      exitedOrDone.abort();
+    };
+    child.once('exit', onExit);
+    child.once('error', onError);
+    const detach = (): void => {
+      child.off('exit', onExit);
+      child.off('error', onError);
+      exitedOrDone.abort();
+    };
+
+    const pid = child.pid;
+    let record: ServerRecord | undefined;
+    let isReady = false;
+    try {
+      const startTicks = pid === undefined ? undefined : await readStartTicks(pid);
+      if (pid === undefined || startTicks === undefined) {
+        // Spawn failed or the process is already gone; its 'error' or 'exit' event is on its way.
+        await waitForAbort(exitedOrDone.signal, signal);
+      } else {
+        // Recorded before it is ready, so a hub that dies now still finds (and reaps) it.
+        record = { pid, port, startTicks, ephemeral: spec.ephemeral };
+        await this.writeRecord(spec.escapedName, record);
+      }
+      log.info({ pid, port }, 'notebook server launched');
+
+      const waitSignal = AbortSignal.any([signal, exitedOrDone.signal]);
+      while (!exit && !signal.aborted) {
+        onWaiting();
+        const status = await getStatus(port, spec, waitSignal).catch(() => 0);
+        if (status === 200 && record) {
+          isReady = true;
+          return { kind: 'ready', record };
+        }
+        await sleep(POLL_INTERVAL_MS, undefined, { signal: waitSignal }).catch(() => undefined);
+      }
+      if (!exit) throw signal.reason;
+      const tail = await readLogTail(logFile);
+      const how = exit.error ? `could not run ${jupyter}: ${exit.error.message}` : `jupyter exited (code ${exit.code}, signal ${exit.signal})`;
+      log.warn({ pid, port, code: exit.code, signal: exit.signal }, 'notebook server exited during start');
+      // port_retries=0 makes Jupyter exit instead of silently moving to another port.
+      const portTaken = /port \d+ is (already in use|not available)|address already in use/i.test(tail);
+      return { kind: portTaken ? 'port-in-use' : 'exited', detail: `${how}; last lines of ${logFile}:\n${tail}` };
+    } finally {
+      detach();
+      if (!isReady) {
+        // Whatever went wrong (exit, timeout, abort, a failed write), nothing may stay running.
+        if (record) await killServer(record.pid, record.startTicks);
+        await fs.rm(this.recordPath(spec.escapedName), { force: true });
+      }
+    }
+  }
+
+  private jupyterArgs(spec: SpawnSpec, home: string, port: number): string[] {
+    const args = [
+      this.app,
+      `--ServerApp.ip=${LOCALHOST}`,
+      `--ServerApp.port=${port}`,
+      // Without this Jupyter quietly takes the next free port, which the hub would never find.
+      '--ServerApp.port_retries=0',
+      `--ServerApp.base_url=${spec.baseUrl}`,
+      `--ServerApp.root_dir=${home}`,
+      `--ServerApp.default_url=${spec.defaultUrl}`,
+      `--ServerApp.identity_provider_class=${IDENTITY_PROVIDER}`,
+      // The proxy passes the browser's Host header through; Jupyter's Host allow-list would refuse it.
+      '--ServerApp.allow_remote_access=True',
+      // A pattern that matches nothing: Jupyter then never echoes an Origin into
+      // Access-Control-Allow-Origin (it does so for every token-authenticated request otherwise),
+      // while Origin == Host still passes.
+      '--ServerApp.allow_origin_pat=(?!)',
+      '--no-browser',
+    ];
+    if (this.app === 'lab') {
+      // Students must not install extensions into the shared environment.
+      args.push('--LabApp.extension_manager=readonly');
+    }
+    // Jupyter refuses to run as root unless told; in a root container that is the only user.
+    if (process.getuid?.() === 0) args.push('--allow-root');
+    return args;
+  }
+
+  /** A minimal environment: the hub's own variables (OERHUB_* secrets above all) stay in the hub. */
+  private async childEnv(spec: SpawnSpec, home: string): Promise<Record<string, string>> {
+    const jupyterData = path.join(home, '.local', 'share', 'jupyter');
+    const env: Record<string, string> = {
+      PATH: `${path.join(this.venvDir, 'bin')}:${SYSTEM_PATH}`,
+      VIRTUAL_ENV: this.venvDir,
+      LANG: 'C.UTF-8',
+      LC_ALL: 'C.UTF-8',
+      // Log lines reach the log file at once, so a failed start shows its last words.
+      PYTHONUNBUFFERED: '1',
+      ...((await isExecutable('/bin/bash')) ? { SHELL: '/bin/bash' } : {}),
+      ...spec.env,
+      // Set last so nothing in spec.env can point the server elsewhere.
+      HOME: home,
+      JUPYTER_CONFIG_DIR: path.join(home, '.jupyter'),
+      JUPYTER_DATA_DIR: jupyterData,
+      JUPYTER_RUNTIME_DIR: path.join(jupyterData, 'runtime'),
+      OERHUB_SERVER_SECRET: spec.secret,
+      OERHUB_USER: spec.user,
+    };
+    return env;
+  }
+
+  private async readRecord(escapedName: string): Promise<ServerRecord | undefined> {
+    let text: string;
+    try {
+      text = await fs.readFile(this.recordPath(escapedName), 'utf8');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+    try {
+      const value: unknown = JSON.parse(text);
+      if (typeof value !== 'object' || value === null) return undefined;
+      const parsed = parseState(value as SpawnerState);
+      if (!parsed) return undefined;
+      return { ...parsed, ephemeral: (value as Record<string, unknown>).ephemeral === true };
+    } catch {
+      // A torn or hand-edited file counts as no record; listRunning() removes it.
+      return undefined;
+    }
+  }
+
+  private async writeRecord(escapedName: string, record: ServerRecord): Promise<void> {
+    // Write then rename, so a hub killed mid-write never leaves half a file.
+    const file = this.recordPath(escapedName);
+    const tmp = `${file}.${process.pid}.tmp`;
+    await fs.writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
+    await fs.rename(tmp, file);
+  }
+}
+
+/** Refuses specs that could escape their folders or confuse Jupyter; the hub builds them, so this is a bug guard. */
+function checkSpec(spec: SpawnSpec): void {
+  const problems: string[] = [];
+  if (!isEscapedName(spec.escapedName)) problems.push('escapedName is not an escaped name');
+  if (!/^\/(?:[^/]+\/)*$/.test(spec.baseUrl)) problems.push('baseUrl must start and end with /');
+  if (!spec.defaultUrl.startsWith('/')) problems.push('defaultUrl must start with /');
+  if (!spec.secret) problems.push('secret is empty');
+  if (problems.length) throw new SpawnFailed('The hub could not prepare your server.', problems.join('; '));
+}
+
+/** The pid/port/startTicks of a SpawnerState, or undefined if it isn't one of ours. */
+function parseState(state: SpawnerState): Omit<ServerRecord, 'ephemeral'> | undefined {
+  const { pid, port, startTicks } = state;
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 1) return undefined;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  if (typeof startTicks !== 'number' || !Number.isInteger(startTicks) || startTicks < 0) return undefined;
+  return { pid, port, startTicks };
+}
+
+/** Bind to port 0 and give the port back. Another program may take it before Jupyter binds; start() retries then. */
+function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, LOCALHOST, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => (port ? resolve(port) : reject(new Error('could not read the probed port'))));
+    });
+  });
+}
+
+/** Status code of `GET <baseUrl>api/status` with the secret; rejects on network errors and after a short timeout. */
+function getStatus(port: number, spec: SpawnSpec, signal: AbortSignal): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      {
+        host: LOCALHOST,
+        port,
+        path: `${spec.baseUrl}api/status`,
+        headers: { authorization: `token ${spec.secret}` },
+        // No keep-alive pool: each probe's socket is closed with it.
+        agent: false,
+        signal,
+        timeout: POLL_REQUEST_TIMEOUT_MS,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.once('timeout', () => req.destroy(new Error('status request timed out')));
+    req.once('error', reject);
+  });
+}
+
+/** Fields of /proc/<pid>/stat after the command name (which may itself contain spaces and parentheses). */
+async function readStat(pid: number): Promise<string[] | undefined> {
+  try {
+    const text = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat (starttime); readStat() starts at field 3, so index 19. */
+async function readStartTicks(pid: number): Promise<number | undefined> {
+  const fields = await readStat(pid);
+  const ticks = fields ? Number(fields[19]) : NaN;
+  return Number.isInteger(ticks) ? ticks : undefined;
+}
+
+/** Alive, not a zombie, and the same process as when it was recorded (pids are reused). */
+async function isAlive(pid: number, startTicks: number): Promise<boolean> {
+  const fields = await readStat(pid);
+  if (!fields) return false;
+  const state = fields[0];
+  if (state === 'Z' || state === 'X' || state === 'x') return false;
+  return Number(fields[19]) === startTicks;
+}
+
+/** Processes below `pid` (kernels sit in their own sessions, so killing the group misses them). */
+async function findDescendants(pid: number): Promise<{ pid: number; startTicks: number }[]> {
+  let entries: string[];
+  try {
+    entries = await fs.readdir('/proc');
+  } catch {
+    return [];
+  }
+  const children = new Map<number, { pid: number; startTicks: number }[]>();
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = await readStat(Number(entry));
+    if (!fields) continue;
+    const ppid = Number(fields[1]);
+    const list = children.get(ppid) ?? [];
+    list.push({ pid: Number(entry), startTicks: Number(fields[19]) });
+    children.set(ppid, list);
+  }
+  const found: { pid: number; startTicks: number }[] = [];
+  const queue = [pid];
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    for (const child of children.get(next) ?? []) {
+      found.push(child);
+      queue.push(child.pid);
+    }
+  }
+  return found;
+}
+
+function signalProcess(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    // Gone already: that is what we wanted.
+    if (!isErrno(err, 'ESRCH')) throw err;
+  }
+}
+
+async function waitUntilGone(pid: number, startTicks: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (await isAlive(pid, startTicks)) {
+    if (Date.now() >= deadline) return false;
+    await sleep(100);
+  }
+  return true;
+}
+
+/** Stops a server started by a LocalProcessSpawner (its pid leads its own process group). */
+async function killServer(pid: number, startTicks: number): Promise<void> {
+  if (!(await isAlive(pid, startTicks))) return;
+  const descendants = await findDescendants(pid);
+  signalProcess(-pid, 'SIGTERM');
+  if (!(await waitUntilGone(pid, startTicks, STOP_GRACE_MS))) {
+    signalProcess(-pid, 'SIGKILL');
+    await waitUntilGone(pid, startTicks, KILL_WAIT_MS);
+  }
+  for (const child of descendants) {
+    if (await isAlive(child.pid, child.startTicks)) signalProcess(child.pid, 'SIGKILL');
+  }
+}
+
+async function rotateLog(file: string): Promise<void> {
+  try {
+    await fs.rename(file, `${file}.1`);
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
+}
+
+async function readLogTail(file: string): Promise<string> {
+  try {
+    const handle = await fs.open(file, 'r');
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, LOG_TAIL_BYTES);
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, size - length);
+      return buffer.toString('utf8').trimEnd().split('\n').slice(-LOG_TAIL_LINES).join('\n');
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return '(no log)';
+  }
+}
+
+async function isExecutable(file: string): Promise<boolean> {
+  try {
+    await fs.access(file, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function removeTree(dir: string): Promise<void> {
+  await fs.rm(dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
+/** Resolves when either signal aborts. */
+function waitForAbort(...signals: AbortSignal[]): Promise<void> {
+  const any = AbortSignal.any(signals);
+  if (any.aborted) return Promise.resolve();
+  return new Promise((resolve) => any.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
+}

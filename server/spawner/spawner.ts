@@ -1,0 +1,76 @@
+import type { Logger } from '../log.js';
+
+/** What the hub asks a spawner to run. Built by the hub only; nothing a user sends ends up here unchecked. */
+export interface SpawnSpec {
+  /** Normalised username (for display and logs). */
+  user: string;
+  /** escapeName(user): the only form used for folders, containers, volumes and routes. */
+  escapedName: string;
+  /** URL prefix the server must serve under, e.g. `/user/jdoe/`. */
+  baseUrl: string;
+  /** Secret the hub's proxy injects as `Authorization: token ...`; never sent to a browser. */
+  secret: string;
+  /** Path inside the server to open first, e.g. `/lab`. */
+  defaultUrl: string;
+  /** A throwaway server (try-it pool): its files go with it. */
+  ephemeral: boolean;
+  /** Extra environment for the server, set by the hub (never by the user). */
+  env: Readonly<Record<string, string>>;
+}
+
+/** Where the hub's proxy reaches a server: always an address on this machine. */
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** What a spawner needs to find its server again after a hub restart. JSON-serialisable. */
+export type SpawnerState = Readonly<Record<string, string | number | boolean>>;
+
+export interface StartedServer {
+  endpoint: Endpoint;
+  state: SpawnerState;
+}
+
+export interface ProgressEvent {
+  /** 0..100. */
+  progress: number;
+  /** One line a student understands: "Creating your home folder", "Waiting for Jupyter". */
+  message: string;
+}
+
+export interface StartOptions {
+  /** Aborted when the start times out or the user cancels; the spawner must clean up. */
+  signal: AbortSignal;
+  onProgress(event: ProgressEvent): void;
+  log: Logger;
+}
+
+/** A server the spawner found running (to adopt or to reap as an orphan). */
+export interface FoundServer {
+  escapedName: string;
+  state: SpawnerState;
+  endpoint: Endpoint;
+}
+
+/**
+ * Runs notebook servers. Implementations: LocalProcessSpawner (embedded default),
+ * DockerSpawner (later). Each passes test/contracts/spawner.contract.ts.
+ */
+export interface Spawner {
+  readonly kind: string;
+  /**
+   * Start a server and resolve once it answers HTTP at `baseUrl` with the secret.
+   * Rejects with SpawnFailed (with a user-facing reason) or AbortError; on failure nothing
+   * is left running. Starting a user who already runs reuses or replaces that server.
+   */
+  start(spec: SpawnSpec, options: StartOptions): Promise<StartedServer>;
+  /** Stop the server and release its port. Safe to repeat and on a server already gone. Keeps persistent files. */
+  stop(spec: SpawnSpec, state: SpawnerState): Promise<void>;
+  /** Whether the server from `state` is still alive. Never throws for a gone server. */
+  poll(state: SpawnerState): Promise<'running' | 'stopped'>;
+  /** Servers of this hub that are running now (for adoption after a restart and orphan reaping). */
+  listRunning(): Promise<FoundServer[]>;
+  /** Release the spawner's own resources. Does not stop servers. */
+  close(): Promise<void>;
+}

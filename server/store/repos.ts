@@ -1,0 +1,132 @@
+import type { Store } from './store.js';
+
+/**
+ * Typed records kept in the Store. Each repository owns its key names; nothing else
+ * touches those keys. Records are JSON; a corrupt record reads as missing and is logged by
+ * the caller, never crashes a request.
+ */
+
+export type Role = 'admin' | 'instructor' | 'student' | 'anonymous';
+export type UserSource = 'local' | 'saml' | 'header' | 'anonymous';
+
+export interface UserRecord {
+  name: string;
+  escapedName: string;
+  roles: Role[];
+  source: UserSource;
+  displayName?: string;
+  email?: string;
+  /** Local accounts only: scrypt hash (see auth/passwords.ts). */
+  passwordHash?: string;
+  createdAt: number;
+}
+
+export type ServerPhase = 'starting' | 'running' | 'stopping';
+
+export interface ServerRecord {
+  user: string;
+  escapedName: string;
+  phase: ServerPhase;
+  spawner: string;
+  /** Secret the proxy injects; never leaves the hub. */
+  secret: string;
+  ephemeral: boolean;
+  startedAt: number;
+  /** Set once running. */
+  endpoint?: { host: string; port: number };
+  spawnerState?: Record<string, string | number | boolean>;
+}
+
+function parse<T>(text: string | null): T | null {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return null;
+  }
+}
+
+export class UserRepo {
+  constructor(private readonly store: Store) {}
+
+  async get(name: string): Promise<UserRecord | null> {
+    return parse<UserRecord>(await this.store.get(`user:${name}`));
+  }
+
+  async getByEscaped(escapedName: string): Promise<UserRecord | null> {
+    const name = await this.store.get(`user-escaped:${escapedName}`);
+    return name === null ? null : this.get(name);
+  }
+
+  async put(user: UserRecord): Promise<void> {
+    await this.store.set(`user:${user.name}`, JSON.stringify(user));
+    await this.store.set(`user-escaped:${user.escapedName}`, user.name);
+    await this.store.setAdd('users', user.name);
+  }
+
+  /** Create only if no user has this name. Returns false when it already existed. */
+  async create(user: UserRecord): Promise<boolean> {
+    const created = await this.store.setIfAbsent(`user:${user.name}`, JSON.stringify(user));
+    if (created) {
+      await this.store.set(`user-escaped:${user.escapedName}`, user.name);
+      await this.store.setAdd('users', user.name);
+    }
+    return created;
+  }
+
+  async list(): Promise<string[]> {
+    return (await this.store.setMembers('users')).sort();
+  }
+
+  async delete(user: UserRecord): Promise<void> {
+    await this.store.delete(`user:${user.name}`, `user-escaped:${user.escapedName}`);
+    await this.store.setRemove('users', user.name);
+  }
+}
+
+export class ServerRepo {
+  constructor(private readonly store: Store) {}
+
+  async get(escapedName: string): Promise<ServerRecord | null> {
+    return parse<ServerRecord>(await this.store.get(`server:${escapedName}`));
+  }
+
+  async put(server: ServerRecord): Promise<void> {
+    await this.store.set(`server:${server.escapedName}`, JSON.stringify(server));
+    await this.store.setAdd('servers', server.escapedName);
+  }
+
+  async delete(escapedName: string): Promise<void> {
+    await this.store.delete(`server:${escapedName}`);
+    await this.store.setRemove('servers', escapedName);
+    await this.store.hashDelete('server-activity', escapedName);
+  }
+
+  async list(): Promise<ServerRecord[]> {
+    const names = await this.store.setMembers('servers');
+    const texts = await this.store.getMany(names.map((n) => `server:${n}`));
+    return texts.map((t) => parse<ServerRecord>(t)).filter((s): s is ServerRecord => s !== null);
+  }
+
+  /** One write for many servers: the proxy flushes activity in batches, never per request. */
+  async recordActivity(lastActivityMs: ReadonlyMap<string, number>): Promise<void> {
+    if (lastActivityMs.size === 0) return;
+    const fields: Record<string, string> = Object.create(null) as Record<string, string>;
+    for (const [name, at] of lastActivityMs) fields[name] = String(at);
+    await this.store.hashSet('server-activity', fields);
+  }
+
+  async lastActivity(): Promise<Map<string, number>> {
+    const all = await this.store.hashGetAll('server-activity');
+    return new Map(Object.entries(all).map(([k, v]) => [k, Number(v)]));
+  }
+
+  /** A start lock: exactly one caller wins until it releases or ttlMs passes (a crashed hub). */
+  async lockStart(escapedName: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.store.setIfAbsent(`lock:start:${escapedName}`, owner, ttlMs);
+  }
+
+  async unlockStart(escapedName: string, owner: string): Promise<void> {
+    await this.store.deleteIfEquals(`lock:start:${escapedName}`, owner);
+  }
+}

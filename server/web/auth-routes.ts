@@ -1,0 +1,92 @@
+import { Router, type Request, type Response } from 'express';
+import rateLimit from 'express-rate-limit';
+import { Forbidden, TooManyRequests } from '../errors.js';
+import { SESSION_COOKIE } from '../auth/server-cookie.js';
+import type { UserRecord } from '../store/repos.js';
+import { asyncRoute, renderer, type WebDeps } from './context.js';
+import { safeNext } from './safe-redirect.js';
+import { clearServerCookie } from './server-cookie-issuer.js';
+
+/**
+ * Where to send a user who just signed in (or was already): their own server goes through
+ * /hub/user-redirect (which starts it if needed and hands out its cookie); another user's
+ * server is refused; anything else must pass safeNext.
+ */
+export function landingFor(user: UserRecord, rawNext: unknown): string {
+  const next = safeNext(rawNext) ?? '/hub/home';
+  if (!next.startsWith('/user/')) return next;
+  const rest = next.slice('/user/'.length);
+  const slash = rest.indexOf('/');
+  const owner = slash === -1 ? rest : rest.slice(0, slash);
+  if (owner !== user.escapedName) throw new Forbidden("This is someone else's server.", `user ${user.name} asked for /user/${owner}/`);
+  return '/hub/user-redirect' + (slash === -1 ? '/' : rest.slice(slash));
+}
+
+function clientIp(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? 'unknown';
+}
+
+export function authRoutes(deps: WebDeps): Router {
+  const router = Router();
+  const render = renderer(deps);
+  // A coarse flood guard per address; the per-user failure count below is the real limit.
+  const flood = rateLimit({ windowMs: 60_000, limit: 60, standardHeaders: 'draft-7', legacyHeaders: false, handler: (_req, _res, next) => next(new TooManyRequests()) });
+
+  router.get('/hub/login', (req, res) => {
+    if (req.user) return res.redirect(303, landingFor(req.user, req.query.next));
+    render(req, res, 'login.njk', { next: safeNext(req.query.next) ?? '' });
+  });
+
+  router.post(
+    '/hub/login',
+    flood,
+    asyncRoute(async (req, res) => {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const username = typeof body.username === 'string' ? body.username.slice(0, 256) : '';
+      const password = typeof body.password === 'string' ? body.password.slice(0, 1024) : '';
+      const ip = clientIp(req);
+      const next = safeNext(req.query.next) ?? '';
+      if (await deps.throttle.isBlocked(ip, username)) {
+        deps.log.warn({ ip, username }, 'sign-in refused: too many failures');
+        return render(req, res, 'login.njk', { next, username, message: 'Too many failed attempts. Please wait 15 minutes and try again.' }, 429);
+      }
+      const user = await deps.users.verifyLocal(username, password);
+      if (!user) {
+        await deps.throttle.recordFailure(ip, username);
+        deps.log.warn({ ip, username }, 'sign-in failed: wrong username or password');
+        return render(req, res, 'login.njk', { next, username, message: 'Wrong username or password.' }, 401);
+      }
+      await deps.throttle.reset(ip, username);
+      await logIn(req, user);
+      deps.log.info({ user: user.name, ip }, 'signed in');
+      res.redirect(303, landingFor(user, next));
+    }),
+  );
+
+  router.get('/hub/logout', (req, res) => render(req, res, 'logout.njk'));
+
+  router.post(
+    '/hub/logout',
+    asyncRoute(async (req, res) => {
+      const user = req.user;
+      const sid = req.sessionID;
+      await new Promise<void>((resolve, reject) => req.session.destroy((err: unknown) => (err ? reject(err) : resolve())));
+      res.clearCookie(SESSION_COOKIE, { path: '/hub/' });
+      if (user) {
+        clearServerCookie(deps.config, req, res, user);
+        await deps.onSignedOut(sid, user);
+        deps.log.info({ user: user.name }, 'signed out');
+      }
+      req.user = undefined;
+      render(req, res, 'logout.njk', { user: null, csrfToken: '' });
+    }),
+  );
+  return router;
+}
+
+function logIn(req: Request, user: UserRecord): Promise<void> {
+  // passport regenerates the session here, so a session id seen before sign-in is worthless after.
+  return new Promise((resolve, reject) => req.login(user, (err: unknown) => (err ? reject(err) : resolve())));
+}
+
+export type { Response };

@@ -1,0 +1,64 @@
+import type { Request, Response, NextFunction, RequestHandler } from 'express';
+import type nunjucks from 'nunjucks';
+import type { HubConfig } from '../config/index.js';
+import type { Logger } from '../log.js';
+import type { UserRecord } from '../store/repos.js';
+import type { UserService } from '../auth/users.js';
+import type { LoginThrottle } from '../auth/login-throttle.js';
+import type { ServerManager } from '../servers/server-manager.js';
+import { NotSignedIn } from '../errors.js';
+import { PAGE_HEADERS, type PageContext } from './render.js';
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    // passport's req.user is our user record
+    // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+    interface User extends UserRecord {}
+  }
+}
+
+/** Everything the web routes need, built once in createHub. */
+export interface WebDeps {
+  config: HubConfig;
+  log: Logger;
+  views: nunjucks.Environment;
+  users: UserService;
+  manager: ServerManager;
+  throttle: LoginThrottle;
+  cookieSecret: string;
+  /** Called after a session is destroyed: closes its proxied WebSockets in every hub process. */
+  onSignedOut(sid: string, user: UserRecord): Promise<void>;
+  /** XSRF token for the current session (csrf-sync). */
+  csrfToken(req: Request): string;
+  /** Whether the store answers (health). */
+  storeHealthy(): Promise<boolean>;
+}
+
+export function renderer(deps: WebDeps) {
+  return (req: Request, res: Response, template: string, ctx: PageContext = {}, status = 200): void => {
+    const html = deps.views.render(template, { user: req.user ?? null, csrfToken: req.session ? deps.csrfToken(req) : '', ...ctx });
+    res.status(status).set(PAGE_HEADERS).send(html);
+  };
+}
+
+/** Pages: send anonymous visitors to the login page and back. API: 401 JSON. */
+export function requireUser(api: boolean): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (req.user) return next();
+    if (api) return next(new NotSignedIn());
+    res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`);
+  };
+}
+
+/** Wrap an async handler so a rejection reaches the error middleware. */
+export function asyncRoute(fn: (req: Request, res: Response, next: NextFunction) => Promise<void>): RequestHandler {
+  return (req, res, next) => {
+    fn(req, res, next).catch(next);
+  };
+}
+
+export function currentUser(req: Request): UserRecord {
+  if (!req.user) throw new NotSignedIn();
+  return req.user;
+}

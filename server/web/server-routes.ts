@@ -1,0 +1,78 @@
+import { Router, type Request, type Response } from 'express';
+import { Forbidden, BadRequest } from '../errors.js';
+import type { UserRecord } from '../store/repos.js';
+import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from './context.js';
+import { safeNext } from './safe-redirect.js';
+import { issueServerCookie } from './server-cookie-issuer.js';
+import { landingFor } from './auth-routes.js';
+
+/** Home, start/stop, the progress page and /hub/user-redirect. */
+export function serverRoutes(deps: WebDeps): Router {
+  const router = Router();
+  const render = renderer(deps);
+  const pages = requireUser(false);
+
+  router.get('/hub/', (_req, res) => res.redirect(302, '/hub/home'));
+
+  router.get(
+    '/hub/home',
+    pages,
+    asyncRoute(async (req, res) => {
+      const user = currentUser(req);
+      render(req, res, 'home.njk', { status: await deps.manager.status(user), defaultUrl: deps.config.defaultUrl });
+    }),
+  );
+
+  const spawn = asyncRoute(async (req, res) => {
+    const user = currentUser(req);
+    const next = req.query.next === undefined ? `/hub/user-redirect${deps.config.defaultUrl}` : landingFor(user, req.query.next);
+    const status = await deps.manager.start(user);
+    if (status === 'running') return res.redirect(303, next);
+    res.redirect(303, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(next)}`);
+  });
+  // GET starts too, as in JupyterHub: course links and "server not running" pages are plain links.
+  router.get('/hub/spawn', pages, spawn);
+  router.post('/hub/spawn', pages, spawn);
+
+  router.get('/hub/spawn-pending/:name', pages, (req, res) => {
+    const user = ownUser(req, String(req.params.name));
+    render(req, res, 'spawn-pending.njk', { user, next: safeNext(req.query.next) ?? `/hub/user-redirect${deps.config.defaultUrl}` });
+  });
+
+  router.post(
+    '/hub/stop',
+    pages,
+    asyncRoute(async (req, res) => {
+      await deps.manager.stop(currentUser(req));
+      res.redirect(303, '/hub/home');
+    }),
+  );
+
+  // /hub/user-redirect/PATH -> /user/ME/PATH (nbgitpuller and course links use it).
+  router.use(
+    '/hub/user-redirect',
+    asyncRoute(async (req, res) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new BadRequest('Only GET is supported here.');
+      if (!req.user) return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`);
+      const user = req.user;
+      const target = safeNext(`/user/${user.escapedName}${req.url.startsWith('/') ? req.url : '/' + req.url}`);
+      if (!target) throw new BadRequest('That address is not valid.');
+      const status = await deps.manager.start(user);
+      if (status === 'running') {
+        issueServerCookie(deps.config, deps.cookieSecret, req, res, user);
+        return res.redirect(302, target);
+      }
+      res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(req.originalUrl)}`);
+    }),
+  );
+  return router;
+}
+
+/** The signed-in user, if the URL names them. */
+export function ownUser(req: Request, escapedName: string): UserRecord {
+  const user = currentUser(req);
+  if (user.escapedName !== escapedName) throw new Forbidden("This is someone else's server.");
+  return user;
+}
+
+export type { Response };

@@ -1,0 +1,61 @@
+import fs from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+/** Debian's chromium (ENVIRONMENT.md); playwright's own browser downloads cannot work here. */
+export const DEFAULT_CHROMIUM_PATH = '/usr/bin/chromium';
+
+/**
+ * Flags for a headless Chromium that talks to nobody but the pages it is sent to: no
+ * background fetches, component or sync updates, and no QUIC probes.
+ */
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * Launch Debian's Chromium through playwright-core ($CHROMIUM_PATH overrides the binary).
+ * Throws with the fix in the message when the binary is missing: browser tests never skip,
+ * because a quietly skipped UI test would look green on a hub a browser can't use.
+ */
+export async function launchBrowser(): Promise<Browser> {
+  const executablePath = process.env.CHROMIUM_PATH ?? DEFAULT_CHROMIUM_PATH;
+  try {
+    fs.accessSync(executablePath, fs.constants.X_OK);
+  } catch {
+    throw new Error(`Chromium is missing at ${executablePath}: install it with \`apt-get install -y chromium\` or set CHROMIUM_PATH to its binary.`);
+  }
+  return chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+}
+
+/** Every URL a page asked for, in order (documents, scripts, XHR, fetch, EventSource, WebSockets). */
+export interface RequestLog {
+  readonly urls: string[];
+  /** The URLs whose origin is not one of `allowedOrigins` (data: and blob: URLs never leave the page). */
+  foreign(allowedOrigins: readonly string[]): string[];
+}
+
+/** Start recording every request `page` makes from now on, including WebSocket connections. */
+export function recordRequests(page: Page): RequestLog {
+  const urls: string[] = [];
+  page.on('request', (req) => urls.push(req.url()));
+  page.on('websocket', (ws) => urls.push(ws.url()));
+  return {
+    urls,
+    foreign(allowedOrigins) {
+      // A WebSocket to the hub (ws://127.0.0.1:P) has the same host and port as http://127.0.0.1:P.
+      const allowed = new Set(allowedOrigins.map((o) => new URL(o).host));
+      return urls.filter((u) => {
+        const url = new URL(u);
+        if (url.protocol === 'data:' || url.protocol === 'blob:') return false;
+        return !['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol) || !allowed.has(url.host);
+      });
+    },
+  };
+}
