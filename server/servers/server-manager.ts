@@ -162,9 +162,17 @@ export class ServerManager {
     await Promise.allSettled([...this.pending.values()]);
     await this.flushActivity();
     if (stopServers) {
+      const stopped = new Set<string>();
       for (const r of await this.o.servers.list().catch(() => [])) {
         if (r.spawnerState) await this.o.spawner.stop(this.specOf(r), r.spawnerState).catch(() => undefined);
         await this.forget(r.escapedName).catch(() => undefined);
+        stopped.add(r.escapedName);
+      }
+      // Also what the spawner itself finds, so an unreachable store can't leave servers behind.
+      for (const found of await this.o.spawner.listRunning().catch(() => [])) {
+        if (stopped.has(found.escapedName)) continue;
+        const spec = this.specOf({ user: found.escapedName, escapedName: found.escapedName, ephemeral: false, secret: '' });
+        await this.o.spawner.stop(spec, found.state).catch(() => undefined);
       }
     }
   }

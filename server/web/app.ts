@@ -9,6 +9,7 @@ import type { HubSessionStore } from '../auth/session-store.js';
 import { apiRoutes } from '../api/routes.js';
 import { authRoutes } from './auth-routes.js';
 import { serverRoutes } from './server-routes.js';
+import { adminRoutes } from './admin-routes.js';
 import { errorHandler, notFound } from './errors.js';
 import { NotFound } from '../errors.js';
 import type { WebDeps } from './context.js';
@@ -80,6 +81,7 @@ export function createWebApp({ deps, sessionStore, csrf, staticDir }: WebAppOpti
 
   app.use(authRoutes(deps));
   app.use(serverRoutes(deps));
+  app.use(adminRoutes(deps));
   app.use(apiRoutes(deps));
   app.use(notFound());
   app.use(errorHandler(deps.views, log));

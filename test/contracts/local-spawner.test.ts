@@ -159,6 +159,26 @@ describe('LocalProcessSpawner', function () {
     }
   });
 
+  it("a student's terminal does not inherit the secret", async () => {
+    const spec = makeSpec();
+    const { endpoint, state } = await startServer(spec);
+    const created = await request(endpoint, 'POST', `${spec.baseUrl}api/terminals`, auth(spec));
+    assert.equal(created.status, 200, created.body);
+    // The terminal's shell is a child of the Jupyter process.
+    const children: number[] = [];
+    for (const entry of await fs.readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === state.pid) children.push(Number(entry));
+    }
+    assert.ok(children.length > 0, 'no terminal process found');
+    for (const pid of children) {
+      const environ = await fs.readFile(`/proc/${pid}/environ`, 'utf8');
+      assert.ok(!environ.includes(spec.secret), `process ${pid} holds the secret in its environment`);
+      assert.match(environ, /(^|\0)OERHUB_USER=/);
+    }
+  });
+
   it('Jupyter keeps its WebSocket Origin check: same-site passes with the Host passed through, cross-site is refused', async () => {
     const spec = makeSpec();
     const { endpoint } = await startServer(spec);

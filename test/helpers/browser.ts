@@ -37,24 +37,28 @@ export async function launchBrowser(): Promise<Browser> {
 /** Every URL a page asked for, in order (documents, scripts, XHR, fetch, EventSource, WebSockets). */
 export interface RequestLog {
   readonly urls: string[];
-  /** The URLs whose origin is not one of `allowedOrigins` (data: and blob: URLs never leave the page). */
+  /** The URLs not on one of `allowedOrigins`; a ws: URL counts as its http: origin. data: and blob: never leave the page. */
   foreign(allowedOrigins: readonly string[]): string[];
 }
 
-/** Start recording every request `page` makes from now on, including WebSocket connections. */
+/**
+ * Start recording every request made from now on by `page` and anything else in its browser
+ * context (popups, service workers), plus the page's WebSocket connections.
+ */
 export function recordRequests(page: Page): RequestLog {
   const urls: string[] = [];
-  page.on('request', (req) => urls.push(req.url()));
+  page.context().on('request', (req) => urls.push(req.url()));
   page.on('websocket', (ws) => urls.push(ws.url()));
   return {
     urls,
     foreign(allowedOrigins) {
-      // A WebSocket to the hub (ws://127.0.0.1:P) has the same host and port as http://127.0.0.1:P.
-      const allowed = new Set(allowedOrigins.map((o) => new URL(o).host));
+      const allowed = new Set(allowedOrigins.map((o) => new URL(o).origin));
       return urls.filter((u) => {
         const url = new URL(u);
         if (url.protocol === 'data:' || url.protocol === 'blob:') return false;
-        return !['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol) || !allowed.has(url.host);
+        if (url.protocol === 'ws:') url.protocol = 'http:';
+        else if (url.protocol === 'wss:') url.protocol = 'https:';
+        return !allowed.has(url.origin);
       });
     },
   };

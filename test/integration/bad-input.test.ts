@@ -85,9 +85,9 @@ describe('bad input and failing parts get a clear answer', function () {
 
   it('Redis going away: pages answer 503, running servers keep working, and the hub recovers', async () => {
     const redis = await startRedis({ durable: true });
+    let hub: Hub | undefined;
     try {
-      const hub = await startTestHub('redis-away', { store: 'redis', redisUrl: redis.url, redisKeyPrefix: `away-${Date.now()}:`, sessionCacheMs: 600_000 });
-      hubs.push(hub);
+      hub = await startTestHub('redis-away', { store: 'redis', redisUrl: redis.url, redisKeyPrefix: `away-${Date.now()}:`, sessionCacheMs: 600_000 });
       await createUsers(hub, { hana: 'hana-password' });
       const hana = await signInAndStart(hub, 'hana', 'hana-password');
       assert.equal((await hana.get('/user/hana/api/status', { accept: 'application/json' })).status, 200);
@@ -108,6 +108,9 @@ describe('bad input and failing parts get a clear answer', function () {
       assert.ok(ok, 'hub pages work again once Redis is back');
       assert.match((await hana.get('/hub/home')).body, /Running/);
     } finally {
+      // Close the hub while Redis runs, so it can stop the servers it recorded there.
+      await redis.restart().catch(() => undefined);
+      await hub?.close();
       await redis.stop().catch(() => undefined);
     }
   });

@@ -62,6 +62,15 @@ class OerhubIdentityProvider(IdentityProvider):
     # No token and no password: Jupyter must have nothing secret to copy into pages.
     need_token = Bool(False)
 
+    def __init__(self, **kwargs: t.Any) -> None:
+        super().__init__(**kwargs)
+        # Read now, then drop it from the environment that kernels and terminals inherit, so
+        # `printenv` in a shared notebook can't expose it. Hygiene, not a boundary: code running
+        # as the same user can still read /proc/<server pid>/environ. The secret only has to
+        # stay out of the browser.
+        self.secret  # noqa: B018
+        os.environ.pop(SECRET_ENV, None)
+
     @default("secret")
     def _secret_default(self) -> str:
         return os.environ.get(SECRET_ENV, "")
@@ -126,4 +135,3 @@ class OerhubIdentityProvider(IdentityProvider):
         # The stock checks warn about a missing token, which is intended here.
         if not self.secret:
             app.log.error("oerhub: %s is not set; every request will be refused", SECRET_ENV)
-# probe
