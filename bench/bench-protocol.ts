@@ -21,6 +21,8 @@ export interface WsRoundTripJob {
   kind: 'ws-rtt';
   url: string;
   headers: Readonly<Record<string, string>>;
+  /** `kernel_info`: kernel_info_request; `execute`: execute_request of `pass` (no output). Either ends at its shell reply. */
+  message: 'kernel_info' | 'execute';
   warmup: number;
   count: number;
   /** Upper bound for the whole job; the worker gives up after it. */

@@ -199,25 +199,33 @@ async function wsRoundTrips(job: WsRoundTripJob): Promise<WsRoundTripResult> {
   const session = `bench-${process.pid}-${Date.now()}`;
   let waitingFor = '';
   let onReply: (() => void) | undefined;
+  const requestType = job.message === 'execute' ? 'execute_request' : 'kernel_info_request';
+  const replyType = job.message === 'execute' ? '"execute_reply"' : '"kernel_info_reply"';
+  const content = job.message === 'execute' ? { code: 'pass', silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true } : {};
   ws.on('message', (data) => {
+    // Jupyter's tornado WebSockets leave Nagle on, so its 2nd small frame of a reply (busy, reply,
+    // idle) waits for our ACK, which Linux delays ~40 ms: every path would measure that timer.
+    // An unsolicited pong (RFC 6455 5.5.3: no answer expected) carries the ACK at once, through
+    // the proxies too, and costs every path the same.
+    ws.pong();
     const text = String(data);
-    // Only the shell reply ends a round trip; iopub status messages are skipped unparsed.
-    if (!text.includes('"kernel_info_reply"')) return;
+    // Only the shell reply ends a round trip; iopub messages are skipped unparsed.
+    if (!text.includes(replyType)) return;
     const msg = JSON.parse(text) as KernelReply;
     if (msg.parent_header.msg_id === waitingFor) onReply?.();
   });
   const roundTrip = (i: number): Promise<void> => {
     waitingFor = `${session}-${i}`;
     const msg = {
-      header: { msg_id: waitingFor, username: 'bench', session, msg_type: 'kernel_info_request', version: '5.3', date: new Date().toISOString() },
+      header: { msg_id: waitingFor, username: 'bench', session, msg_type: requestType, version: '5.3', date: new Date().toISOString() },
       parent_header: {},
       metadata: {},
-      content: {},
+      content,
       channel: 'shell',
       buffers: [],
     };
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no kernel_info_reply to message ${i} within 10 s`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`no ${replyType} to message ${i} within 10 s`)), 10_000);
       onReply = () => {
         clearTimeout(timer);
         resolve();

@@ -170,6 +170,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const deps: WebDeps = {
       config,
       log,
+      store,
       views,
       users,
       manager,

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { dockerShape } from './docker-schema.js';
+import { ssoShape } from './sso-schema.js';
 
 /** Comma-separated list from the environment, or a real list from the config file. */
 const list = z.preprocess(
@@ -30,7 +32,7 @@ export const configShape = {
   store: z.enum(['memory', 'redis']).default('memory').describe('Where hub state lives. `memory` is lost on restart; `redis` survives restarts and is shared by hub processes.'),
   redisUrl: z.string().default('redis://127.0.0.1:6379/0').describe('Redis connection URL, used when store=redis.'),
   redisKeyPrefix: z.string().default('oerhub:').describe('Prefix of every Redis key, so several hubs can share one Redis.'),
-  spawner: z.enum(['local']).default('local').describe('How notebook servers run. `local`: a jupyter process per user from a Python virtual environment.'),
+  spawner: z.enum(['local', 'docker']).default('local').describe('How notebook servers run. `local`: a jupyter process per user from a Python virtual environment; `docker`: a container per user.'),
   notebookVenv: z.string().default('./.venv-notebook').describe('Python virtual environment with jupyterlab, made by `npm run venv` (local spawner).'),
   notebookApp: z.enum(['lab', 'server']).default('lab').describe('Start `jupyter lab` (JupyterLab UI) or plain `jupyter server`.'),
   defaultUrl: z.string().default('/lab').describe('Where a user lands inside their server.'),
@@ -47,6 +49,8 @@ export const configShape = {
   sessionCacheMs: int(0, 600000).default(10000).describe('How long the proxy trusts a checked session before asking the store again. Sign-out on this hub takes effect at once regardless.'),
   activityFlushMs: int(100, 600000).default(30000).describe('How often the proxy writes servers\' last-activity times to the store.'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
+  ...dockerShape,
+  ...ssoShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

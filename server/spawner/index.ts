@@ -26,5 +26,7 @@ export function createSpawner(config: HubConfig, log: Logger): Spawner {
         startTimeoutS: config.startTimeoutS,
         log: log.child({ part: 'spawner' }),
       });
+    case 'docker':
+      throw new Error('The Docker spawner is not built yet (issue 3).');
   }
 }

@@ -6,6 +6,7 @@ import type { UserRecord } from '../store/repos.js';
 import type { UserService } from '../auth/users.js';
 import type { LoginThrottle } from '../auth/login-throttle.js';
 import type { ServerManager } from '../servers/server-manager.js';
+import type { Store } from '../store/store.js';
 import { NotSignedIn } from '../errors.js';
 import { PAGE_HEADERS, type PageContext } from './render.js';
 
@@ -22,6 +23,8 @@ declare global {
 export interface WebDeps {
   config: HubConfig;
   log: Logger;
+  /** The state store, for parts that keep their own records (SAML request ids, replay guards). */
+  store: Store;
   views: nunjucks.Environment;
   users: UserService;
   manager: ServerManager;

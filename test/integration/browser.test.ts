@@ -117,6 +117,8 @@ describe('the hub in a real browser', function () {
 
     const notebook = p.locator('.jp-NotebookPanel:visible');
     await notebook.waitFor({ timeout: SLOW_MS });
+    // JupyterLab drops a cell run while the notebook has no kernel yet; a student waits for "Idle" too.
+    await notebook.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').waitFor({ timeout: SLOW_MS });
     const editor = notebook.locator('.jp-Cell').first().locator('.cm-content');
     await editor.click();
     await p.keyboard.type('print(6*7)');
