@@ -277,7 +277,10 @@ class Worker {
 function cpuSampler(s: Setup, worker: Worker): { sample: () => void; window: () => CpuWindow } {
   const reads: { hub: number; chp: number; jupyter: number; worker: number; ports: Set<string> }[] = [];
   const sample = (): void => {
-    reads.push({ hub: selfCpuUs(), chp: cpuUsOf(s.chp.pid ?? 0), jupyter: cpuUsOf(s.jupyterPid), worker: cpuUsOf(worker.pid), ports: clientPortsTo(s.jupyterPort) });
+    // Reading /proc/net/tcp takes milliseconds with many TIME_WAIT entries: do it outside the CPU window.
+    const before = reads.length === 0 ? clientPortsTo(s.jupyterPort) : undefined;
+    const cpu = { hub: selfCpuUs(), chp: cpuUsOf(s.chp.pid ?? 0), jupyter: cpuUsOf(s.jupyterPid), worker: cpuUsOf(worker.pid) };
+    reads.push({ ...cpu, ports: before ?? clientPortsTo(s.jupyterPort) });
   };
   const window = (): CpuWindow => {
     const [a, b] = reads;
@@ -502,11 +505,17 @@ function markdownTable(header: readonly string[], rows: readonly (readonly strin
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-function report(o: Options, http: HttpRun[], ws: WsRun[], churn: ChurnReport): string {
+interface Machine {
+  cores: number;
+  cpuModel: string;
+  node: string;
+  loadBefore: number[];
+  loadAfter: number[];
+}
+
+function report(o: Options, machine: Machine, http: HttpRun[], ws: WsRun[], churn: ChurnReport): string {
   const h = aggregate(http, (r) => r.result.requests, (r) => r.result.elapsedMs, (r) => r.result.latency);
   const w = aggregate(ws, (r) => r.result.messages, (r) => r.result.elapsedMs, (r) => r.result.latency);
-  const by = (rows: Row[], t: Target): Row => rows.find((r) => r.target === t) as Row;
-  const ratio = (a: number, b: number): string => fmt(a / b, 2);
   const label: Record<Target, string> = { direct: 'Jupyter direct', chp: 'CHP 5.3', hub: 'oerhub proxy' };
 
   const httpRows = h.map((r) => [
@@ -519,29 +528,59 @@ function report(o: Options, http: HttpRun[], ws: WsRun[], churn: ChurnReport): s
     String(r.upstreamConnects),
   ]);
   const wsRows = w.map((r) => [label[r.target], fmt(r.rate, 0), ms(r.p50Us), ms(r.p99Us), r.target === 'direct' ? '-' : fmt(r.proxyCpuUs, 1)]);
+  // Each round runs the three targets back to back, so a ratio within one round shares that
+  // round's machine load; the median of those paired ratios is what we report, with their range.
+  const paired = <R extends { round: number; target: Target }>(runs: readonly R[], value: (r: R) => number, ref: Target): string => {
+    const rs: number[] = [];
+    for (let round = 0; round < o.rounds; round++) {
+      const hub = runs.find((r) => r.round === round && r.target === 'hub');
+      const other = runs.find((r) => r.round === round && r.target === ref);
+      if (hub && other) rs.push(value(hub) / value(other));
+    }
+    if (!rs.length) return '-';
+    return rs.length === 1 ? fmt(rs[0], 2) : `${fmt(median(rs), 2)} (${fmt(Math.min(...rs), 2)}–${fmt(Math.max(...rs), 2)})`;
+  };
+  const hRate = (r: HttpRun): number => r.result.requests / r.result.elapsedMs;
+  const wRate = (r: WsRun): number => r.result.messages / r.result.elapsedMs;
+  const row = <R extends { round: number; target: Target }>(name: string, runs: readonly R[], value: (r: R) => number, better: string, withDirect = true): string[] => [
+    name,
+    paired(runs, value, 'chp'),
+    withDirect ? paired(runs, value, 'direct') : '-',
+    better,
+  ];
   const ratios = [
-    ['HTTP requests/s', ratio(by(h, 'hub').rate, by(h, 'chp').rate), ratio(by(h, 'hub').rate, by(h, 'direct').rate), 'higher is better'],
-    ['HTTP p50', ratio(by(h, 'hub').p50Us, by(h, 'chp').p50Us), ratio(by(h, 'hub').p50Us, by(h, 'direct').p50Us), 'lower is better'],
-    ['HTTP p99', ratio(by(h, 'hub').p99Us, by(h, 'chp').p99Us), ratio(by(h, 'hub').p99Us, by(h, 'direct').p99Us), 'lower is better'],
-    ['HTTP proxy CPU/request', ratio(by(h, 'hub').proxyCpuUs, by(h, 'chp').proxyCpuUs), '-', 'lower is better'],
-    ['WS round trips/s', ratio(by(w, 'hub').rate, by(w, 'chp').rate), ratio(by(w, 'hub').rate, by(w, 'direct').rate), 'higher is better'],
-    ['WS p50', ratio(by(w, 'hub').p50Us, by(w, 'chp').p50Us), ratio(by(w, 'hub').p50Us, by(w, 'direct').p50Us), 'lower is better'],
-    ['WS p99', ratio(by(w, 'hub').p99Us, by(w, 'chp').p99Us), ratio(by(w, 'hub').p99Us, by(w, 'direct').p99Us), 'lower is better'],
-    ['WS proxy CPU/round trip', ratio(by(w, 'hub').proxyCpuUs, by(w, 'chp').proxyCpuUs), '-', 'lower is better'],
+    row('HTTP requests/s', http, hRate, 'higher is better'),
+    row('HTTP p50', http, (r) => r.result.latency.p50Us, 'lower is better'),
+    row('HTTP p99', http, (r) => r.result.latency.p99Us, 'lower is better'),
+    row('HTTP proxy CPU/request', http, (r) => proxyCpuUs(r.target, r.cpu) / r.result.requests, 'lower is better', false),
+    row('WS round trips/s', ws, wRate, 'higher is better'),
+    row('WS p50', ws, (r) => r.result.latency.p50Us, 'lower is better'),
+    row('WS p99', ws, (r) => r.result.latency.p99Us, 'lower is better'),
+    row('WS proxy CPU/round trip', ws, (r) => proxyCpuUs(r.target, r.cpu) / r.result.messages, 'lower is better', false),
   ];
   const snap = (name: string, s: ProcessSnapshot): string[] => [name, String(s.fds), String(s.openWebSockets), fmt(s.rssMb, 1), fmt(s.heapUsedMb, 1)];
   const churnRows = [snap('before', churn.baseline), snap('after', churn.after), snap(churn.gcAvailable ? 'after GC' : 'after (no GC available)', churn.afterGc)];
 
+  const load = (l: number[]): string => l.map((x) => fmt(x, 2)).join(' ');
   return [
+    `Machine: ${machine.cores} cores (${machine.cpuModel}), node ${machine.node}; load average before ${load(machine.loadBefore)}, after ${load(machine.loadAfter)}.`,
+    '',
     `### HTTP: \`GET /user/NAME/api/status\`, ${o.connections} keep-alive connections, ${o.rounds} rounds × ${o.seconds} s per target (after ${o.warmup} s warm-up each)`,
     '',
     markdownTable(['target', 'requests/s', 'p50', 'p99', 'proxy CPU µs/req', 'Jupyter CPU µs/req', 'new upstream TCP conns'], httpRows),
     '',
-    `### WebSocket: \`kernel_info_request\` → \`kernel_info_reply\` on the shell channel, sequential, ${o.rounds} rounds × ${o.wsCount} per target`,
+    'Rates pool all rounds; p50, p99 and CPU per request are the median of the rounds. Per round, in the order run:',
+    '',
+    markdownTable(
+      ['round', 'target', 'requests/s', 'p50', 'p99'],
+      http.map((r) => [String(r.round + 1), label[r.target], fmt(r.result.requests / (r.result.elapsedMs / 1000), 0), ms(r.result.latency.p50Us), ms(r.result.latency.p99Us)]),
+    ),
+    '',
+    `### WebSocket: \`${o.wsMessage === 'execute' ? 'execute_request' : 'kernel_info_request'}\` → its reply on the shell channel, sequential, ${o.rounds} rounds × ${o.wsCount} per target`,
     '',
     markdownTable(['target', 'round trips/s', 'p50', 'p99', 'proxy CPU µs/round trip'], wsRows),
     '',
-    '### Ratios (oerhub proxy ÷ reference)',
+    `### Ratios (oerhub proxy ÷ reference): median of the ${o.rounds} per-round ratios (range)`,
     '',
     markdownTable(['metric', 'hub / CHP', 'hub / direct', ''], ratios),
     '',
@@ -599,31 +638,44 @@ async function deleteKernel(s: Setup): Promise<void> {
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oerhub-bench-'));
-  const logFile = path.join(os.tmpdir(), `oerhub-bench-proxy-${process.pid}.log`);
+  const logFile = path.join(tmp, 'hub.log');
+  let failed = false;
   const owned: { hub?: Hub; chp?: ChildProcess } = {};
   let setup: Setup | undefined;
   let worker: Worker | undefined;
-  let stopping = false;
+  let interrupted = false;
   const onSignal = (): void => {
     // A second Ctrl-C while cleaning up: give up at once.
-    if (stopping) process.exit(130);
-    stopping = true;
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    failed = true;
     console.error('interrupted: cleaning up');
-    void cleanUp().then(() => process.exit(130));
+    void cleanUpOnce().then(() => process.exit(130));
   };
   const cleanUp = async (): Promise<void> => {
     if (setup) await deleteKernel(setup).catch((err: Error) => console.warn(`could not delete the kernel: ${err.message}`));
     await worker?.close().catch(() => undefined);
     await stopChild(owned.chp, 3000).catch(() => undefined);
     await owned.hub?.close().catch((err: Error) => console.warn(`hub.close: ${err.message}`));
-    fs.rmSync(tmp, { recursive: true, force: true });
+    // Logs are kept only when something went wrong.
+    if (failed) {
+      fs.rmSync(path.join(tmp, 'data'), { recursive: true, force: true });
+      console.error(`logs of the hub and CHP kept in ${tmp}`);
+    } else {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // One cleanup, awaited by whoever finishes first (a signal or main), so nobody exits mid-way.
+  let cleaning: Promise<void> | undefined;
+  const cleanUpOnce = (): Promise<void> => (cleaning ??= cleanUp());
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   try {
     const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
-    console.log(`oerhub proxy benchmark: node ${process.version}, ${os.availableParallelism()} cores (${cpuModel}), hub log and CHP log in ${path.dirname(logFile)}`);
+    // Other work on the machine skews every target; the load average says how busy it was.
+    const loadBefore = os.loadavg();
+    console.log(`oerhub proxy benchmark: node ${process.version}, ${os.availableParallelism()} cores (${cpuModel}), working in ${tmp}`);
     if (!(globalThis as { gc?: unknown }).gc) console.log('note: run with node --expose-gc to judge the heap after the WebSocket churn');
     console.log('starting the hub, a Jupyter server, a kernel and configurable-http-proxy...');
     setup = await setUp(tmp, logFile, owned);
@@ -637,17 +689,17 @@ async function main(): Promise<number> {
     console.log('\nWebSocket churn through the hub');
     const churn = await measureChurn(setup, worker, o);
 
-    const md = report(o, http, ws, churn);
+    const md = report(o, { cores: os.availableParallelism(), cpuModel, node: process.version, loadBefore, loadAfter: os.loadavg() }, http, ws, churn);
     console.log(`\n## Results\n\n${md}\n`);
+    failed = !churn.flat;
     return churn.flat ? 0 : 1;
   } catch (err) {
-    console.error(`benchmark failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    // After a signal, failures are just the cleanup pulling things away.
+    if (!interrupted) console.error(`benchmark failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    failed = true;
     return 1;
   } finally {
-    if (!stopping) {
-      stopping = true;
-      await cleanUp();
-    }
+    await cleanUpOnce();
   }
 }
 

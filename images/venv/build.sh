@@ -41,6 +41,7 @@ compute_hash() {
     "$python" --version 2>&1
     cat "$here/build.sh"
     cat "$requirements"
+    cat "$here/lab-overrides.json"
     (cd "$package_dir" && find . -type f \( -name '*.py' -o -name '*.toml' -o -name '*.cfg' -o -name '*.md' \) \
       -not -path '*/__pycache__/*' -not -path '*/build/*' -not -path '*.egg-info/*' -print | LC_ALL=C sort \
       | while IFS= read -r f; do echo "$f"; cat "$f"; done)
@@ -81,6 +82,9 @@ rm -f -- "$stamp"
 
 [[ -x "$venv/bin/jupyter" ]] || die "pip finished but $venv/bin/jupyter is missing."
 "$venv/bin/python" -c 'import oerhub_singleuser' || die "oerhub_singleuser does not import in $venv."
+# Site-wide JupyterLab settings: no news or update pop-ups asking students about privacy.
+mkdir -p "$venv/share/jupyter/lab/settings"
+cp -- "$here/lab-overrides.json" "$venv/share/jupyter/lab/settings/overrides.json"
 
 echo "$wanted" >"$stamp.tmp"
 mv -f -- "$stamp.tmp" "$stamp"

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { configSchema, configShape, type ConfigKey, type HubConfig } from './schema.js';
@@ -49,8 +50,44 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
       problems.push(`${key} (${envName(String(issue.path[0] ?? key))}): ${issue.message}`);
     }
   }
+  if (parsed.success) problems.push(...ssoProblems(parsed.data));
   if (problems.length || !parsed.success) throw new ConfigError(problems);
   return Object.freeze(parsed.data);
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Cross-field rules of SAML and trusted-header sign-on. */
+function ssoProblems(c: HubConfig): string[] {
+  const out: string[] = [];
+  if (c.samlEnabled) {
+    if (!c.samlIdpMetadataFile && !c.samlIdpMetadataUrl) {
+      out.push(`samlIdpMetadataFile (${envName('samlIdpMetadataFile')}): SAML needs the identity provider's metadata: set samlIdpMetadataFile or samlIdpMetadataUrl`);
+    }
+    if (c.samlIdpMetadataFile && c.samlIdpMetadataUrl) out.push(`samlIdpMetadataUrl (${envName('samlIdpMetadataUrl')}): set either samlIdpMetadataFile or samlIdpMetadataUrl, not both`);
+    if (!c.publicUrl) out.push(`publicUrl (${envName('publicUrl')}): SAML needs the public URL, which the IdP sends users back to (e.g. https://hub.example.edu)`);
+    if (c.samlIdpMetadataUrl) {
+      const u = new URL(c.samlIdpMetadataUrl);
+      // Metadata carries the certificates we trust; over plain http anyone on the path could swap them.
+      if (u.protocol !== 'https:' && !(u.protocol === 'http:' && isLoopbackHost(u.hostname))) {
+        out.push(`samlIdpMetadataUrl (${envName('samlIdpMetadataUrl')}): must be https (it carries the certificates that sign assertions)`);
+      }
+    }
+    if (Boolean(c.samlSpKeyFile) !== Boolean(c.samlSpCertFile)) out.push(`samlSpCertFile (${envName('samlSpCertFile')}): set samlSpKeyFile and samlSpCertFile together`);
+  }
+  for (const entry of c.trustedHeaderProxies) {
+    const [addr, bits] = entry.split('/');
+    const family = net.isIP(addr);
+    if (!family || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32)))) {
+      out.push(`trustedHeaderProxies (${envName('trustedHeaderProxies')}): ${entry} is not an IP address or CIDR range`);
+    }
+  }
+  if (c.trustedHeader && c.trustedHeaderProxies.length === 0) {
+    out.push(`trustedHeaderProxies (${envName('trustedHeaderProxies')}): trustedHeader needs the addresses of the proxies allowed to send it`);
+  }
+  return out;
 }
 
 /** Read the optional JSON config file named by --config or OERHUB_CONFIG. */

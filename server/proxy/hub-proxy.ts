@@ -48,7 +48,8 @@ export class HubProxy {
   constructor(private readonly opts: HubProxyOptions) {
     this.trusted = new Set(opts.trustedProxies.flatMap((a) => [a, `::ffff:${a}`]));
     // Bounded keep-alive pool per notebook server: reuse sockets, never grow without limit.
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: Math.min(16, opts.maxSockets), timeout: 120_000 });
+    // Keep as many idle as may be busy, or steady load churns connections (measured in bench/proxy.ts).
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets, timeout: 120_000 });
     this.proxy = createProxyServer({ agent: this.agent, xfwd: false, ws: true, proxyTimeout: 300_000 });
     this.proxy.on('error', (err, req, res) => this.onProxyError(err as NodeJS.ErrnoException, req, res));
   }

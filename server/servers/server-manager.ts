@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from '../log.js';
 import type { HubConfig } from '../config/index.js';
-import { HubError, SpawnTimeout, StoreUnavailable } from '../errors.js';
+import { BadRequest, HubError, SpawnTimeout, StoreUnavailable } from '../errors.js';
 import type { ServerRecord, ServerRepo, UserRecord } from '../store/repos.js';
 import type { Spawner, SpawnSpec, SpawnerState } from '../spawner/spawner.js';
 import type { RouteTable } from '../proxy/route-table.js';
@@ -9,6 +9,13 @@ import type { ActivityTracker } from '../proxy/activity.js';
 import { ProgressBus, type StartEvent } from './progress.js';
 
 export type ServerStatus = 'running' | 'starting' | 'stopped';
+
+/** An image profile a user may pick (Docker spawner); the image itself never leaves the config. */
+export interface ServerProfile {
+  name: string;
+  displayName: string;
+  description: string;
+}
 
 export interface ServerManagerOptions {
   config: HubConfig;
@@ -48,13 +55,22 @@ export class ServerManager {
     return record.phase === 'starting' ? 'starting' : 'stopped';
   }
 
+  /** The profiles users may choose from, default first; empty when the spawner has none (local). */
+  profiles(): ServerProfile[] {
+    if (this.o.config.spawner !== 'docker') return [];
+    return this.o.config.dockerProfiles.map(({ name, displayName, description }) => ({ name, displayName, description }));
+  }
+
   /**
    * Make sure the user's server runs. Returns 'running' when it already does, otherwise starts
    * it in the background and returns 'starting' (watch progress with `watch`). A second call
    * during a start, from any hub process, joins the first instead of starting another.
+   * `profile` is a name a user sent: anything but a configured profile's name is refused with
+   * BadRequest, so a user can pick among the admin's images and nothing else.
    */
-  async start(user: UserRecord, opts: { ephemeral?: boolean } = {}): Promise<ServerStatus> {
+  async start(user: UserRecord, opts: { ephemeral?: boolean; profile?: string } = {}): Promise<ServerStatus> {
     const name = user.escapedName;
+    const profile = this.checkProfile(opts.profile);
     if (this.pending.has(name)) return 'starting';
     const existing = await this.o.servers.get(name);
     if (existing?.phase === 'running' && existing.spawnerState && this.o.routes.get(name)) {
@@ -85,7 +101,7 @@ export class ServerManager {
       bus.emit({ progress: 0, message: 'The hub could not record your server.', failed: true });
       throw err;
     }
-    const run = this.runStart(user, record, bus).finally(() => {
+    const run = this.runStart(user, record, bus, profile).finally(() => {
       this.pending.delete(name);
       this.dropBusLater(name, bus);
       return this.o.servers.unlockStart(name, owner).catch(() => undefined);
@@ -132,7 +148,18 @@ export class ServerManager {
     const records = await this.o.servers.list();
     const known = new Set<string>();
     for (const r of records) {
-      if (r.spawnerState && r.endpoint && (await this.o.spawner.poll(r.spawnerState)) === 'running') {
+      let state: 'running' | 'stopped' | 'unknown' = 'stopped';
+      if (r.spawnerState && r.endpoint) {
+        try {
+          state = await this.o.spawner.poll(r.spawnerState);
+        } catch (err) {
+          // The spawner's backend (Docker) does not answer: keep the server rather than forget
+          // a student's running work; a later start polls again.
+          this.o.log.warn({ user: r.user, err: (err as Error).message }, 'could not check a server; keeping it');
+          state = 'unknown';
+        }
+      }
+      if (state !== 'stopped') {
         this.addRoute(r);
         if (r.phase !== 'running') await this.o.servers.put({ ...r, phase: 'running' });
         known.add(r.escapedName);
@@ -142,7 +169,13 @@ export class ServerManager {
         forgotten.push(r.user);
       }
     }
-    for (const found of await this.o.spawner.listRunning()) {
+    let running: Awaited<ReturnType<Spawner['listRunning']>> = [];
+    try {
+      running = await this.o.spawner.listRunning();
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, 'could not list running servers; orphans are not reaped this time');
+    }
+    for (const found of running) {
       if (known.has(found.escapedName)) continue;
       orphans.push(found.escapedName);
       this.o.log.warn({ server: found.escapedName, state: found.state }, 'stopping orphan server the hub does not know');
@@ -177,12 +210,19 @@ export class ServerManager {
     }
   }
 
-  private async runStart(user: UserRecord, record: ServerRecord, bus: ProgressBus): Promise<void> {
+  private checkProfile(profile: string | undefined): string | undefined {
+    if (profile === undefined) return undefined;
+    // Own-property lookup over a plain list: hostile names like `__proto__` match nothing.
+    if (!this.profiles().some((p) => p.name === profile)) throw new BadRequest('That kind of server is not offered here.', `unknown profile ${JSON.stringify(profile).slice(0, 80)}`);
+    return profile;
+  }
+
+  private async runStart(user: UserRecord, record: ServerRecord, bus: ProgressBus, profile: string | undefined): Promise<void> {
     const log = this.o.log.child({ user: user.name });
     const abort = new AbortController();
     const timeout = setTimeout(() => abort.abort(new SpawnTimeout(this.o.config.startTimeoutS)), this.o.config.startTimeoutS * 1000);
     try {
-      const started = await this.o.spawner.start(this.specOf(record), {
+      const started = await this.o.spawner.start({ ...this.specOf(record), ...(profile ? { profile } : {}) }, {
         signal: abort.signal,
         log,
         onProgress: (e) => bus.emit({ progress: Math.min(e.progress, 99), message: e.message }),

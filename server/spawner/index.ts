@@ -1,5 +1,6 @@
 import type { HubConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
+import { DockerSpawner } from './docker-spawner.js';
 import { LocalProcessSpawner } from './local-process-spawner.js';
 import type { Spawner } from './spawner.js';
 
@@ -14,6 +15,8 @@ export type {
   StartedServer,
 } from './spawner.js';
 export { LocalProcessSpawner, type LocalProcessSpawnerOptions } from './local-process-spawner.js';
+export { DockerSpawner, type DockerSpawnerOptions } from './docker-spawner.js';
+export { DockerUnavailable } from './docker-engine.js';
 
 /** The spawner the configuration asks for. The caller owns it and calls close() at shutdown. */
 export function createSpawner(config: HubConfig, log: Logger): Spawner {
@@ -27,6 +30,22 @@ export function createSpawner(config: HubConfig, log: Logger): Spawner {
         log: log.child({ part: 'spawner' }),
       });
     case 'docker':
-      throw new Error('The Docker spawner is not built yet (issue 3).');
+      return new DockerSpawner({
+        socketPath: config.dockerSocket,
+        instance: config.dockerInstance,
+        network: config.dockerNetwork,
+        profiles: config.dockerProfiles,
+        datasets: config.dockerDatasets,
+        notebookHome: config.dockerNotebookHome,
+        app: config.notebookApp,
+        memLimitMb: config.dockerMemLimitMb,
+        cpuLimit: config.dockerCpuLimit,
+        pidsLimit: config.dockerPidsLimit,
+        logMaxSizeMb: config.dockerLogMaxSizeMb,
+        logMaxFiles: config.dockerLogMaxFiles,
+        stopGraceS: config.dockerStopGraceS,
+        startTimeoutS: config.startTimeoutS,
+        log: log.child({ part: 'spawner' }),
+      });
   }
 }

@@ -16,6 +16,11 @@ export interface SpawnSpec {
   ephemeral: boolean;
   /** Extra environment for the server, set by the hub (never by the user). */
   env: Readonly<Record<string, string>>;
+  /**
+   * Name of an admin-configured image profile (Docker spawner), already checked by the hub
+   * against the configured list; unset means the default. Spawners without profiles ignore it.
+   */
+  profile?: string;
 }
 
 /** Where the hub's proxy reaches a server: always an address on this machine. */
@@ -55,7 +60,7 @@ export interface FoundServer {
 
 /**
  * Runs notebook servers. Implementations: LocalProcessSpawner (embedded default),
- * DockerSpawner (later). Each passes test/contracts/spawner.contract.ts.
+ * DockerSpawner. Each passes test/contracts/spawner.contract.ts.
  */
 export interface Spawner {
   readonly kind: string;

@@ -1,13 +1,17 @@
 import path from 'node:path';
 import express, { type Express } from 'express';
 import session from 'express-session';
-import { Passport } from 'passport';
+import { Passport, type Strategy } from 'passport';
 import { pinoHttp } from 'pino-http';
 import type { CsrfSync } from 'csrf-sync';
 import { SESSION_COOKIE } from '../auth/server-cookie.js';
 import type { HubSessionStore } from '../auth/session-store.js';
 import { apiRoutes } from '../api/routes.js';
-import { authRoutes } from './auth-routes.js';
+import { authRoutes, landingFor } from './auth-routes.js';
+import { safeNext } from './safe-redirect.js';
+import { SamlAuthenticator } from '../auth/saml/index.js';
+import { samlRoutes } from '../auth/saml/routes.js';
+import { trustedHeaderAuth } from '../auth/trusted-header.js';
 import { serverRoutes } from './server-routes.js';
 import { adminRoutes } from './admin-routes.js';
 import { errorHandler, notFound } from './errors.js';
@@ -75,11 +79,25 @@ export function createWebApp({ deps, sessionStore, csrf, staticDir }: WebAppOpti
   app.use(passport.initialize());
   app.use(passport.session());
 
+  // Single sign-on. The front proxy's header (only from the configured proxy addresses) signs
+  // the user in before any route runs.
+  if (config.trustedHeader) app.use(trustedHeaderAuth({ config, users: deps.users, log }));
+  // SAML's ACS comes before the body parsers and the XSRF check: the IdP's cross-site POST
+  // carries no session cookie (SameSite=Lax) and no XSRF token; SAML's signature and the
+  // InResponseTo consumed from the store protect it instead.
+  let saml: SamlAuthenticator | undefined;
+  if (config.samlEnabled) {
+    saml = new SamlAuthenticator({ config, log: log.child({ part: 'saml' }), store: deps.store, users: deps.users });
+    // passport-saml is typed against express 4's Request; at runtime it is a passport Strategy.
+    passport.use('saml', saml.strategy as unknown as Strategy);
+    app.use(samlRoutes({ saml, passport, views: deps.views, log, landing: landingFor, safeNext }));
+  }
+
   app.use(express.urlencoded({ extended: false, limit: '32kb' }));
   app.use(express.json({ limit: '64kb' }));
   app.use(csrf.csrfSynchronisedProtection);
 
-  app.use(authRoutes(deps));
+  app.use(authRoutes(deps, { saml }));
   app.use(serverRoutes(deps));
   app.use(adminRoutes(deps));
   app.use(apiRoutes(deps));

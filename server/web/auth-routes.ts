@@ -6,6 +6,13 @@ import type { UserRecord } from '../store/repos.js';
 import { asyncRoute, renderer, type WebDeps } from './context.js';
 import { safeNext } from './safe-redirect.js';
 import { clearServerCookie } from './server-cookie-issuer.js';
+import type { SamlAuthenticator } from '../auth/saml/index.js';
+import { samlLogoutUrl } from '../auth/saml/routes.js';
+
+/** Sign-in methods besides the local form, built in createWebApp. */
+export interface AuthExtras {
+  saml?: SamlAuthenticator;
+}
 
 /**
  * Where to send a user who just signed in (or was already): their own server goes through
@@ -26,9 +33,13 @@ function clientIp(req: Request): string {
   return req.ip ?? req.socket.remoteAddress ?? 'unknown';
 }
 
-export function authRoutes(deps: WebDeps): Router {
+export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
   const router = Router();
-  const render = renderer(deps);
+  const baseRender = renderer(deps);
+  // The login page offers SAML (when configured) above the local form.
+  const samlButton = extras.saml ? { label: deps.config.samlLoginLabel } : null;
+  const render: typeof baseRender = (req, res, template, ctx = {}, status) =>
+    baseRender(req, res, template, template === 'login.njk' ? { saml: samlButton, ...ctx } : ctx, status);
   // A coarse flood guard per address; the per-user failure count below is the real limit.
   const flood = rateLimit({ windowMs: 60_000, limit: 60, standardHeaders: 'draft-7', legacyHeaders: false, handler: (_req, _res, next) => next(new TooManyRequests()) });
 
@@ -70,6 +81,9 @@ export function authRoutes(deps: WebDeps): Router {
     asyncRoute(async (req, res) => {
       const user = req.user;
       const sid = req.sessionID;
+      // Ask the IdP to end its session too (single logout), if it offers that; decided before
+      // the session (which holds the SAML NameID and SessionIndex) is destroyed.
+      const idpLogout = await samlLogoutUrl(extras.saml, req, deps.log);
       await new Promise<void>((resolve, reject) => req.session.destroy((err: unknown) => (err ? reject(err) : resolve())));
       res.clearCookie(SESSION_COOKIE, { path: '/hub/' });
       if (user) {
@@ -78,6 +92,7 @@ export function authRoutes(deps: WebDeps): Router {
         deps.log.info({ user: user.name }, 'signed out');
       }
       req.user = undefined;
+      if (idpLogout) return res.redirect(303, idpLogout);
       render(req, res, 'logout.njk', { user: null, csrfToken: '' });
     }),
   );

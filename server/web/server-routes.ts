@@ -19,14 +19,25 @@ export function serverRoutes(deps: WebDeps): Router {
     pages,
     asyncRoute(async (req, res) => {
       const user = currentUser(req);
-      render(req, res, 'home.njk', { status: await deps.manager.status(user), defaultUrl: deps.config.defaultUrl });
+      const profiles = deps.manager.profiles();
+      render(req, res, 'home.njk', { status: await deps.manager.status(user), defaultUrl: deps.config.defaultUrl, profiles });
     }),
   );
 
   const spawn = asyncRoute(async (req, res) => {
     const user = currentUser(req);
-    const next = req.query.next === undefined ? `/hub/user-redirect${deps.config.defaultUrl}` : landingFor(user, req.query.next);
-    const status = await deps.manager.start(user);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const rawNext = req.method === 'POST' && body.next !== undefined ? body.next : req.query.next;
+    const next = rawNext === undefined || rawNext === '' ? `/hub/user-redirect${deps.config.defaultUrl}` : landingFor(user, rawNext);
+    // Only a profile name is read from the user (form or query), and only a configured one is
+    // accepted (ServerManager.start refuses any other); image, volumes and environment come from
+    // the admin's configuration alone.
+    const profile = profileParam(req.method === 'POST' ? body.profile : req.query.profile);
+    const profiles = deps.manager.profiles();
+    if (profile === undefined && req.method === 'GET' && profiles.length > 1 && (await deps.manager.status(user)) === 'stopped') {
+      return render(req, res, 'spawn-options.njk', { profiles, next: rawNext === undefined ? '' : next });
+    }
+    const status = await deps.manager.start(user, profile === undefined ? {} : { profile });
     if (status === 'running') return res.redirect(303, next);
     res.redirect(303, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(next)}`);
   });
@@ -66,6 +77,13 @@ export function serverRoutes(deps: WebDeps): Router {
     }),
   );
   return router;
+}
+
+/** A profile name from a form or query: one plain string, or nothing. */
+function profileParam(value: unknown): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string') throw new BadRequest('Choose one kind of server.');
+  return value;
 }
 
 /** The signed-in user, if the URL names them. */

@@ -32,7 +32,7 @@ export async function startTestHub(label: string, overrides: Partial<Record<Conf
       ...overrides,
     },
   });
-  const log = pino({ level: 'debug' }, pino.destination({ dest: path.join(OUTPUT, `${label}.log`), sync: true, append: true }));
+  const log = pino({ level: config.logLevel }, pino.destination({ dest: path.join(OUTPUT, `${label}.log`), sync: true, append: true }));
   return createHub(config, { log });
 }
 

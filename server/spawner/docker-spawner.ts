@@ -1,0 +1,455 @@
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DockerDataset, DockerProfile } from '../config/docker-schema.js';
+import { HubError, SpawnFailed, SpawnTimeout } from '../errors.js';
+import type { Logger } from '../log.js';
+import { isEscapedName } from '../names.js';
+import { DockerEngine, DockerRequestFailed, DockerUnavailable, type ContainerCreateOptions } from './docker-engine.js';
+import type { FoundServer, ProgressEvent, SpawnSpec, SpawnerState, Spawner, StartOptions, StartedServer } from './spawner.js';
+
+export interface DockerSpawnerOptions {
+  /** Unix socket of the Docker engine. */
+  socketPath: string;
+  /** Prefix of every container, volume and network name, and value of the instance label. */
+  instance: string;
+  /** Network of the notebook containers (default `<instance>-notebooks`). */
+  network?: string;
+  /** Admin-configured images; the first is the default. */
+  profiles: readonly DockerProfile[];
+  /** Read-only datasets mounted at `<notebookHome>/datasets/<name>`. */
+  datasets: readonly DockerDataset[];
+  /** The notebook user's home inside the images. */
+  notebookHome: string;
+  app: 'lab' | 'server';
+  memLimitMb: number;
+  cpuLimit: number;
+  pidsLimit: number;
+  logMaxSizeMb: number;
+  logMaxFiles: number;
+  stopGraceS: number;
+  startTimeoutS: number;
+  log: Logger;
+}
+
+/** Labels every object of ours carries; listRunning and the orphan reaper go by them. */
+export const LABEL_INSTANCE = 'org.oerhub.instance';
+export const LABEL_USER = 'org.oerhub.user';
+export const LABEL_EPHEMERAL = 'org.oerhub.ephemeral';
+export const LABEL_PROFILE = 'org.oerhub.profile';
+export const LABEL_KIND = 'org.oerhub.kind';
+
+/** Port Jupyter listens on inside every container; published on 127.0.0.1 only. */
+const JUPYTER_PORT = 8888;
+const LOCALHOST = '127.0.0.1';
+const IDENTITY_PROVIDER = 'oerhub_singleuser.OerhubIdentityProvider';
+const POLL_INTERVAL_MS = 250;
+/** How often the wait loop asks the engine whether the container died (an HTTP probe can't tell). */
+const INSPECT_EVERY_MS = 1000;
+const POLL_REQUEST_TIMEOUT_MS = 2000;
+const LOG_TAIL_LINES = 20;
+const MIB = 1024 * 1024;
+const EXITED_MESSAGE = 'Your notebook server stopped while it was starting. Please try again; if it keeps happening, tell your teacher.';
+
+/**
+ * One container per user, from an admin-configured image profile (DockerSpawner's model):
+ *
+ * - names are deterministic: container `<instance>-nb-<escapedName>`, home volume
+ *   `<instance>-home-<escapedName>`; escapeName is injective, so two users never share either;
+ * - the home volume is mounted at `notebookHome`; a new one is filled by Docker from the image's
+ *   own (user-owned) home, so it comes up owned by the notebook user, never root;
+ * - datasets are mounted read-only under `<notebookHome>/datasets/`;
+ * - Jupyter's port is published on 127.0.0.1 only; the container has memory (swap included),
+ *   CPU and pids limits, an init process, rotated logs, no new privileges and no capabilities,
+ *   and sits on one bridge network with inter-container traffic off (see README, "Docker spawner").
+ *
+ * State kept for the hub: container id, host port, container name.
+ */
+export class DockerSpawner implements Spawner {
+  readonly kind = 'docker';
+  private readonly engine: DockerEngine;
+  private readonly network: string;
+  private networkReady: Promise<void> | undefined;
+
+  constructor(private readonly o: DockerSpawnerOptions) {
+    if (!o.profiles.length) throw new Error('DockerSpawner needs at least one image profile');
+    this.engine = new DockerEngine(o.socketPath);
+    this.network = o.network ?? `${o.instance}-notebooks`;
+  }
+
+  /** Container name of a user (deterministic, so a second start finds the first's container). */
+  containerName(escapedName: string): string {
+    return `${this.o.instance}-nb-${escapedName}`;
+  }
+
+  /** Home volume name of a user. */
+  volumeName(escapedName: string): string {
+    return `${this.o.instance}-home-${escapedName}`;
+  }
+
+  get networkName(): string {
+    return this.network;
+  }
+
+  /** The profile a spec asks for; the hub has checked the name already, this guards against bugs. */
+  profileOf(name: string | undefined): DockerProfile {
+    if (name === undefined) return this.o.profiles[0]!;
+    const profile = this.o.profiles.find((p) => p.name === name);
+    if (!profile) throw new SpawnFailed('That kind of server is not offered here.', `unknown profile ${JSON.stringify(name)}`);
+    return profile;
+  }
+
+  /**
+   * Starts the user's container and resolves once Jupyter answers `GET <baseUrl>api/status`
+   * with the secret. A container left under the same name (an older start, a crashed hub) is
+   * removed first: a new start always has a new secret. Rejects with SpawnFailed (image missing
+   * or running as root, dataset missing, Jupyter exited), DockerUnavailable, SpawnTimeout or the
+   * reason of `options.signal`; on every failure the new container is removed (the home volume
+   * stays).
+   */
+  async start(spec: SpawnSpec, options: StartOptions): Promise<StartedServer> {
+    checkSpec(spec);
+    options.signal.throwIfAborted();
+    const profile = this.profileOf(spec.profile);
+    const log = options.log.child({ user: spec.user, spawner: this.kind, image: profile.image });
+    let lastProgress = 0;
+    const progress = (value: number, message: string): void => {
+      // Strictly increasing: the spawn page's bar never goes back.
+      if (value <= lastProgress) return;
+      lastProgress = value;
+      const event: ProgressEvent = { progress: value, message };
+      options.onProgress(event);
+    };
+
+    const timeoutMs = this.o.startTimeoutS * 1000;
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(new SpawnTimeout(this.o.startTimeoutS)), timeoutMs);
+    const signal = AbortSignal.any([options.signal, timeout.signal]);
+    const name = this.containerName(spec.escapedName);
+    let containerId: string | undefined;
+    let isReady = false;
+    try {
+      progress(5, `Checking the ${profile.displayName} image (${profile.image})`);
+      const image = await this.engine.inspectImage(profile.image);
+      if (!image) {
+        throw new SpawnFailed(
+          `The ${profile.displayName} notebook image is not installed on this hub yet. Please tell the admin.`,
+          `image ${profile.image} is missing; build it with images/build.sh`,
+        );
+      }
+      if (isRootUser(image.user)) {
+        throw new SpawnFailed('The hub could not prepare your server.', `image ${profile.image} runs as root (USER ${JSON.stringify(image.user)}); refusing`);
+      }
+      signal.throwIfAborted();
+
+      progress(10, 'Preparing the network');
+      await this.ensureNetwork();
+      signal.throwIfAborted();
+
+      const previous = await this.engine.inspectContainer(name);
+      if (previous) {
+        progress(15, 'Clearing away your previous server');
+        log.info({ container: short(previous.id), status: previous.status }, 'removing an earlier container of this user');
+        await this.engine.stopAndRemove(previous.id, 0);
+      }
+      signal.throwIfAborted();
+
+      if (!spec.ephemeral) {
+        const volume = this.volumeName(spec.escapedName);
+        if (await this.engine.inspectVolume(volume)) {
+          progress(20, `Found your home folder (volume ${volume})`);
+        } else {
+          progress(20, `Creating your home folder (volume ${volume})`);
+          await this.engine.createVolume(volume, this.labelsOf(spec, 'home'));
+          log.info({ volume }, 'home volume created');
+        }
+      }
+      await this.checkDatasets();
+      signal.throwIfAborted();
+
+      progress(30, 'Creating your container');
+      containerId = await this.createContainer(name, this.containerOptions(spec, profile, image.user), log);
+      signal.throwIfAborted();
+
+      progress(40, 'Starting your container');
+      await this.engine.startContainer(containerId);
+      const started = await this.engine.inspectContainer(containerId);
+      const port = started?.hostPort(JUPYTER_PORT);
+      if (!started || !port) throw new SpawnFailed(EXITED_MESSAGE, `container ${short(containerId)} has no port published on ${LOCALHOST}`);
+      log.info({ container: short(containerId), port }, 'container started');
+
+      const startedAt = Date.now();
+      let lastInspect = Date.now();
+      for (;;) {
+        signal.throwIfAborted();
+        const seconds = Math.floor((Date.now() - startedAt) / 1000);
+        const fraction = Math.min(1, (Date.now() - startedAt) / timeoutMs);
+        progress(50 + Math.floor(45 * fraction), `Waiting for Jupyter to answer (${seconds} s)`);
+        const status = await getStatus(port, spec, signal).catch(() => 0);
+        if (status === 200) break;
+        if (Date.now() - lastInspect >= INSPECT_EVERY_MS) {
+          lastInspect = Date.now();
+          const now = await this.engine.inspectContainer(containerId);
+          if (!now?.running) {
+            const tail = await this.engine.logTail(containerId, LOG_TAIL_LINES).catch(() => '(no log)');
+            throw new SpawnFailed(EXITED_MESSAGE, `container ${short(containerId)} ${now ? `exited (code ${now.exitCode}${now.oomKilled ? ', out of memory' : ''})` : 'disappeared'}; last lines:\n${tail}`);
+          }
+        }
+        await sleep(POLL_INTERVAL_MS, undefined, { signal }).catch(() => undefined);
+      }
+      progress(100, 'Your server is ready');
+      isReady = true;
+      log.info({ container: short(containerId), port, ms: Date.now() - startedAt }, 'notebook server ready');
+      return { endpoint: { host: LOCALHOST, port }, state: { containerId, port, name } };
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      if (!isReady) {
+        // Whatever went wrong, nothing of this start may keep running; the home volume stays.
+        await this.engine.stopAndRemove(containerId ?? name, 0).catch((e: Error) => log.warn({ err: e.message }, 'could not remove a failed container'));
+      }
+    }
+  }
+
+  /**
+   * Stops the container (SIGTERM, SIGKILL after stopGraceS) and removes it with any anonymous
+   * volume; the home volume stays. Safe to repeat and for a container that is gone. Targets
+   * the container in `state`, so an old state never removes a newer server of the same user.
+   * Throws DockerUnavailable when the engine does not answer.
+   */
+  async stop(spec: SpawnSpec, state: SpawnerState): Promise<void> {
+    checkSpec(spec, false);
+    const target = typeof state.containerId === 'string' && state.containerId ? state.containerId : this.containerName(spec.escapedName);
+    const removed = await this.engine.stopAndRemove(target, this.o.stopGraceS);
+    if (removed) this.o.log.info({ user: spec.user, container: short(target) }, 'container stopped and removed');
+  }
+
+  /** 'running' while the container in `state` runs. 'stopped' for a gone one; DockerUnavailable if the engine does not answer. */
+  async poll(state: SpawnerState): Promise<'running' | 'stopped'> {
+    const id = state.containerId;
+    if (typeof id !== 'string' || !id) return 'stopped';
+    const info = await this.engine.inspectContainer(id);
+    return info?.running && info.labels[LABEL_INSTANCE] === this.o.instance ? 'running' : 'stopped';
+  }
+
+  /**
+   * Running containers with this hub's instance label (adoption after a restart, orphans).
+   * Containers of ours that have exited (a crash, an engine restart) are removed on the way:
+   * their homes live in volumes, and a dead container only blocks its name.
+   */
+  async listRunning(): Promise<FoundServer[]> {
+    const found: FoundServer[] = [];
+    for (const c of await this.engine.listContainers(`${LABEL_INSTANCE}=${this.o.instance}`, true)) {
+      const escapedName = c.labels[LABEL_USER] ?? '';
+      const port = c.hostPort(JUPYTER_PORT);
+      if (c.state === 'running' && isEscapedName(escapedName) && port) {
+        found.push({ escapedName, state: { containerId: c.id, port, name: c.name }, endpoint: { host: LOCALHOST, port } });
+      } else if (c.state === 'exited' || c.state === 'dead') {
+        this.o.log.info({ container: short(c.id), name: c.name, state: c.state }, 'removing a container of ours that is no longer running');
+        await this.engine.stopAndRemove(c.id, 0).catch((e: Error) => this.o.log.warn({ err: e.message }, 'could not remove a dead container'));
+      }
+    }
+    return found;
+  }
+
+  /** Nothing to release: the engine client keeps no connection open between calls. */
+  async close(): Promise<void> {}
+
+  /** Remove a user's home volume (admin deleting a user; tests). True if it existed. */
+  async removeHome(escapedName: string): Promise<boolean> {
+    return this.engine.removeVolume(this.volumeName(escapedName));
+  }
+
+  private labelsOf(spec: SpawnSpec, kind: string, profile?: DockerProfile): Record<string, string> {
+    return {
+      [LABEL_INSTANCE]: this.o.instance,
+      [LABEL_USER]: spec.escapedName,
+      [LABEL_KIND]: kind,
+      [LABEL_EPHEMERAL]: String(spec.ephemeral),
+      ...(profile ? { [LABEL_PROFILE]: profile.name } : {}),
+    };
+  }
+
+  /**
+   * The notebook network: one bridge for every container, with inter-container traffic off.
+   * Created once per spawner (and again after a failure); a network of that name made by
+   * someone else is refused rather than trusted.
+   */
+  private ensureNetwork(): Promise<void> {
+    this.networkReady ??= (async () => {
+      let network = await this.engine.inspectNetwork(this.network);
+      if (!network) {
+        try {
+          await this.engine.createNetwork({
+            Name: this.network,
+            Driver: 'bridge',
+            CheckDuplicate: true,
+            Labels: { [LABEL_INSTANCE]: this.o.instance, [LABEL_KIND]: 'network' },
+            Options: { 'com.docker.network.bridge.enable_icc': 'false' },
+          });
+          this.o.log.info({ network: this.network }, 'notebook network created');
+        } catch (err) {
+          // Another hub process made it in between: fine, check it below.
+          if (!(err instanceof DockerRequestFailed && err.statusCode === 409)) throw err;
+        }
+        network = await this.engine.inspectNetwork(this.network);
+      }
+      if (network?.options['com.docker.network.bridge.enable_icc'] !== 'false') {
+        throw new SpawnFailed('The hub could not prepare your server.', `network ${this.network} lets containers talk to each other (enable_icc is not false); remove it or choose another dockerNetwork`);
+      }
+    })();
+    const ready = this.networkReady;
+    ready.catch(() => {
+      if (this.networkReady === ready) this.networkReady = undefined;
+    });
+    return ready;
+  }
+
+  /** Dataset volumes must exist: Docker would otherwise quietly create empty ones. */
+  private async checkDatasets(): Promise<void> {
+    for (const d of this.o.datasets) {
+      if (d.source.startsWith('/')) continue;
+      if (!(await this.engine.inspectVolume(d.source))) {
+        throw new SpawnFailed('A course dataset is missing on this hub. Please tell your teacher.', `dataset volume ${d.source} (${d.name}) does not exist`);
+      }
+    }
+  }
+
+  /** Creates the container; a name still taken (a crash between our check and now) is cleared once. */
+  private async createContainer(name: string, options: ContainerCreateOptions, log: Logger): Promise<string> {
+    try {
+      return await this.engine.createContainer(options);
+    } catch (err) {
+      if (!(err instanceof DockerRequestFailed && err.statusCode === 409)) throw wrapCreateError(err);
+      log.warn({ name }, 'container name in use; removing the old container and retrying');
+      await this.engine.stopAndRemove(name, 0);
+      return this.engine.createContainer(options).catch((e: unknown) => {
+        throw wrapCreateError(e);
+      });
+    }
+  }
+
+  private containerOptions(spec: SpawnSpec, profile: DockerProfile, imageUser: string): ContainerCreateOptions {
+    const home = this.o.notebookHome;
+    const mounts: NonNullable<NonNullable<ContainerCreateOptions['HostConfig']>['Mounts']> = [];
+    if (!spec.ephemeral) {
+      // A volume mount (not a bind) so Docker copies the image's user-owned home into a new volume.
+      mounts.push({ Type: 'volume', Source: this.volumeName(spec.escapedName), Target: home, ReadOnly: false });
+    }
+    for (const d of this.o.datasets) {
+      mounts.push({ Type: d.source.startsWith('/') ? 'bind' : 'volume', Source: d.source, Target: `${home}/datasets/${d.name}`, ReadOnly: true });
+    }
+    const env: Record<string, string> = {
+      ...spec.env,
+      // Set last so nothing in spec.env can point the server elsewhere.
+      HOME: home,
+      OERHUB_SERVER_SECRET: spec.secret,
+      OERHUB_USER: spec.user,
+      OERHUB_DATASETS: `${home}/datasets`,
+    };
+    const memory = this.o.memLimitMb * MIB;
+    return {
+      name: this.containerName(spec.escapedName),
+      Image: profile.image,
+      // Never root: the image's own non-root user (checked in start()).
+      User: imageUser,
+      Cmd: this.jupyterArgs(spec, home),
+      Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      WorkingDir: home,
+      Labels: this.labelsOf(spec, 'notebook', profile),
+      ExposedPorts: { [`${JUPYTER_PORT}/tcp`]: {} },
+      StopTimeout: this.o.stopGraceS,
+      HostConfig: {
+        PortBindings: { [`${JUPYTER_PORT}/tcp`]: [{ HostIp: LOCALHOST, HostPort: '' }] },
+        Mounts: mounts,
+        NetworkMode: this.network,
+        // Swap included: MemorySwap equal to Memory means no swap beyond the limit.
+        Memory: memory,
+        MemorySwap: memory,
+        NanoCpus: Math.round(this.o.cpuLimit * 1e9),
+        PidsLimit: this.o.pidsLimit,
+        Init: true,
+        LogConfig: { Type: 'json-file', Config: { 'max-size': `${this.o.logMaxSizeMb}m`, 'max-file': String(this.o.logMaxFiles) } },
+        SecurityOpt: ['no-new-privileges:true'],
+        CapDrop: ['ALL'],
+        IpcMode: 'private',
+        // Ports are random per start: a container restarted by the engine would be unreachable at
+        // its recorded port, so the hub starts a fresh one instead.
+        RestartPolicy: { Name: 'no' },
+      },
+    };
+  }
+
+  private jupyterArgs(spec: SpawnSpec, home: string): string[] {
+    const args = [
+      'jupyter',
+      this.o.app,
+      // Inside the container; the engine publishes the port on the host's 127.0.0.1 only.
+      '--ServerApp.ip=0.0.0.0',
+      `--ServerApp.port=${JUPYTER_PORT}`,
+      '--ServerApp.port_retries=0',
+      `--ServerApp.base_url=${spec.baseUrl}`,
+      `--ServerApp.root_dir=${home}`,
+      `--ServerApp.default_url=${spec.defaultUrl}`,
+      `--ServerApp.identity_provider_class=${IDENTITY_PROVIDER}`,
+      '--ServerApp.allow_remote_access=True',
+      '--ServerApp.allow_origin_pat=(?!)',
+      '--no-browser',
+    ];
+    if (this.o.app === 'lab') args.push('--LabApp.extension_manager=readonly');
+    return args;
+  }
+}
+
+function wrapCreateError(err: unknown): unknown {
+  if (err instanceof DockerRequestFailed && err.statusCode >= 400 && err.statusCode < 500) {
+    return new SpawnFailed('The hub could not prepare your server. Please tell the admin.', err.message);
+  }
+  return err;
+}
+
+function isRootUser(user: string): boolean {
+  const who = user.split(':')[0] ?? '';
+  return who === '' || who === '0' || who === 'root';
+}
+
+function short(id: string): string {
+  return /^[0-9a-f]{64}$/.test(id) ? id.slice(0, 12) : id;
+}
+
+/** Refuses specs that could confuse Docker or Jupyter; the hub builds them, so this is a bug guard. */
+function checkSpec(spec: SpawnSpec, needSecret = true): void {
+  const problems: string[] = [];
+  if (!isEscapedName(spec.escapedName)) problems.push('escapedName is not an escaped name');
+  if (!/^\/(?:[^/]+\/)*$/.test(spec.baseUrl)) problems.push('baseUrl must start and end with /');
+  if (!spec.defaultUrl.startsWith('/')) problems.push('defaultUrl must start with /');
+  if (needSecret && !spec.secret) problems.push('secret is empty');
+  for (const key of Object.keys(spec.env)) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) problems.push(`bad env name ${JSON.stringify(key)}`);
+  if (problems.length) throw new SpawnFailed('The hub could not prepare your server.', problems.join('; '));
+}
+
+/** Status of `GET <baseUrl>api/status` with the secret; rejects on network errors and after a short timeout. */
+function getStatus(port: number, spec: SpawnSpec, signal: AbortSignal): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      {
+        host: LOCALHOST,
+        port,
+        path: `${spec.baseUrl}api/status`,
+        headers: { authorization: `token ${spec.secret}` },
+        agent: false,
+        signal,
+        timeout: POLL_REQUEST_TIMEOUT_MS,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.once('timeout', () => req.destroy(new Error('status request timed out')));
+    req.once('error', reject);
+  });
+}
+
+export { DockerUnavailable, HubError };
