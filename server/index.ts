@@ -19,6 +19,9 @@ import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
 import type { WebDeps } from './web/context.js';
 import { HubError, StoreUnavailable } from './errors.js';
+import { PoolRepo, WarmPool, anonymousStartsEphemeral, hasBusyKernel, type TryIt } from './pool/index.js';
+import { EphemeralCuller } from './culler/index.js';
+import { isAnonymousEscapedName, isAnonymousName } from './names.js';
 
 export interface Hub {
   /** The address the hub listens on, e.g. http://127.0.0.1:8000. */
@@ -30,6 +33,10 @@ export interface Hub {
   readonly proxy: HubProxy;
   /** The proxy's route table (admin views, tests). */
   readonly routes: RouteTable;
+  /** The warm pool of ephemeral "Try it" servers. */
+  readonly pool: WarmPool;
+  /** Destroys idle and expired ephemeral servers. */
+  readonly culler: EphemeralCuller;
   /** Generated admin password, present only on the start that created the admin. */
   readonly generatedAdminPassword?: string;
   /** Close everything in reverse order of creation. Servers keep running unless config.stopServersOnExit. */
@@ -127,7 +134,11 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const views = createViews(options.viewsDir ?? path.join(REPO_ROOT, 'views'));
 
     const pages: ProxyPages = {
-      notRunning: (res, _escapedName, url) => sendPage(views, res, 503, 'not-running.njk', { next: url, user: null }),
+      // An anonymous visitor's server is never restarted: it was destroyed, with its files.
+      notRunning: (res, escapedName, url) =>
+        isAnonymousEscapedName(escapedName)
+          ? sendPage(views, res, 410, 'not-running.njk', { ended: true, user: null })
+          : sendPage(views, res, 503, 'not-running.njk', { next: url, user: null }),
       error: (req, res, status, message) => {
         if (wantsJson(req)) {
           const body = JSON.stringify({ status, message });
@@ -152,6 +163,36 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const manager = new ServerManager({ config, servers: serverRepo, spawner, routes, activity, log: log.child({ part: 'servers' }) });
     closers.push(() => manager.close(config.stopServersOnExit));
 
+    const pool = new WarmPool({
+      config,
+      users,
+      manager,
+      routes,
+      repo: new PoolRepo(store),
+      samplesDir: path.resolve(config.trySamplesDir ?? path.join(REPO_ROOT, 'course-notebooks', 'samples')),
+      log: log.child({ part: 'pool' }),
+    });
+    closers.push(() => pool.close());
+    const culler = new EphemeralCuller({
+      config,
+      log: log.child({ part: 'culler' }),
+      sessions: () => pool.sessions(),
+      readyNames: () => pool.readyNames(),
+      serverStatus: (name) => pool.serverStatus(name),
+      isSeeding: (name) => pool.isSeeding(name),
+      release: (name, reason) => pool.release(name, reason),
+      lastActivity: () => serverRepo.lastActivity(),
+      touch: (escapedName) => activity.touch(escapedName),
+      route: (escapedName) => routes.get(escapedName),
+      hasBusyKernel,
+    });
+    closers.push(() => culler.close());
+    const tryIt: TryIt = {
+      pool,
+      deadlines: async (session) => culler.deadlines(session, (await serverRepo.lastActivity()).get(session.escapedName)),
+      route: (escapedName) => routes.get(escapedName),
+    };
+
     // Sign-out anywhere closes that session's WebSockets here, and forgets it in our cache.
     const unsubscribe = await store.subscribe(REVOKE_CHANNEL, (sid) => {
       sessions.revoke(sid);
@@ -173,16 +214,19 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       store,
       views,
       users,
-      manager,
+      manager: anonymousStartsEphemeral(manager),
       throttle: new LoginThrottle(store, config.loginRateLimit),
       cookieSecret,
       csrfToken: (req) => csrf.generateToken(req),
       storeHealthy: () => store.ping().then(() => true, () => false),
-      onSignedOut: async (sid) => {
+      onSignedOut: async (sid, user) => {
         sessions.revoke(sid);
         proxy.closeSession(sid);
         await store.publish(REVOKE_CHANNEL, sid).catch((err: Error) => log.warn({ err: err.message }, 'could not tell other hub processes about a sign-out'));
+        // A visitor's throwaway server goes with their sign-out, files and all.
+        if (isAnonymousName(user.name)) await pool.release(user.name, 'logout');
       },
+      tryIt,
     };
     const app = createWebApp({ deps, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
 
@@ -201,6 +245,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     closers.push(
       () =>
         new Promise<void>((resolve) => {
+          // Upgraded sockets are not the server's connections any more: close them first.
+          proxy.close();
           server.close(() => resolve());
           server.closeAllConnections();
         }),
@@ -209,12 +255,15 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const generatedAdminPassword = await users.bootstrapAdmin(config.adminPassword);
     const reconciled = await manager.reconcile();
     if (reconciled.orphans.length) log.warn({ orphans: reconciled.orphans }, 'stopped servers the hub did not know');
+    // After the manager knows which servers still run: keep the pool's live entries, refill.
+    await pool.start();
+    culler.start();
 
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
     log.info({ url, store: store.kind, spawner: spawner.kind }, 'hub started');
-    return { url, config, log, users, manager, proxy, routes, generatedAdminPassword, close: closeAll };
+    return { url, config, log, users, manager, proxy, routes, pool, culler, generatedAdminPassword, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

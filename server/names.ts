@@ -2,13 +2,20 @@ import { createHash } from 'node:crypto';
 import { InvalidUsername } from './errors.js';
 
 export const MAX_USERNAME_LENGTH = 64;
+/**
+ * First character of every anonymous ("Try it") user's name. normalizeUsername refuses it, so
+ * no sign-in (local, SAML, trusted header) can ever produce or take over such a name.
+ */
+export const ANONYMOUS_PREFIX = '~';
+/** escapeName(ANONYMOUS_PREFIX): how an anonymous user's server shows up in /user/ paths. */
+export const ANONYMOUS_ESCAPED_PREFIX = '-7e';
 /** Escaped names longer than this are shortened with a hash (see escapeName). */
 const MAX_ESCAPED_PLAIN = 48;
 
 /**
  * The one normalisation of a username, for every authenticator: Unicode NFKC, trimmed,
  * lower case. Refuses empty names, names over MAX_USERNAME_LENGTH characters, `/`, `\`,
- * and control or invisible characters.
+ * control or invisible characters, and names starting with ANONYMOUS_PREFIX (anonymous users').
  */
 export function normalizeUsername(raw: string): string {
   if (typeof raw !== 'string') throw new InvalidUsername('it is not text');
@@ -18,6 +25,7 @@ export function normalizeUsername(raw: string): string {
   if (/[/\\]/.test(name)) throw new InvalidUsername('it contains a slash');
   if (/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(name)) throw new InvalidUsername('it contains control or invisible characters');
   if (name === '.' || name === '..') throw new InvalidUsername('it is a path');
+  if (name.startsWith(ANONYMOUS_PREFIX)) throw new InvalidUsername(`it starts with ${ANONYMOUS_PREFIX}, which is kept for anonymous visitors`);
   return name;
 }
 
@@ -43,4 +51,14 @@ export function escapeName(normalized: string): string {
 /** Whether a string is shaped like the output of escapeName (for routes in URLs). */
 export function isEscapedName(s: string): boolean {
   return /^[a-z0-9-]{1,50}$/.test(s);
+}
+
+/** Whether a normalised name is an anonymous visitor's (made only by UserService.createAnonymous). */
+export function isAnonymousName(name: string): boolean {
+  return name.startsWith(ANONYMOUS_PREFIX);
+}
+
+/** Whether an escaped name (a /user/ path segment) is an anonymous visitor's. */
+export function isAnonymousEscapedName(escapedName: string): boolean {
+  return escapedName.startsWith(ANONYMOUS_ESCAPED_PREFIX);
 }

@@ -1,6 +1,7 @@
 import type { Logger } from '../log.js';
+import { randomBytes } from 'node:crypto';
 import { Conflict } from '../errors.js';
-import { escapeName, normalizeUsername } from '../names.js';
+import { ANONYMOUS_PREFIX, escapeName, isAnonymousName, normalizeUsername } from '../names.js';
 import type { Role, UserRecord, UserRepo, UserSource } from '../store/repos.js';
 import { generatePassword, hashForMissingUser, hashPassword, verifyPassword } from './passwords.js';
 
@@ -49,6 +50,26 @@ export class UserService {
   }
 
   /**
+   * A new anonymous ("Try it") user: source and role 'anonymous', a random name starting with
+   * ANONYMOUS_PREFIX, which normalizeUsername refuses for everyone else, so no sign-in can reach
+   * it. Never reuses a name. Throws StoreUnavailable.
+   */
+  async createAnonymous(): Promise<UserRecord> {
+    for (;;) {
+      // 80 random bits in [a-z2-7]: short enough for readable /user/ paths, never guessed.
+      const name = ANONYMOUS_PREFIX + base32(randomBytes(10));
+      const user: UserRecord = { name, escapedName: escapeName(name), roles: ['anonymous'], source: 'anonymous', createdAt: Date.now() };
+      if (await this.repo.create(user)) return user;
+    }
+  }
+
+  /** Forget an anonymous user (its server is gone). Refuses anyone else; safe to repeat. */
+  async deleteAnonymous(user: UserRecord): Promise<void> {
+    if (!isAnonymousName(user.name) || user.source !== 'anonymous') throw new Conflict('Only anonymous users are deleted this way.', `refused to delete ${user.name}`);
+    await this.repo.delete(user);
+  }
+
+  /**
    * The user if name and password match a local account, else null. Takes the same time for
    * unknown users, so the answer doesn't reveal which names exist.
    */
@@ -91,4 +112,22 @@ export class UserService {
     if (this.adminUsers.some((a) => a.trim().toLowerCase() === name)) set.add('admin');
     return [...set];
   }
+}
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+function base32(bytes: Buffer): string {
+  let bits = 0;
+  let value = 0;
+  let out = '';
+  for (const b of bytes) {
+    value = (value << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
+  return out;
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { dockerShape } from './docker-schema.js';
 import { ssoShape } from './sso-schema.js';
+import { poolShape } from './pool-schema.js';
 
 /** Comma-separated list from the environment, or a real list from the config file. */
 const list = z.preprocess(
@@ -51,6 +52,7 @@ export const configShape = {
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
   ...dockerShape,
   ...ssoShape,
+  ...poolShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

@@ -44,6 +44,7 @@ export class HubProxy {
   private readonly agent: http.Agent;
   private readonly socketsBySession = new Map<string, Set<Duplex>>();
   private readonly trusted: Set<string>;
+  private closed = false;
 
   constructor(private readonly opts: HubProxyOptions) {
     this.trusted = new Set(opts.trustedProxies.flatMap((a) => [a, `::ffff:${a}`]));
@@ -52,6 +53,11 @@ export class HubProxy {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets, timeout: 120_000 });
     this.proxy = createProxyServer({ agent: this.agent, xfwd: false, ws: true, proxyTimeout: 300_000 });
     this.proxy.on('error', (err, req, res) => this.onProxyError(err as NodeJS.ErrnoException, req, res));
+    // A browser that gives up on a WebSocket before Jupyter answers must not leave the upstream
+    // request (and our half of the socket) hanging until Jupyter's own timeout.
+    this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
+      socket.once('close', () => proxyReq.destroy());
+    });
   }
 
   handleRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -98,6 +104,8 @@ export class HubProxy {
     const cookie = readCookie(req.headers.cookie, serverCookieName(escapedName));
     if (!cookie) return refuseUpgrade(socket, 403);
     socket.on('error', () => socket.destroy());
+    // Browsers never half-close a WebSocket: an end means it is gone.
+    socket.once('end', () => socket.destroy());
     this.opts.sessions.check(cookie, escapedName).then(
       (check) => {
         if (!check) return refuseUpgrade(socket, 403);
@@ -127,7 +135,10 @@ export class HubProxy {
     return n;
   }
 
+  /** Close every proxied WebSocket and upstream connection. Safe to call twice. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     for (const sid of [...this.socketsBySession.keys()]) this.closeSession(sid);
     this.proxy.close();
     this.agent.destroy();

@@ -14,6 +14,8 @@ import { samlRoutes } from '../auth/saml/routes.js';
 import { trustedHeaderAuth } from '../auth/trusted-header.js';
 import { serverRoutes } from './server-routes.js';
 import { adminRoutes } from './admin-routes.js';
+import { tryRoutes } from './try-routes.js';
+import { vendorAssetsRouter } from './vendor-assets.js';
 import { errorHandler, notFound } from './errors.js';
 import { NotFound } from '../errors.js';
 import type { WebDeps } from './context.js';
@@ -45,6 +47,8 @@ export function createWebApp({ deps, sessionStore, csrf, staticDir }: WebAppOpti
   app.get('/hub', (_req, res) => res.redirect(302, '/hub/home'));
   // Everything below needs the session, which lives on /hub/ only.
   app.use((req, _res, next) => next(req.path.startsWith('/hub/') ? undefined : new NotFound()));
+  // Scripts and styles the sample notebooks' maps need, served here instead of by a CDN.
+  app.use(vendorAssetsRouter());
   app.use('/hub/static', express.static(path.resolve(staticDir), { maxAge: '1h', index: false, dotfiles: 'deny' }));
 
   app.use(
@@ -99,6 +103,7 @@ export function createWebApp({ deps, sessionStore, csrf, staticDir }: WebAppOpti
 
   app.use(authRoutes(deps, { saml }));
   app.use(serverRoutes(deps));
+  app.use(tryRoutes(deps));
   app.use(adminRoutes(deps));
   app.use(apiRoutes(deps));
   app.use(notFound());

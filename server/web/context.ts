@@ -7,6 +7,7 @@ import type { UserService } from '../auth/users.js';
 import type { LoginThrottle } from '../auth/login-throttle.js';
 import type { ServerManager } from '../servers/server-manager.js';
 import type { Store } from '../store/store.js';
+import type { TryIt } from '../pool/index.js';
 import { NotSignedIn } from '../errors.js';
 import { PAGE_HEADERS, type PageContext } from './render.js';
 
@@ -36,6 +37,8 @@ export interface WebDeps {
   csrfToken(req: Request): string;
   /** Whether the store answers (health). */
   storeHealthy(): Promise<boolean>;
+  /** "Try it": the warm pool of ephemeral servers and what its pages need. */
+  tryIt: TryIt;
 }
 
 export function renderer(deps: WebDeps) {

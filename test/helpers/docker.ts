@@ -79,6 +79,8 @@ export function dockerHubConfig(instance: string, extra: Record<string, unknown>
     dockerMemLimitMb: 1024,
     dockerStopGraceS: 2,
     startTimeoutS: 90,
+    // No warm "Try it" pool: its ephemeral containers would share the instance and the CPU.
+    poolSize: 0,
     ...extra,
   };
 }

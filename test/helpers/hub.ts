@@ -21,10 +21,11 @@ export function tempDataDir(label: string): string {
  */
 export async function startTestHub(label: string, overrides: Partial<Record<ConfigKey, unknown>> = {}): Promise<Hub> {
   fs.mkdirSync(OUTPUT, { recursive: true });
+  const ownDataDir = overrides.dataDir === undefined ? tempDataDir(label) : undefined;
   const config = loadConfig({
     overrides: {
       port: 0,
-      dataDir: tempDataDir(label),
+      dataDir: ownDataDir,
       notebookVenv: notebookVenv(),
       adminPassword: ADMIN_PASSWORD,
       logLevel: 'debug',
@@ -33,7 +34,21 @@ export async function startTestHub(label: string, overrides: Partial<Record<Conf
     },
   });
   const log = pino({ level: config.logLevel }, pino.destination({ dest: path.join(OUTPUT, `${label}.log`), sync: true, append: true }));
-  return createHub(config, { log });
+  let hub: Hub;
+  try {
+    hub = await createHub(config, { log });
+  } catch (err) {
+    if (ownDataDir) fs.rmSync(ownDataDir, { recursive: true, force: true });
+    throw err;
+  }
+  if (!ownDataDir) return hub;
+  // Leave nothing behind: the data folder goes with the hub (after its servers are stopped).
+  return Object.assign(Object.create(Object.getPrototypeOf(hub) as object) as Hub, hub, {
+    close: async () => {
+      await hub.close();
+      fs.rmSync(ownDataDir, { recursive: true, force: true });
+    },
+  });
 }
 
 /** Create local users through the admin API, as an admin would. */

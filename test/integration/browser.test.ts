@@ -31,6 +31,7 @@ describe('the hub in a real browser', function () {
     await createUsers(hub, { alice: 'alice-password' });
     browser = await launchBrowser();
     context = await browser.newContext({ viewport: DESKTOP });
+    context.setDefaultTimeout(SLOW_MS);
     page = await context.newPage();
     requests = recordRequests(page);
     page.on('console', (m: ConsoleMessage) => {
@@ -46,9 +47,11 @@ describe('the hub in a real browser', function () {
   afterEach(async function () {
     if (this.currentTest?.state !== 'failed' || !page) return;
     fs.mkdirSync(OUTPUT, { recursive: true });
-    const file = path.join(OUTPUT, `browser-failure-${Date.now()}.png`);
-    await page.screenshot({ path: file, fullPage: true }).catch((e: Error) => console.error(`no failure screenshot: ${e.message}`));
-    console.error(`failing page: ${page.url()}\nscreenshot: ${file}\n${problems.join('\n')}`);
+    const stem = path.join(OUTPUT, `browser-failure-${Date.now()}`);
+    await page.screenshot({ path: `${stem}.png`, fullPage: true }).catch((e: Error) => console.error(`no failure screenshot: ${e.message}`));
+    const report = `failing page: ${page.url()}\n${problems.join('\n')}\n`;
+    fs.writeFileSync(`${stem}.txt`, report);
+    console.error(`${report}screenshot: ${stem}.png (hub log: test-output/browser.log)`);
   });
 
   after(async () => {
@@ -92,6 +95,7 @@ describe('the hub in a real browser', function () {
     await start.click();
     await p.waitForURL(/\/hub\/spawn-pending\/alice(\?|$)/, { waitUntil: 'domcontentloaded' });
     assert.equal(new URL(p.url()).pathname, '/hub/spawn-pending/alice');
+    await p.getByRole('progressbar').waitFor({ state: 'visible' });
     assert.equal(await p.locator('[role="progressbar"] #progress-bar').count(), 1, 'a progress bar');
     // Right at load first, so there is always a picture; replaced below if the start is caught mid-way.
     await p.screenshot({ path: path.join(SCREENSHOTS, 'spawn-pending.png') });
@@ -103,6 +107,7 @@ describe('the hub in a real browser', function () {
       () => p.url().includes('/hub/spawn-pending/'),
       () => false,
     );
+    // The page may move on between the check and the picture; the one taken at load then stays.
     if (caughtMidStart) await p.screenshot({ path: path.join(SCREENSHOTS, 'spawn-pending.png') }).catch(() => undefined);
 
     await p.waitForURL(`${hub.url}/user/alice/lab**`, { timeout: SLOW_MS });

@@ -106,6 +106,8 @@ describe('a hub killed with SIGKILL while students work in Docker containers', f
       OERHUB_DOCKER_MEM_LIMIT_MB: '1024',
       OERHUB_START_TIMEOUT_S: '90',
       OERHUB_LOG_LEVEL: 'info',
+      // No warm "Try it" pool: only the three students' containers are of interest here.
+      OERHUB_POOL_SIZE: '0',
     };
     const first = await startChildHub('docker-adopt-1', env);
     hubs.push(first);

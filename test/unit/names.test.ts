@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { escapeName, isEscapedName, normalizeUsername } from '../../server/names.js';
+import { ANONYMOUS_ESCAPED_PREFIX, ANONYMOUS_PREFIX, escapeName, isAnonymousEscapedName, isAnonymousName, isEscapedName, normalizeUsername } from '../../server/names.js';
 import { InvalidUsername } from '../../server/errors.js';
 
 describe('usernames', () => {
@@ -31,5 +31,20 @@ describe('usernames', () => {
     assert.ok(a.length <= 50 && isEscapedName(a));
     // a shortened form can never equal a plain one: plain forms are at most 48 characters
     assert.equal(a.length, 50);
+  });
+
+  it("can't take an anonymous visitor's name: the ~ prefix is refused for every sign-in", () => {
+    // '～' (full-width tilde) becomes '~' under NFKC, so it is refused too.
+    for (const bad of ['~abc', '  ~abc', '～abc', '~']) assert.throws(() => normalizeUsername(bad), InvalidUsername, JSON.stringify(bad));
+    assert.equal(normalizeUsername('a~b'), 'a~b');
+    assert.ok(isAnonymousName(`${ANONYMOUS_PREFIX}x`));
+    assert.ok(!isAnonymousName('x~'));
+  });
+
+  it('tell anonymous servers apart by their escaped name alone, which no other name can produce', () => {
+    assert.equal(escapeName(ANONYMOUS_PREFIX), ANONYMOUS_ESCAPED_PREFIX);
+    assert.ok(isAnonymousEscapedName(escapeName('~k3x7')));
+    // Names that look similar escape differently: '-' itself becomes '-2d'.
+    for (const name of ['-7eabc', '7eabc', 'x~abc', 'a-7e']) assert.ok(!isAnonymousEscapedName(escapeName(name)), name);
   });
 });

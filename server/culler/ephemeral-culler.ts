@@ -1,0 +1,127 @@
+import type { HubConfig } from '../config/index.js';
+import type { Logger } from '../log.js';
+import type { Route } from '../proxy/route-table.js';
+import type { TrySession } from '../pool/pool-repo.js';
+import type { ReleaseReason } from '../pool/warm-pool.js';
+
+/** What the culler needs from the rest of the hub: public interfaces only, never the store. */
+export interface EphemeralCullerOptions {
+  config: HubConfig;
+  log: Logger;
+  /** The visitors' servers (WarmPool.sessions). */
+  sessions(): Promise<TrySession[]>;
+  /** Ready pool entries whose server died are dropped here too (WarmPool.readyNames). */
+  readyNames(): Promise<string[]>;
+  /** 'running' | 'starting' | 'stopped' of an anonymous user's server by name. */
+  serverStatus(name: string): Promise<'running' | 'starting' | 'stopped'>;
+  /** Whether a start of this user's server is still under way in this process. */
+  isSeeding(name: string): boolean;
+  /** Destroy the server and its files (WarmPool.release). */
+  release(name: string, reason: ReleaseReason): Promise<void>;
+  /** Last proxied activity per escaped name (ServerRepo.lastActivity, flushed every activityFlushMs). */
+  lastActivity(): Promise<Map<string, number>>;
+  /** Report activity the proxy can't see (a busy kernel) so the workspace page's countdown knows it. */
+  touch(escapedName: string): void;
+  /** The route of a server: target and secret (to ask its kernels). */
+  route(escapedName: string): Route | undefined;
+  /** Whether a kernel of this server computes (api/kernels execution_state 'busy'). */
+  hasBusyKernel(route: Route): Promise<boolean>;
+  now?: () => number;
+}
+
+export interface CullResult {
+  name: string;
+  reason: ReleaseReason;
+}
+
+/**
+ * Destroys ephemeral servers after `tryIdleTimeoutS` without activity and at `tryMaxAgeS` after
+ * the visitor got them. Activity is what the proxy saw (HTTP and WebSocket frames) or a kernel
+ * still computing with every tab closed: before culling an idle server, it asks the server's
+ * api/kernels for a busy kernel. Runs every `cullerIntervalMs` from its own timer, which
+ * `close` clears. One pass at a time.
+ */
+export class EphemeralCuller {
+  private readonly now: () => number;
+  private readonly busySeenAt = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<CullResult[]> | undefined;
+
+  constructor(private readonly o: EphemeralCullerOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      if (!this.running) void this.cullOnce().catch((err: Error) => this.o.log.warn({ err: err.message }, 'cull pass failed'));
+    }, this.o.config.cullerIntervalMs);
+    this.timer.unref();
+  }
+
+  /** One pass; resolves with what it destroyed. Safe to call while the timer runs (joins the pass). */
+  cullOnce(): Promise<CullResult[]> {
+    this.running ??= this.pass().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  /** The moment a session ends if nothing changes: max age, or idle timeout after its last activity. */
+  deadlines(session: TrySession, lastActivity: number | undefined): { expiresAt: number; idleAt: number } {
+    const { tryMaxAgeS, tryIdleTimeoutS } = this.o.config;
+    const last = Math.max(session.claimedAt, lastActivity ?? 0, this.busySeenAt.get(session.name) ?? 0);
+    return { expiresAt: session.claimedAt + tryMaxAgeS * 1000, idleAt: last + tryIdleTimeoutS * 1000 };
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+  }
+
+  private async pass(): Promise<CullResult[]> {
+    const out: CullResult[] = [];
+    const cull = async (name: string, reason: ReleaseReason): Promise<void> => {
+      this.busySeenAt.delete(name);
+      try {
+        await this.o.release(name, reason);
+        out.push({ name, reason });
+      } catch (err) {
+        this.o.log.warn({ user: name, reason, err: (err as Error).message }, 'could not destroy an ephemeral server; trying again next pass');
+      }
+    };
+    const sessions = await this.o.sessions();
+    const activity = await this.o.lastActivity();
+    const now = this.now();
+    for (const s of sessions) {
+      const { expiresAt, idleAt } = this.deadlines(s, activity.get(s.escapedName));
+      if (now >= expiresAt) {
+        await cull(s.name, 'max-age');
+        continue;
+      }
+      if (this.o.isSeeding(s.name)) continue;
+      const status = await this.o.serverStatus(s.name);
+      if (status === 'stopped') {
+        await cull(s.name, 'gone');
+        continue;
+      }
+      if (now < idleAt || status !== 'running') continue;
+      const route = this.o.route(s.escapedName);
+      const busy = route ? await this.o.hasBusyKernel(route).catch(() => false) : false;
+      if (busy) {
+        this.busySeenAt.set(s.name, now);
+        this.o.touch(s.escapedName);
+        continue;
+      }
+      await cull(s.name, 'idle');
+    }
+    for (const name of await this.o.readyNames()) {
+      if ((await this.o.serverStatus(name)) === 'stopped') await cull(name, 'gone');
+    }
+    const live = new Set(sessions.map((s) => s.name));
+    for (const name of this.busySeenAt.keys()) if (!live.has(name)) this.busySeenAt.delete(name);
+    if (out.length) this.o.log.info({ culled: out }, 'ephemeral servers destroyed');
+    return out;
+  }
+}

@@ -1,0 +1,1 @@
+export { EphemeralCuller, type EphemeralCullerOptions, type CullResult } from './ephemeral-culler.js';

@@ -1,0 +1,202 @@
+import { Router, type Request, type Response } from 'express';
+import rateLimit from 'express-rate-limit';
+import { pipeline } from 'node:stream/promises';
+import { Forbidden, HubError, NotFound, TooManyRequests } from '../errors.js';
+import { isAnonymousName } from '../names.js';
+import type { UserRecord } from '../store/repos.js';
+import { SAMPLES_FOLDER, WorkspaceTooLarge, workspaceZip, type QueuePlace, type TrySession } from '../pool/index.js';
+import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from './context.js';
+
+declare module 'express-session' {
+  interface SessionData {
+    /** The visitor's ticket in the "Try it" waiting queue. */
+    tryTicket?: string;
+  }
+}
+
+/** Where a visitor lands in their server. */
+export const TRY_LANDING = `/hub/user-redirect/lab/tree/${SAMPLES_FOLDER}/index.ipynb`;
+const WORKSPACE = '/hub/try/workspace';
+const ENDED = '/hub/try/ended';
+// A zip of a throwaway workspace; larger trees are refused rather than streamed for minutes.
+const ZIP_LIMITS = { maxFiles: 5000, maxBytes: 500 * 1024 * 1024 };
+
+function clientIp(req: Request): string {
+  return req.ip ?? req.socket.remoteAddress ?? 'unknown';
+}
+
+function isAnonymous(user: UserRecord | undefined): user is UserRecord {
+  return user !== undefined && user.source === 'anonymous' && isAnonymousName(user.name);
+}
+
+function logIn(req: Request, user: UserRecord): Promise<void> {
+  // passport regenerates the session: the visitor's pre-"Try it" session id is worthless after.
+  return new Promise((resolve, reject) => req.login(user, (err: unknown) => (err ? reject(err) : resolve())));
+}
+
+function minutes(seconds: number): string {
+  if (seconds < 120) return `${seconds} seconds`;
+  if (seconds < 2 * 3600) return `${Math.round(seconds / 60)} minutes`;
+  return `${Math.round(seconds / 3600)} hours`;
+}
+
+/**
+ * /hub/try: anonymous visitors and the warm pool (issue 5). The page with the button; the
+ * XSRF-protected POST that hands out a server (warm at once, on demand through the progress
+ * page, or a 503 waiting page with the visitor's place in the queue); the workspace page around
+ * JupyterLab with the countdown, the download and "End session"; the session's deadlines as
+ * JSON for that page; the zip download; the "session ended" page; and pool counts for admins.
+ */
+export function tryRoutes(deps: WebDeps): Router {
+  const router = Router();
+  const render = renderer(deps);
+  const { config } = deps;
+  const pool = deps.tryIt.pool;
+  const lifetime = { idle: minutes(config.tryIdleTimeoutS), maxAge: minutes(config.tryMaxAgeS) };
+  // How fast one address may take servers. Answers that hand out nothing (the waiting page, a
+  // refusal) don't count: a visitor waiting in line must not use up their allowance.
+  const starts = rateLimit({
+    windowMs: config.tryStartsWindowS * 1000,
+    limit: config.tryStartsPerAddress,
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    skipFailedRequests: true,
+    handler: (_req, _res, next) => next(new TooManyRequests('You have started many workspaces in a short time. Please wait a while before starting another.')),
+  });
+
+  const activeSession = async (req: Request): Promise<{ user: UserRecord; session: TrySession } | null> => {
+    const user = req.user;
+    if (!isAnonymous(user)) return null;
+    const session = await pool.session(user);
+    return session ? { user, session } : null;
+  };
+
+  const waiting = (req: Request, res: Response, place: QueuePlace): void => {
+    req.session.tryTicket = place.ticket;
+    res.set('retry-after', String(config.tryRetryAfterS));
+    render(req, res, 'try-waiting.njk', { position: place.position, retryAfterS: config.tryRetryAfterS }, 503);
+  };
+
+  router.get(
+    '/hub/try',
+    asyncRoute(async (req, res) => {
+      const active = await activeSession(req);
+      const signedIn = req.user !== undefined && !isAnonymous(req.user);
+      render(req, res, 'try.njk', { enabled: pool.enabled, active: active !== null, signedIn, lifetime });
+    }),
+  );
+
+  router.post(
+    '/hub/try',
+    starts,
+    asyncRoute(async (req, res) => {
+      if (!pool.enabled) throw new NotFound('"Try it" is not offered on this hub.');
+      if (req.user && !isAnonymous(req.user)) return res.redirect(303, '/hub/home');
+      if (await activeSession(req)) return res.redirect(303, WORKSPACE);
+      const ip = clientIp(req);
+      const held = await pool.heldBy(ip);
+      if (held >= config.tryMaxPerAddress) {
+        deps.log.warn({ ip, held }, 'try refused: address holds its maximum of workspaces');
+        throw new TooManyRequests(`Your address already holds ${held} temporary workspace${held === 1 ? '' : 's'}, the most allowed. End one ("End session") before starting another.`);
+      }
+      // People who waited go first: with a queue, a newcomer lines up behind it.
+      const ticket = req.session.tryTicket;
+      const place = ticket !== undefined || (await pool.hasQueue()) ? await pool.queuePlace(ticket) : null;
+      if (place && !place.available) return waiting(req, res, place);
+      const got = await pool.claim(ip);
+      if (!got) {
+        deps.log.info({ ip }, 'try: every workspace is taken; visitor waits');
+        return waiting(req, res, place ?? (await pool.queuePlace(undefined)));
+      }
+      await pool.leaveQueue(place?.ticket);
+      await logIn(req, got.user);
+      if (got.warm) return res.redirect(303, WORKSPACE);
+      res.redirect(303, `/hub/spawn-pending/${got.user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
+    }),
+  );
+
+  // The waiting page's script asks here for its place, and submits the form once it is served.
+  router.get(
+    '/hub/try/queue',
+    asyncRoute(async (req, res) => {
+      res.set('cache-control', 'no-store');
+      if (await activeSession(req)) return void res.json({ position: 0, available: true, retryAfterS: config.tryRetryAfterS });
+      const place = await pool.queuePlace(req.session.tryTicket);
+      req.session.tryTicket = place.ticket;
+      res.json({ position: place.position, available: place.available, retryAfterS: config.tryRetryAfterS });
+    }),
+  );
+
+  router.get(
+    WORKSPACE,
+    asyncRoute(async (req, res) => {
+      if (req.user && !isAnonymous(req.user)) return res.redirect(302, '/hub/home');
+      const active = await activeSession(req);
+      if (!active) return res.redirect(302, req.user ? ENDED : '/hub/try');
+      const { user } = active;
+      if ((await deps.manager.status(user)) === 'starting') {
+        return res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
+      }
+      if (!(await pool.whenSeeded(user))) return res.redirect(302, ENDED);
+      render(req, res, 'try-workspace.njk', { landing: TRY_LANDING, lifetime, warningS: config.tryWarningS });
+    }),
+  );
+
+  router.get(
+    '/hub/try/session',
+    asyncRoute(async (req, res) => {
+      res.set('cache-control', 'no-store');
+      const active = await activeSession(req);
+      if (!active) return void res.json({ state: 'ended', now: Date.now() });
+      const { expiresAt, idleAt } = await deps.tryIt.deadlines(active.session);
+      const state = pool.isSeeding(active.user.name) ? 'starting' : 'active';
+      res.json({ state, now: Date.now(), expiresAt, idleAt, warningS: config.tryWarningS });
+    }),
+  );
+
+  router.get(
+    '/hub/try/download',
+    asyncRoute(async (req, res) => {
+      const active = await activeSession(req);
+      if (!active) throw new NotFound('This temporary workspace has ended.');
+      const route = deps.tryIt.route(active.user.escapedName);
+      if (!route) throw new NotFound('This temporary workspace is not running.');
+      const abort = new AbortController();
+      req.on('close', () => abort.abort());
+      let zip;
+      try {
+        zip = await workspaceZip(route, ZIP_LIMITS, abort.signal);
+      } catch (err) {
+        if (err instanceof WorkspaceTooLarge) throw new HubError('TOO_LARGE', 413, 'Your workspace is too large for one download; download the files you need from JupyterLab.');
+        throw new HubError('DOWNLOAD_FAILED', 502, 'Your workspace could not be read for the download. Please try again.', (err as Error).message);
+      }
+      const stamp = new Date().toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-');
+      res.writeHead(200, {
+        'content-type': 'application/zip',
+        'content-disposition': `attachment; filename="oerhub-workspace-${stamp}.zip"`,
+        'cache-control': 'no-store',
+        'x-content-type-options': 'nosniff',
+      });
+      deps.log.info({ user: active.user.name, files: zip.files }, 'workspace downloaded');
+      await pipeline(zip.stream, res).catch((err: Error) => {
+        // The headers are out: all that's left is to cut the download, so the browser sees it failed.
+        deps.log.warn({ user: active.user.name, err: err.message }, 'workspace download cut short');
+        res.destroy();
+      });
+    }),
+  );
+
+  router.get(ENDED, (req, res) => {
+    render(req, res, 'not-running.njk', { ended: true, user: null });
+  });
+
+  router.get(
+    '/hub/api/pool',
+    requireUser(true),
+    asyncRoute(async (req, res) => {
+      if (!currentUser(req).roles.includes('admin')) throw new Forbidden('Only admins can see the pool.');
+      res.set('cache-control', 'no-store').json(await pool.status());
+    }),
+  );
+  return router;
+}

@@ -1,0 +1,119 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Hub } from '../../server/index.js';
+import type { PoolStatus } from '../../server/pool/index.js';
+import { HubClient, type Reply } from './client.js';
+
+/** A visitor's browser: a HubClient whose requests come from `address` (through the trusted proxy header). */
+export class VisitorClient extends HubClient {
+  constructor(
+    baseUrl: string,
+    readonly address: string,
+  ) {
+    super(baseUrl);
+  }
+
+  override request(method: string, path: string, init: { headers?: Record<string, string>; body?: string; form?: Record<string, string> } = {}): Promise<Reply> {
+    // The test hub trusts 127.0.0.1 as its proxy, so this is the address the hub sees.
+    return super.request(method, path, { ...init, headers: { 'x-forwarded-for': this.address, ...init.headers } });
+  }
+
+  /** Click "Try it": load the page, send its form. Returns the reply to the POST. */
+  async tryIt(): Promise<Reply> {
+    const page = await this.get('/hub/try');
+    if (page.status !== 200) throw new Error(`/hub/try answered ${page.status}`);
+    return this.request('POST', '/hub/try', { form: { _csrf: HubClient.csrfFrom(page.body) } });
+  }
+
+  /** Press "Check now" on the waiting page (its script does the same once its place is served). */
+  async retry(waitingPage: string): Promise<Reply> {
+    return this.request('POST', '/hub/try', { form: { _csrf: HubClient.csrfFrom(waitingPage) } });
+  }
+
+  /** Who this browser is signed in as. */
+  async me(): Promise<{ name: string; escaped_name: string; roles: string[]; csrf_token: string }> {
+    const r = await this.get('/hub/api/user', { accept: 'application/json' });
+    if (r.status !== 200) throw new Error(`/hub/api/user answered ${r.status}`);
+    return JSON.parse(r.body) as { name: string; escaped_name: string; roles: string[]; csrf_token: string };
+  }
+
+  /** Open the workspace's JupyterLab once (hands out the /user/ cookie). */
+  async openLab(): Promise<Reply & { path: string }> {
+    return this.follow('/hub/user-redirect/lab/tree/samples/index.ipynb');
+  }
+
+  /** "End session": the sign-out form of the workspace bar. */
+  async endSession(): Promise<Reply> {
+    const page = await this.get('/hub/logout');
+    return this.request('POST', '/hub/logout', { form: { _csrf: HubClient.csrfFrom(page.body) } });
+  }
+}
+
+/** The pool's counts as an admin sees them (GET /hub/api/pool). */
+export async function poolStatus(admin: HubClient): Promise<PoolStatus> {
+  const r = await admin.get('/hub/api/pool', { accept: 'application/json' });
+  if (r.status !== 200) throw new Error(`/hub/api/pool answered ${r.status}: ${r.body}`);
+  return JSON.parse(r.body) as PoolStatus;
+}
+
+/** Poll until `check` holds (or throw after timeoutMs, with the last value in the message). */
+export async function waitFor<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 60_000, everyMs = 200): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < until) {
+    last = await get();
+    if (check(last)) return last;
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+}
+
+/** Wait until the pool has `ready` warm servers and nothing starting. */
+export function waitForReadyPool(hub: Hub, ready: number, timeoutMs = 90_000): Promise<PoolStatus> {
+  return waitFor(`${ready} warm servers`, () => hub.pool.status(), (s) => s.ready === ready && s.starting === 0, timeoutMs);
+}
+
+/** Where the local-process spawner keeps an ephemeral server: its home folder and its process. */
+export function localServerOf(hub: Hub, escapedName: string): { home: string; stateFile: string; pid: number | undefined } {
+  const home = path.join(hub.config.dataDir, 'ephemeral', escapedName);
+  const stateFile = path.join(hub.config.dataDir, 'servers', `${escapedName}.json`);
+  let pid: number | undefined;
+  try {
+    pid = (JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { pid: number }).pid;
+  } catch {
+    pid = undefined;
+  }
+  return { home, stateFile, pid };
+}
+
+/** Whether a process (or its process group, where Jupyter's kernels live) still exists. */
+export function isAlive(pid: number): boolean {
+  for (const target of [pid, -pid]) {
+    try {
+      process.kill(target, 0);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM') return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Pids of processes whose command line names this server (Jupyter's --ServerApp.base_url, and
+ * its kernels' connection files under the ephemeral home): what must be gone once it is destroyed.
+ */
+export function processesOf(escapedName: string): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(`/${escapedName}/`) || cmdline.includes(`/${escapedName}\0`)) out.push(Number(entry));
+    } catch {
+      // gone while we looked
+    }
+  }
+  return out;
+}
