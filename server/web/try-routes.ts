@@ -11,6 +11,8 @@ declare module 'express-session' {
   interface SessionData {
     /** The visitor's ticket in the "Try it" waiting queue. */
     tryTicket?: string;
+    /** Set once this browser got a workspace: after it is destroyed, its pages say so. */
+    tryHad?: boolean;
   }
 }
 
@@ -110,6 +112,7 @@ export function tryRoutes(deps: WebDeps): Router {
       }
       await pool.leaveQueue(place?.ticket);
       await logIn(req, got.user);
+      req.session.tryHad = true;
       if (got.warm) return res.redirect(303, WORKSPACE);
       res.redirect(303, `/hub/spawn-pending/${got.user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
     }),
@@ -132,7 +135,7 @@ export function tryRoutes(deps: WebDeps): Router {
     asyncRoute(async (req, res) => {
       if (req.user && !isAnonymous(req.user)) return res.redirect(302, '/hub/home');
       const active = await activeSession(req);
-      if (!active) return res.redirect(302, req.user ? ENDED : '/hub/try');
+      if (!active) return res.redirect(302, req.user || req.session.tryHad ? ENDED : '/hub/try');
       const { user } = active;
       if ((await deps.manager.status(user)) === 'starting') {
         return res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);

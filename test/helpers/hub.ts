@@ -30,6 +30,8 @@ export async function startTestHub(label: string, overrides: Partial<Record<Conf
       adminPassword: ADMIN_PASSWORD,
       logLevel: 'debug',
       stopServersOnExit: true,
+      // No warm pool unless a test asks for one: it would start servers nobody uses.
+      poolSize: 0,
       ...overrides,
     },
   });

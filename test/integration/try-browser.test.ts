@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import type { Hub } from '../../server/index.js';
+import { launchBrowser, recordRequests, type RequestLog } from '../helpers/browser.js';
+import { startTestHub } from '../helpers/hub.js';
+import { waitForReadyPool } from '../helpers/try.js';
+
+const OUTPUT = path.resolve(__dirname, '..', '..', 'test-output');
+// JupyterLab, a kernel, BokehJS and Leaflet on a 2-core machine shared with other tests.
+const SLOW_MS = 150_000;
+
+/**
+ * Issue 5, item 6: in Chromium, with no outside network, a visitor clicks "Try it" on the
+ * sign-in page, opens the heatmap sample, runs all cells, and sees the Bokeh plot (its canvas)
+ * and the Folium map (its Leaflet container with the city markers and country shapes drawn).
+ * Every request the browser makes goes to the hub on 127.0.0.1.
+ */
+describe('"Try it" in a real browser', function () {
+  this.timeout(400_000);
+  let hub: Hub | undefined;
+  let browser: Browser | undefined;
+  let page: Page | undefined;
+  let requests: RequestLog | undefined;
+  const problems: string[] = [];
+
+  before(async () => {
+    hub = await startTestHub('try-browser', { poolSize: 1, tryMaxServers: 2 });
+    browser = await launchBrowser();
+    page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    requests = recordRequests(page);
+    page.on('pageerror', (e) => problems.push(`uncaught error on ${page?.url()}: ${e.message}`));
+    page.on('requestfailed', (r) => problems.push(`request failed: ${r.method()} ${r.url()}: ${r.failure()?.errorText ?? ''}`));
+    await waitForReadyPool(hub, 1);
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state !== 'failed' || !page) return;
+    fs.mkdirSync(OUTPUT, { recursive: true });
+    const file = path.join(OUTPUT, `try-browser-failure-${Date.now()}.png`);
+    await page.screenshot({ path: file, fullPage: true }).catch(() => undefined);
+    console.error(`failing page: ${page.url()}\nscreenshot: ${file}\n${problems.join('\n')}`);
+  });
+
+  after(async () => {
+    await browser?.close().catch((e: Error) => console.error(`closing the browser: ${e.message}`));
+    await hub?.close();
+  });
+
+  it('a visitor clicks "Try it", runs the heatmap sample and sees the Bokeh plot and the Folium map, all from 127.0.0.1', async () => {
+    assert.ok(hub && page && requests);
+    const p = page;
+    await p.goto(`${hub.url}/hub/login`);
+    await p.getByRole('link', { name: 'Try it without an account' }).click();
+    await p.waitForURL(`${hub.url}/hub/try`);
+    await p.getByRole('button', { name: 'Try it' }).click();
+    await p.waitForURL(`${hub.url}/hub/try/workspace`);
+    // The bar around JupyterLab: the time left and the download.
+    await p.locator('#try-countdown').filter({ hasText: /^\d+:\d\d(:\d\d)?$/ }).waitFor({ timeout: 20_000 });
+    assert.equal(await p.getByRole('link', { name: 'Download my work' }).getAttribute('href'), '/hub/try/download');
+
+    const lab = p.frameLocator('#try-frame');
+    await lab.locator('.jp-LabShell').waitFor({ timeout: SLOW_MS });
+    // Landed in the sample index, which says the workspace is temporary.
+    await lab.locator('.jp-NotebookPanel:visible .jp-RenderedMarkdown', { hasText: 'This is a temporary workspace' }).first().waitFor({ timeout: SLOW_MS });
+
+    await lab.locator('.jp-DirListing-item', { hasText: 'bokeh_heatmap.ipynb' }).dblclick();
+    const notebook = lab.locator('.jp-NotebookPanel:visible');
+    await notebook.locator('.jp-RenderedMarkdown', { hasText: 'A heatmap: temperatures by city and month' }).first().waitFor({ timeout: SLOW_MS });
+    await lab.locator('#jp-main-statusbar').getByText('Python 3 (ipykernel) | Idle').waitFor({ timeout: SLOW_MS });
+    await lab.locator('.lm-MenuBar-itemLabel', { hasText: /^Run$/ }).click();
+    await lab.locator('.lm-Menu-itemLabel', { hasText: /^Run All Cells$/ }).click();
+
+    // Bokeh: BokehJS (inline in the output) draws the heatmap on a canvas.
+    const canvas = notebook.locator('.bk-Canvas canvas, .jp-OutputArea-output canvas').first();
+    await canvas.waitFor({ timeout: SLOW_MS });
+    const size = await canvas.evaluate((c) => ({ w: (c as HTMLCanvasElement).width, h: (c as HTMLCanvasElement).height }));
+    assert.ok(size.w >= 300 && size.h >= 200, `canvas ${size.w}x${size.h}`);
+
+    // Folium: the map's iframe, its Leaflet container and the shapes drawn on it.
+    const mapFrame = notebook.locator('.jp-OutputArea-output iframe').last();
+    await mapFrame.waitFor({ timeout: SLOW_MS });
+    await mapFrame.scrollIntoViewIfNeeded();
+    const map = notebook.frameLocator('.jp-OutputArea-output iframe').last();
+    await map.locator('.leaflet-container').waitFor({ timeout: SLOW_MS });
+    await map.locator('path.leaflet-interactive').first().waitFor({ timeout: SLOW_MS });
+    const shapes = await map.locator('path.leaflet-interactive').count();
+    assert.ok(shapes >= 10, `country outlines and city markers drawn (${shapes} shapes)`);
+    await p.screenshot({ path: path.join(OUTPUT, 'try-workspace.png') });
+
+    const origin = new URL(hub.url).origin;
+    assert.match(origin, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.deepEqual(requests.foreign([origin]), [], 'every request went to the hub');
+    assert.ok(requests.urls.some((u) => u.startsWith(`${origin}/hub/static/vendor/leaflet/`)), 'Leaflet came from the hub');
+  });
+});
