@@ -34,7 +34,7 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
   }
   const env = sources.env ?? {};
   const known = new Set(Object.keys(configShape).map(envName));
-  for (const [name, value] of Object.entries(env)) {
+  for (const name of Object.keys(env)) {
     if (!name.startsWith(ENV_PREFIX) || name === 'OERHUB_CONFIG') continue;
     if (!known.has(name)) problems.push(`${name}: unknown environment variable`);
   }

@@ -1,6 +1,5 @@
 import { z } from 'zod';
-
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+import { int } from './types.js';
 
 /**
  * Options of the warm pool of ephemeral "Try it" servers and the culler (issue 5). Merged into

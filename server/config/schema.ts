@@ -1,20 +1,8 @@
 import { z } from 'zod';
+import { list, bool, int } from './types.js';
 import { dockerShape } from './docker-schema.js';
 import { ssoShape } from './sso-schema.js';
 import { poolShape } from './pool-schema.js';
-
-/** Comma-separated list from the environment, or a real list from the config file. */
-const list = z.preprocess(
-  (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
-  z.array(z.string()),
-);
-const bool = z.preprocess((v) => {
-  if (typeof v !== 'string') return v;
-  if (/^(1|true|yes|on)$/i.test(v)) return true;
-  if (/^(0|false|no|off)$/i.test(v)) return false;
-  return v;
-}, z.boolean());
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 /**
  * Every option of the hub. The description is the documentation: `--help` and the README's

@@ -1,17 +1,5 @@
 import { z } from 'zod';
-
-/** Comma-separated list from the environment, or a real list from the config file. */
-const list = z.preprocess(
-  (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
-  z.array(z.string()),
-);
-const bool = z.preprocess((v) => {
-  if (typeof v !== 'string') return v;
-  if (/^(1|true|yes|on)$/i.test(v)) return true;
-  if (/^(0|false|no|off)$/i.test(v)) return false;
-  return v;
-}, z.boolean());
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+import { list, bool, int } from './types.js';
 
 /**
  * Options of SAML and trusted-header sign-on (issue 4). Merged into the one config schema in

@@ -88,7 +88,8 @@ export class ServerManager {
       phase: 'starting',
       spawner: this.o.spawner.kind,
       secret: randomBytes(32).toString('base64url'),
-      ephemeral: opts.ephemeral ?? false,
+      // Anonymous visitors only ever get throwaway servers, whoever asks for the start.
+      ephemeral: (opts.ephemeral ?? false) || user.source === 'anonymous',
       startedAt: Date.now(),
     };
     const bus = new ProgressBus();

@@ -1,4 +1,3 @@
-import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { DockerDataset, DockerProfile } from '../config/docker-schema.js';
 import { HubError, SpawnFailed, SpawnTimeout } from '../errors.js';
@@ -6,6 +5,7 @@ import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { DockerEngine, DockerRequestFailed, DockerUnavailable, type ContainerCreateOptions } from './docker-engine.js';
 import type { FoundServer, ProgressEvent, SpawnSpec, SpawnerState, Spawner, StartOptions, StartedServer } from './spawner.js';
+import { probeStatus } from './status-probe.js';
 
 export interface DockerSpawnerOptions {
   /** Unix socket of the Docker engine. */
@@ -45,7 +45,6 @@ const IDENTITY_PROVIDER = 'oerhub_singleuser.OerhubIdentityProvider';
 const POLL_INTERVAL_MS = 250;
 /** How often the wait loop asks the engine whether the container died (an HTTP probe can't tell). */
 const INSPECT_EVERY_MS = 1000;
-const POLL_REQUEST_TIMEOUT_MS = 2000;
 const LOG_TAIL_LINES = 20;
 const MIB = 1024 * 1024;
 const EXITED_MESSAGE = 'Your notebook server stopped while it was starting. Please try again; if it keeps happening, tell your teacher.';
@@ -184,7 +183,7 @@ export class DockerSpawner implements Spawner {
         const seconds = Math.floor((Date.now() - startedAt) / 1000);
         const fraction = Math.min(1, (Date.now() - startedAt) / timeoutMs);
         progress(50 + Math.floor(45 * fraction), `Waiting for Jupyter to answer (${seconds} s)`);
-        const status = await getStatus(port, spec, signal).catch(() => 0);
+        const status = await probeStatus(port, spec, signal).catch(() => 0);
         if (status === 200) break;
         if (Date.now() - lastInspect >= INSPECT_EVERY_MS) {
           lastInspect = Date.now();
@@ -429,27 +428,5 @@ function checkSpec(spec: SpawnSpec, needSecret = true): void {
   if (problems.length) throw new SpawnFailed('The hub could not prepare your server.', problems.join('; '));
 }
 
-/** Status of `GET <baseUrl>api/status` with the secret; rejects on network errors and after a short timeout. */
-function getStatus(port: number, spec: SpawnSpec, signal: AbortSignal): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(
-      {
-        host: LOCALHOST,
-        port,
-        path: `${spec.baseUrl}api/status`,
-        headers: { authorization: `token ${spec.secret}` },
-        agent: false,
-        signal,
-        timeout: POLL_REQUEST_TIMEOUT_MS,
-      },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      },
-    );
-    req.once('timeout', () => req.destroy(new Error('status request timed out')));
-    req.once('error', reject);
-  });
-}
 
 export { DockerUnavailable, HubError };

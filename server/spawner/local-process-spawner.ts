@@ -1,7 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,6 +8,7 @@ import { SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import type { FoundServer, ProgressEvent, SpawnSpec, SpawnerState, Spawner, StartOptions, StartedServer } from './spawner.js';
+import { probeStatus } from './status-probe.js';
 
 export interface LocalProcessSpawnerOptions {
   /** Python virtual environment with jupyterlab and oerhub_singleuser (images/venv/build.sh). */
@@ -44,7 +44,6 @@ const IDENTITY_PROVIDER = 'oerhub_singleuser.OerhubIdentityProvider';
 /** One first try plus two retries when another program grabs the port between our probe and Jupyter's bind. */
 const MAX_PORT_ATTEMPTS = 3;
 const POLL_INTERVAL_MS = 250;
-const POLL_REQUEST_TIMEOUT_MS = 2000;
 /** Jupyter gets this long after SIGTERM to shut its kernels down cleanly before SIGKILL. */
 const STOP_GRACE_MS = 5000;
 const KILL_WAIT_MS = 2000;
@@ -233,7 +232,7 @@ export class LocalProcessSpawner implements Spawner {
     const record = await this.readRecord(spec.escapedName);
     if (!record) return undefined;
     if ((await isAlive(record.pid, record.startTicks)) && record.ephemeral === spec.ephemeral) {
-      const status = await getStatus(record.port, spec, signal).catch(() => 0);
+      const status = await probeStatus(record.port, spec, signal).catch(() => 0);
       if (status === 200) {
         log.info({ pid: record.pid, port: record.port }, 'reusing running notebook server');
         const { pid, port, startTicks } = record;
@@ -324,7 +323,7 @@ export class LocalProcessSpawner implements Spawner {
       const waitSignal = AbortSignal.any([signal, exitedOrDone.signal]);
       while (!exit && !signal.aborted) {
         onWaiting();
-        const status = await getStatus(port, spec, waitSignal).catch(() => 0);
+        const status = await probeStatus(port, spec, waitSignal).catch(() => 0);
         if (status === 200 && record) {
           isReady = true;
           return { kind: 'ready', record };
@@ -461,29 +460,6 @@ function findFreePort(): Promise<number> {
   });
 }
 
-/** Status code of `GET <baseUrl>api/status` with the secret; rejects on network errors and after a short timeout. */
-function getStatus(port: number, spec: SpawnSpec, signal: AbortSignal): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(
-      {
-        host: LOCALHOST,
-        port,
-        path: `${spec.baseUrl}api/status`,
-        headers: { authorization: `token ${spec.secret}` },
-        // No keep-alive pool: each probe's socket is closed with it.
-        agent: false,
-        signal,
-        timeout: POLL_REQUEST_TIMEOUT_MS,
-      },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      },
-    );
-    req.once('timeout', () => req.destroy(new Error('status request timed out')));
-    req.once('error', reject);
-  });
-}
 
 /** Fields of /proc/<pid>/stat after the command name (which may itself contain spaces and parentheses). */
 async function readStat(pid: number): Promise<string[] | undefined> {

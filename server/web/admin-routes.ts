@@ -23,7 +23,8 @@ export function adminRoutes(deps: WebDeps): Router {
       const user = await deps.users.get(name);
       if (user) rows.push({ name: user.name, roles: user.roles.join(', '), source: user.source, status: await deps.manager.status(user) });
     }
-    render(req, res, 'admin.njk', { rows, ...extra }, status);
+    const pool = await deps.tryIt.pool.status();
+    render(req, res, 'admin.njk', { rows, pool, ...extra }, status);
   };
 
   router.get('/hub/admin', pages, asyncRoute(async (req, res) => show(req, res)));

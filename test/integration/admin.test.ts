@@ -18,6 +18,8 @@ describe('an admin managing local accounts', function () {
     assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 303);
     const page = await admin.get('/hub/admin');
     assert.equal(page.status, 200);
+    // Pool status is on the page (this hub runs no pool: target 0, nothing ready).
+    assert.match(page.body, /id="pool-status"[\s\S]*<td>0<\/td><td>0<\/td>/);
     const created = await admin.request('POST', '/hub/admin/users', { form: { _csrf: HubClient.csrfFrom(page.body), username: ' Zoë.Student ', password: 'zoe-password', role: 'student' } });
     assert.equal(created.status, 201);
     assert.match(created.body, /Created zoë\.student/);
