@@ -19,7 +19,7 @@ import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
 import type { WebDeps } from './web/context.js';
 import { HubError, StoreUnavailable } from './errors.js';
-import { PoolRepo, WarmPool, anonymousStartsEphemeral, hasBusyKernel, type TryIt } from './pool/index.js';
+import { PoolRepo, WarmPool, hasBusyKernel, type TryIt } from './pool/index.js';
 import { EphemeralCuller } from './culler/index.js';
 import { isAnonymousEscapedName, isAnonymousName } from './names.js';
 
@@ -214,7 +214,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       store,
       views,
       users,
-      manager: anonymousStartsEphemeral(manager),
+      manager,
       throttle: new LoginThrottle(store, config.loginRateLimit),
       cookieSecret,
       csrfToken: (req) => csrf.generateToken(req),

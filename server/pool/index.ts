@@ -5,7 +5,6 @@ import type { WarmPool } from './warm-pool.js';
 export { WarmPool, SAMPLES_FOLDER, type WarmPoolOptions, type PoolStatus, type QueuePlace, type ReleaseReason } from './warm-pool.js';
 export { PoolRepo, type TrySession } from './pool-repo.js';
 export { hasBusyKernel, copyFolderIn, workspaceZip, WorkspaceTooLarge, type ZipLimits } from './jupyter-api.js';
-export { anonymousStartsEphemeral } from './ephemeral-guard.js';
 
 /** What the web routes need of "Try it" (WebDeps.tryIt), built in createHub. */
 export interface TryIt {

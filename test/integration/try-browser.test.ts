@@ -87,7 +87,8 @@ describe('"Try it" in a real browser', function () {
     await map.locator('path.leaflet-interactive').first().waitFor({ timeout: SLOW_MS });
     const shapes = await map.locator('path.leaflet-interactive').count();
     assert.ok(shapes >= 10, `country outlines and city markers drawn (${shapes} shapes)`);
-    await p.screenshot({ path: path.join(OUTPUT, 'try-workspace.png') });
+    // The README shows this one.
+    await p.screenshot({ path: path.resolve(__dirname, '../../views/static/screenshots/try-workspace.png') });
 
     const origin = new URL(hub.url).origin;
     assert.match(origin, /^http:\/\/127\.0\.0\.1:\d+$/);
