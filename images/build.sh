@@ -69,6 +69,7 @@ build() {
   if [[ "$name" == python ]]; then
     cp "$here/venv/requirements.txt" "$ctx/venv-requirements.txt"
     cp -R "$here/venv/oerhub_singleuser" "$ctx/oerhub_singleuser"
+    cp "$here/venv/lab-overrides.json" "$ctx/lab-overrides.json"
     mkdir -p "$ctx/wheels"
     cp "$(wheelhouse)"/*.whl "$ctx/wheels/"
     find "$ctx/oerhub_singleuser" \( -name __pycache__ -o -name build -o -name '*.egg-info' \) -prune -exec rm -rf -- {} +
