@@ -12,10 +12,8 @@ import { NotSignedIn } from '../errors.js';
 import { PAGE_HEADERS, type PageContext } from './render.js';
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     // passport's req.user is our user record
-    // eslint-disable-next-line @typescript-eslint/no-empty-object-type
     interface User extends UserRecord {}
   }
 }
