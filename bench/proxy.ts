@@ -14,7 +14,6 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,6 +25,7 @@ import { notebookVenv } from '../test/helpers/venv.js';
 import { startKernel, xsrfToken } from '../test/helpers/kernel.js';
 import type { HubClient } from '../test/helpers/client.js';
 import type { HttpLoadResult, ParentMessage, WorkerJob, WorkerMessage, WorkerResult, WsChurnResult, WsRoundTripResult } from './bench-protocol.js';
+import { freePort } from '../test/helpers/ports.js';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const LOCALHOST = '127.0.0.1';
@@ -116,17 +116,6 @@ function clientPortsTo(port: number): Set<string> {
     }
   }
   return out;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, LOCALHOST, () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 // ---------------------------------------------------------------- the pieces under test

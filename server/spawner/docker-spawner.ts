@@ -6,6 +6,7 @@ import { isEscapedName } from '../names.js';
 import { DockerEngine, DockerRequestFailed, DockerUnavailable, type ContainerCreateOptions } from './docker-engine.js';
 import type { FoundServer, ProgressEvent, SpawnSpec, SpawnerState, Spawner, StartOptions, StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
+import { jupyterFlags } from './jupyter-args.js';
 
 export interface DockerSpawnerOptions {
   /** Unix socket of the Docker engine. */
@@ -41,7 +42,6 @@ export const LABEL_KIND = 'org.oerhub.kind';
 /** Port Jupyter listens on inside every container; published on 127.0.0.1 only. */
 const JUPYTER_PORT = 8888;
 const LOCALHOST = '127.0.0.1';
-const IDENTITY_PROVIDER = 'oerhub_singleuser.OerhubIdentityProvider';
 const POLL_INTERVAL_MS = 250;
 /** How often the wait loop asks the engine whether the container died (an HTTP probe can't tell). */
 const INSPECT_EVERY_MS = 1000;
@@ -381,23 +381,8 @@ export class DockerSpawner implements Spawner {
   }
 
   private jupyterArgs(spec: SpawnSpec, home: string): string[] {
-    const args = [
-      'jupyter',
-      this.o.app,
-      // Inside the container; the engine publishes the port on the host's 127.0.0.1 only.
-      '--ServerApp.ip=0.0.0.0',
-      `--ServerApp.port=${JUPYTER_PORT}`,
-      '--ServerApp.port_retries=0',
-      `--ServerApp.base_url=${spec.baseUrl}`,
-      `--ServerApp.root_dir=${home}`,
-      `--ServerApp.default_url=${spec.defaultUrl}`,
-      `--ServerApp.identity_provider_class=${IDENTITY_PROVIDER}`,
-      '--ServerApp.allow_remote_access=True',
-      '--ServerApp.allow_origin_pat=(?!)',
-      '--no-browser',
-    ];
-    if (this.o.app === 'lab') args.push('--LabApp.extension_manager=readonly');
-    return args;
+    // ip 0.0.0.0 is inside the container; the engine publishes the port on the host's 127.0.0.1 only.
+    return ['jupyter', ...jupyterFlags(spec, { app: this.o.app, ip: '0.0.0.0', port: JUPYTER_PORT, rootDir: home })];
   }
 }
 

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import type { FoundServer, ProgressEvent, SpawnSpec, SpawnerState, Spawner, StartOptions, StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
+import { jupyterFlags } from './jupyter-args.js';
 
 export interface LocalProcessSpawnerOptions {
   /** Python virtual environment with jupyterlab and oerhub_singleuser (images/venv/build.sh). */
@@ -40,7 +41,6 @@ interface ExitInfo {
 }
 
 const LOCALHOST = '127.0.0.1';
-const IDENTITY_PROVIDER = 'oerhub_singleuser.OerhubIdentityProvider';
 /** One first try plus two retries when another program grabs the port between our probe and Jupyter's bind. */
 const MAX_PORT_ATTEMPTS = 3;
 const POLL_INTERVAL_MS = 250;
@@ -348,28 +348,7 @@ export class LocalProcessSpawner implements Spawner {
   }
 
   private jupyterArgs(spec: SpawnSpec, home: string, port: number): string[] {
-    const args = [
-      this.app,
-      `--ServerApp.ip=${LOCALHOST}`,
-      `--ServerApp.port=${port}`,
-      // Without this Jupyter quietly takes the next free port, which the hub would never find.
-      '--ServerApp.port_retries=0',
-      `--ServerApp.base_url=${spec.baseUrl}`,
-      `--ServerApp.root_dir=${home}`,
-      `--ServerApp.default_url=${spec.defaultUrl}`,
-      `--ServerApp.identity_provider_class=${IDENTITY_PROVIDER}`,
-      // The proxy passes the browser's Host header through; Jupyter's Host allow-list would refuse it.
-      '--ServerApp.allow_remote_access=True',
-      // A pattern that matches nothing: Jupyter then never echoes an Origin into
-      // Access-Control-Allow-Origin (it does so for every token-authenticated request otherwise),
-      // while Origin == Host still passes.
-      '--ServerApp.allow_origin_pat=(?!)',
-      '--no-browser',
-    ];
-    if (this.app === 'lab') {
-      // Students must not install extensions into the shared environment.
-      args.push('--LabApp.extension_manager=readonly');
-    }
+    const args = jupyterFlags(spec, { app: this.app, ip: LOCALHOST, port, rootDir: home });
     // Jupyter refuses to run as root unless told; in a root container that is the only user.
     if (process.getuid?.() === 0) args.push('--allow-root');
     return args;

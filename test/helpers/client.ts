@@ -16,21 +16,59 @@ export interface Reply {
   location: string | null;
 }
 
-export class HubClient {
+/** A browser's cookie jar in miniature: Path-scoped, honouring expiry and deletion. */
+export class CookieJar {
   readonly cookies = new Map<string, StoredCookie>();
 
-  constructor(readonly baseUrl: string) {}
-
-  cookieHeader(path: string): string {
+  /** The Cookie header a browser would send for this path. */
+  header(path: string): string {
     return [...this.cookies.values()]
       .filter((c) => path.startsWith(c.path) || path === c.path.replace(/\/$/, ''))
       .map((c) => `${c.name}=${c.value}`)
       .join('; ');
   }
 
-  cookie(name: string): StoredCookie | undefined {
+  find(name: string): StoredCookie | undefined {
     for (const c of this.cookies.values()) if (c.name === name) return c;
     return undefined;
+  }
+
+  /** Take one Set-Cookie line received for a request to requestPath. */
+  store(line: string, requestPath: string): void {
+    const [pair, ...attrs] = line.split(';');
+    const eq = pair.indexOf('=');
+    const name = pair.slice(0, eq).trim();
+    const value = pair.slice(eq + 1).trim();
+    let path = requestPath.slice(0, requestPath.lastIndexOf('/') + 1) || '/';
+    let expired = false;
+    for (const a of attrs) {
+      const [k, v = ''] = a.split('=');
+      const key = k.trim().toLowerCase();
+      if (key === 'path') path = v.trim();
+      if (key === 'max-age' && Number(v) <= 0) expired = true;
+      if (key === 'expires' && Date.parse(v) < Date.now()) expired = true;
+    }
+    const id = `${name}\n${path}`;
+    if (expired || value === '') this.cookies.delete(id);
+    else this.cookies.set(id, { name, value, path });
+  }
+}
+
+export class HubClient {
+  readonly jar = new CookieJar();
+
+  constructor(readonly baseUrl: string) {}
+
+  get cookies(): Map<string, StoredCookie> {
+    return this.jar.cookies;
+  }
+
+  cookieHeader(path: string): string {
+    return this.jar.header(path);
+  }
+
+  cookie(name: string): StoredCookie | undefined {
+    return this.jar.find(name);
   }
 
   async request(method: string, path: string, init: { headers?: Record<string, string>; body?: string; form?: Record<string, string> } = {}): Promise<Reply> {
@@ -43,7 +81,7 @@ export class HubClient {
       headers['content-type'] = 'application/x-www-form-urlencoded';
     }
     const res = await fetch(this.baseUrl + path, { method, headers, body, redirect: 'manual' });
-    for (const line of res.headers.getSetCookie()) this.store(line, path);
+    for (const line of res.headers.getSetCookie()) this.jar.store(line, path);
     return { status: res.status, headers: res.headers, body: await res.text(), location: res.headers.get('location') };
   }
 
@@ -76,24 +114,5 @@ export class HubClient {
     const q = next ? `?next=${encodeURIComponent(next)}` : '';
     const page = await this.get(`/hub/login${q}`);
     return this.request('POST', `/hub/login${q}`, { form: { _csrf: HubClient.csrfFrom(page.body), username, password } });
-  }
-
-  private store(line: string, requestPath: string): void {
-    const [pair, ...attrs] = line.split(';');
-    const eq = pair.indexOf('=');
-    const name = pair.slice(0, eq).trim();
-    const value = pair.slice(eq + 1).trim();
-    let path = requestPath.slice(0, requestPath.lastIndexOf('/') + 1) || '/';
-    let expired = false;
-    for (const a of attrs) {
-      const [k, v = ''] = a.split('=');
-      const key = k.trim().toLowerCase();
-      if (key === 'path') path = v.trim();
-      if (key === 'max-age' && Number(v) <= 0) expired = true;
-      if (key === 'expires' && Date.parse(v) < Date.now()) expired = true;
-    }
-    const id = `${name}\n${path}`;
-    if (expired || value === '') this.cookies.delete(id);
-    else this.cookies.set(id, { name, value, path });
   }
 }

@@ -5,7 +5,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import type { StoredCookie } from './client.js';
+import { CookieJar, type StoredCookie } from './client.js';
+import { freePort } from './ports.js';
 
 const NGINX = process.env.NGINX_PATH ?? '/usr/sbin/nginx';
 const REPO = path.resolve(__dirname, '../..');
@@ -19,17 +20,6 @@ export interface TestNginx {
   ca: string;
   certFile: string;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /**
@@ -138,17 +128,18 @@ export interface HttpsReply {
  * (HubClient uses fetch, which can't be given a CA without a global dispatcher).
  */
 export class HttpsClient {
-  readonly cookies = new Map<string, StoredCookie>();
+  readonly jar = new CookieJar();
   constructor(
     readonly baseUrl: string,
     private readonly ca: string,
   ) {}
 
+  get cookies(): Map<string, StoredCookie> {
+    return this.jar.cookies;
+  }
+
   cookieHeader(p: string): string {
-    return [...this.cookies.values()]
-      .filter((c) => p.startsWith(c.path) || p === c.path.replace(/\/$/, ''))
-      .map((c) => `${c.name}=${c.value}`)
-      .join('; ');
+    return this.jar.header(p);
   }
 
   request(method: string, p: string, init: { headers?: Record<string, string>; form?: Record<string, string>; onData?: (chunk: string) => void } = {}): Promise<HttpsReply> {
@@ -164,7 +155,7 @@ export class HttpsClient {
     return new Promise((resolve, reject) => {
       const req = https.request(u, { method, headers, ca: this.ca, agent: false }, (res) => {
         const setCookies = res.headers['set-cookie'] ?? [];
-        for (const line of setCookies) this.store(line, u.pathname);
+        for (const line of setCookies) this.jar.store(line, u.pathname);
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => {
@@ -193,24 +184,5 @@ export class HttpsClient {
       ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
       ws.once('error', reject);
     });
-  }
-
-  private store(line: string, requestPath: string): void {
-    const [pair, ...attrs] = line.split(';');
-    const eq = pair.indexOf('=');
-    const name = pair.slice(0, eq).trim();
-    const value = pair.slice(eq + 1).trim();
-    let cookiePath = requestPath.slice(0, requestPath.lastIndexOf('/') + 1) || '/';
-    let expired = false;
-    for (const a of attrs) {
-      const [k, v = ''] = a.split('=');
-      const key = k.trim().toLowerCase();
-      if (key === 'path') cookiePath = v.trim();
-      if (key === 'max-age' && Number(v) <= 0) expired = true;
-      if (key === 'expires' && Date.parse(v) < Date.now()) expired = true;
-    }
-    const id = `${name}\n${cookiePath}`;
-    if (expired || value === '') this.cookies.delete(id);
-    else this.cookies.set(id, { name, value, path: cookiePath });
   }
 }

@@ -4,12 +4,13 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import assert from 'node:assert/strict';
 import * as samlify from 'samlify';
 import * as xmllint from '@authenio/samlify-node-xmllint';
 import type { Hub } from '../../server/index.js';
 import { startTestHub } from './hub.js';
+import { freePort } from './ports.js';
 
 /** A key and self-signed certificate made with openssl for this test run. */
 export interface KeyPair {
@@ -270,18 +271,6 @@ function readBody(req: http.IncomingMessage): Promise<string> {
     req.on('data', (c: string) => (text += c));
     req.on('end', () => resolve(text));
     req.on('error', reject);
-  });
-}
-
-/** A free 127.0.0.1 port: the hub's publicUrl (and so its ACS URL) must be known before it starts. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
   });
 }
 

@@ -9,7 +9,8 @@ import type { Hub } from '../../server/index.js';
 import { startTestHub } from '../helpers/hub.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { HttpsClient, startNginx, type TestNginx } from '../helpers/nginx.js';
-import { freePort, startSamlHub, TestIdp } from '../helpers/saml-idp.js';
+import { startSamlHub, TestIdp } from '../helpers/saml-idp.js';
+import { freePort } from '../helpers/ports.js';
 
 const LOG_DIR = path.resolve(__dirname, '../../test-output');
 

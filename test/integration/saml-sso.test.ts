@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { Hub } from '../../server/index.js';
 import { HubClient, type Reply } from '../helpers/client.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { freePort, startSamlHub, TestIdp, type LoginResponse } from '../helpers/saml-idp.js';
+import { startSamlHub, TestIdp, type LoginResponse } from '../helpers/saml-idp.js';
+import { freePort } from '../helpers/ports.js';
 
 const ACS = '/hub/saml/acs';
 const LOG_DIR = path.resolve(__dirname, '../../test-output');
