@@ -1,4 +1,5 @@
 import type { Store } from '../store/store.js';
+import { parseRecord } from '../store/repos.js';
 
 /** What the hub remembers about one visitor's ephemeral server. */
 export interface TrySession {
@@ -15,15 +16,6 @@ export interface TrySession {
 
 // The culled counter lives as long as a hub's state usually does; it is a statistic, not a limit.
 const COUNTER_TTL_MS = 365 * 24 * 3600 * 1000;
-
-function parse(text: string | null): TrySession | null {
-  if (text === null) return null;
-  try {
-    return JSON.parse(text) as TrySession;
-  } catch {
-    return null;
-  }
-}
 
 /**
  * The warm pool's records in the store, so a restarted hub (or another hub process) finds them:
@@ -65,13 +57,13 @@ export class PoolRepo {
   }
 
   async getSession(name: string): Promise<TrySession | null> {
-    return parse(await this.store.get(`pool:session:${name}`));
+    return parseRecord<TrySession>(await this.store.get(`pool:session:${name}`));
   }
 
   async sessions(): Promise<TrySession[]> {
     const names = await this.store.setMembers('pool:in-use');
     const texts = await this.store.getMany(names.map((n) => `pool:session:${n}`));
-    return texts.map(parse).filter((s): s is TrySession => s !== null);
+    return texts.map((t) => parseRecord<TrySession>(t)).filter((s): s is TrySession => s !== null);
   }
 
   inUseNames(): Promise<string[]> {

@@ -37,7 +37,8 @@ export interface ServerRecord {
   spawnerState?: Record<string, string | number | boolean>;
 }
 
-function parse<T>(text: string | null): T | null {
+/** A JSON record from the store; a missing or corrupt one reads as null. */
+export function parseRecord<T>(text: string | null): T | null {
   if (text === null) return null;
   try {
     return JSON.parse(text) as T;
@@ -50,7 +51,7 @@ export class UserRepo {
   constructor(private readonly store: Store) {}
 
   async get(name: string): Promise<UserRecord | null> {
-    return parse<UserRecord>(await this.store.get(`user:${name}`));
+    return parseRecord<UserRecord>(await this.store.get(`user:${name}`));
   }
 
   async getByEscaped(escapedName: string): Promise<UserRecord | null> {
@@ -88,7 +89,7 @@ export class ServerRepo {
   constructor(private readonly store: Store) {}
 
   async get(escapedName: string): Promise<ServerRecord | null> {
-    return parse<ServerRecord>(await this.store.get(`server:${escapedName}`));
+    return parseRecord<ServerRecord>(await this.store.get(`server:${escapedName}`));
   }
 
   async put(server: ServerRecord): Promise<void> {
@@ -105,7 +106,7 @@ export class ServerRepo {
   async list(): Promise<ServerRecord[]> {
     const names = await this.store.setMembers('servers');
     const texts = await this.store.getMany(names.map((n) => `server:${n}`));
-    return texts.map((t) => parse<ServerRecord>(t)).filter((s): s is ServerRecord => s !== null);
+    return texts.map((t) => parseRecord<ServerRecord>(t)).filter((s): s is ServerRecord => s !== null);
   }
 
   /** One write for many servers: the proxy flushes activity in batches, never per request. */
