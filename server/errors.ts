@@ -58,6 +58,16 @@ export class StoreUnavailable extends HubError {
   }
 }
 
+/**
+ * The durable store's file is held by another hub process. SQLite serves one hub process;
+ * two would each believe they own every server. Only ever thrown at start.
+ */
+export class StoreInUse extends HubError {
+  constructor(detail: string) {
+    super('STORE_IN_USE', 503, 'The hub\'s database is in use by another hub process.', detail);
+  }
+}
+
 /** A server could not be started. `userMessage` says why in words a student understands. */
 export class SpawnFailed extends HubError {
   constructor(message: string, detail?: string) {

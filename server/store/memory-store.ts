@@ -1,7 +1,8 @@
-import { EventEmitter } from 'node:events';
 import { StoreUnavailable } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Store } from './store.js';
+import { WRONG_TYPE, checkAtomicWrites, ttlOf } from './atomic.js';
+import { LocalBus } from './local-bus.js';
+import type { AtomicCondition, AtomicOperation, AtomicWrite, Store } from './store.js';
 
 type Value =
   | { readonly type: 'string'; value: string }
@@ -28,34 +29,20 @@ export interface MemoryStoreOptions {
   sweepIntervalMs?: number;
 }
 
-/** Redis' own wording, so a bug shows the same message with either store. */
-const WRONG_TYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value';
-
-/**
- * Whole milliseconds, at least 1, because Redis' PX takes integers: both stores then round the same way.
- */
-function ttlOf(ttlMs: number): number {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive number, got ${ttlMs}`);
-  return Math.max(1, Math.ceil(ttlMs));
-}
-
 /**
  * State in this process only: lost on restart and not shared between hub processes. For
- * development, tests and single-process hubs. Behaves like RedisStore, including Redis'
+ * unit tests (the hub warns at start when it is chosen). Behaves like RedisStore, including Redis'
  * habit of dropping a hash, set or list once it becomes empty.
  */
 export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
   private readonly entries = new Map<string, Entry>();
-  private readonly bus = new EventEmitter();
+  private readonly bus: LocalBus;
   private readonly sweepTimer: NodeJS.Timeout;
-  private readonly log: Logger | undefined;
   private closed = false;
 
   constructor(options: MemoryStoreOptions = {}) {
-    this.log = options.log;
-    // One listener per subscription; hundreds of open pages must not trigger the leak warning.
-    this.bus.setMaxListeners(0);
+    this.bus = new LocalBus(options.log);
     this.sweepTimer = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 30_000);
     this.sweepTimer.unref();
   }
@@ -121,6 +108,10 @@ export class MemoryStore implements Store {
   }
 
   async hashSet(key: string, fields: Readonly<Record<string, string>>): Promise<void> {
+    this.hashSetNow(key, fields);
+  }
+
+  private hashSetNow(key: string, fields: Readonly<Record<string, string>>): void {
     const pairs = Object.entries(fields);
     const existing = this.read(key, 'hash');
     if (pairs.length === 0) return;
@@ -140,6 +131,10 @@ export class MemoryStore implements Store {
   }
 
   async hashDelete(key: string, ...fields: string[]): Promise<void> {
+    this.hashDeleteNow(key, fields);
+  }
+
+  private hashDeleteNow(key: string, fields: readonly string[]): void {
     const hash = this.read(key, 'hash');
     if (!hash) return;
     for (const field of fields) hash.delete(field);
@@ -147,6 +142,10 @@ export class MemoryStore implements Store {
   }
 
   async setAdd(key: string, ...members: string[]): Promise<void> {
+    this.setAddNow(key, members);
+  }
+
+  private setAddNow(key: string, members: readonly string[]): void {
     const existing = this.read(key, 'set');
     if (members.length === 0) return;
     const set = existing ?? this.create(key, { type: 'set', value: new Set<string>() });
@@ -154,6 +153,10 @@ export class MemoryStore implements Store {
   }
 
   async setRemove(key: string, ...members: string[]): Promise<void> {
+    this.setRemoveNow(key, members);
+  }
+
+  private setRemoveNow(key: string, members: readonly string[]): void {
     const set = this.read(key, 'set');
     if (!set) return;
     for (const member of members) set.delete(member);
@@ -165,6 +168,10 @@ export class MemoryStore implements Store {
   }
 
   async listPush(key: string, ...values: string[]): Promise<number> {
+    return this.listPushNow(key, values);
+  }
+
+  private listPushNow(key: string, values: readonly string[]): number {
     const existing = this.read(key, 'list');
     if (values.length === 0) return existing?.length ?? 0;
     const list = existing ?? this.create(key, { type: 'list', value: [] });
@@ -181,6 +188,10 @@ export class MemoryStore implements Store {
   }
 
   async listRemove(key: string, value: string): Promise<number> {
+    return this.listRemoveNow(key, value);
+  }
+
+  private listRemoveNow(key: string, value: string): number {
     const list = this.read(key, 'list');
     if (!list) return 0;
     const kept = list.filter((v) => v !== value);
@@ -194,31 +205,23 @@ export class MemoryStore implements Store {
     return [...(this.read(key, 'list') ?? [])];
   }
 
+  async atomic(operation: AtomicOperation): Promise<boolean> {
+    this.checkOpen();
+    // Everything below runs without an await, so no other call can come in between.
+    for (const condition of operation.if ?? []) if (!this.holds(condition)) return false;
+    checkAtomicWrites(operation, (key) => this.live(key)?.data.type ?? 'none');
+    for (const write of operation.then) this.apply(write);
+    return true;
+  }
+
   async publish(channel: string, message: string): Promise<void> {
     this.checkOpen();
-    // Redis never calls a subscriber inside publish(); doing the same keeps callers from
-    // depending on re-entrancy that breaks once they switch stores.
-    setImmediate(() => this.bus.emit(eventOf(channel), message));
+    this.bus.publish(channel, message);
   }
 
   async subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
     this.checkOpen();
-    const event = eventOf(channel);
-    // A wrapper per call, so subscribing the same function twice gives two independent subscriptions.
-    // It also catches: EventEmitter stops at the first listener that throws, and here that would
-    // be an uncaught exception, while RedisStore logs it and goes on.
-    const listener = (message: string): void => {
-      try {
-        onMessage(message);
-      } catch (err) {
-        if (this.log) this.log.error({ err, channel }, 'a store subscriber threw');
-        else process.emitWarning(`a store subscriber on channel ${JSON.stringify(channel)} threw: ${String(err)}`);
-      }
-    };
-    this.bus.on(event, listener);
-    return async () => {
-      this.bus.off(event, listener);
-    };
+    return this.bus.subscribe(channel, onMessage);
   }
 
   async ping(): Promise<void> {
@@ -229,8 +232,50 @@ export class MemoryStore implements Store {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.sweepTimer);
-    this.bus.removeAllListeners();
+    this.bus.close();
     this.entries.clear();
+  }
+
+  private holds(condition: AtomicCondition): boolean {
+    const data = this.live(condition.key)?.data;
+    switch (condition.type) {
+      case 'absent':
+        return data === undefined;
+      case 'equals':
+        return data?.type === 'string' && data.value === condition.value;
+      case 'hashEquals':
+        if (data === undefined) return condition.value === null;
+        return data.type === 'hash' && (data.value.get(condition.field) ?? null) === condition.value;
+      case 'listIncludes':
+        return data?.type === 'list' && data.value.includes(condition.value);
+      default:
+        throw new Error(`unknown atomic condition ${String((condition as { type: unknown }).type)}`);
+    }
+  }
+
+  private apply(write: AtomicWrite): void {
+    switch (write.type) {
+      case 'set':
+        this.entries.set(write.key, { data: { type: 'string', value: write.value }, expiresAt: this.expiryOf(write.ttlMs) });
+        return;
+      case 'delete':
+        this.entries.delete(write.key);
+        return;
+      case 'hashSet':
+        return this.hashSetNow(write.key, write.fields);
+      case 'hashDelete':
+        return this.hashDeleteNow(write.key, write.fields);
+      case 'setAdd':
+        return this.setAddNow(write.key, write.members);
+      case 'setRemove':
+        return this.setRemoveNow(write.key, write.members);
+      case 'listPush':
+        this.listPushNow(write.key, write.values);
+        return;
+      case 'listRemove':
+        this.listRemoveNow(write.key, write.value);
+        return;
+    }
   }
 
   private checkOpen(): void {
@@ -280,9 +325,4 @@ export class MemoryStore implements Store {
       if (entry.expiresAt !== undefined && entry.expiresAt <= now) this.entries.delete(key);
     }
   }
-}
-
-/** EventEmitter treats 'error' (and 'newListener', 'removeListener') specially; a prefix keeps every channel an ordinary event. */
-function eventOf(channel: string): string {
-  return `channel:${channel}`;
 }

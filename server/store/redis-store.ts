@@ -1,11 +1,14 @@
 import { Redis } from 'ioredis';
 import { StoreUnavailable } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Store } from './store.js';
+import { ttlOf } from './atomic.js';
+import type { AtomicOperation, Store } from './store.js';
 
 export interface RedisStoreOptions {
-  /** redis:// or rediss:// URL. Never logged: it may hold a password. */
+  /** redis:// or rediss:// URL, or a unix socket path. Never logged: it may hold a password. */
   url: string;
+  /** Redis' requirepass, when it is not in the URL. */
+  password?: string;
   /** Put before every key and channel, so several hubs can share one Redis. */
   keyPrefix: string;
   log: Logger;
@@ -42,10 +45,85 @@ return n`;
  */
 const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS)\b/;
 
-function ttlOf(ttlMs: number): number {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError(`ttlMs must be a positive number, got ${ttlMs}`);
-  return Math.max(1, Math.ceil(ttlMs));
-}
+/**
+ * Store.atomic in one script, which Redis runs without interleaving any other command. A
+ * script is not rolled back when a command in it fails, so every write's key type is checked
+ * (following the types earlier writes give, as atomic.ts does for the other stores) before the
+ * first write. Values travel as plain ARGV strings, never through cjson, so any string
+ * round-trips byte for byte.
+ *
+ * ARGV: number of conditions, number of writes, then for each: name, index into KEYS, number
+ * of arguments, the arguments. A hashEquals with one argument (the field) means "field absent";
+ * a set with two arguments carries a PX.
+ */
+const ATOMIC = `local pos = 3
+local function entry()
+  local op, k, n = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], tonumber(ARGV[pos + 2])
+  local args = {}
+  for i = 1, n do args[i] = ARGV[pos + 2 + i] end
+  pos = pos + 3 + n
+  return op, k, args
+end
+local function typeOf(k) return redis.call('TYPE', k)['ok'] end
+for _ = 1, tonumber(ARGV[1]) do
+  local op, k, a = entry()
+  local t = typeOf(k)
+  if op == 'absent' then
+    if t ~= 'none' then return 0 end
+  elseif op == 'equals' then
+    if t ~= 'string' or redis.call('GET', k) ~= a[1] then return 0 end
+  elseif op == 'hashEquals' then
+    if t == 'none' then
+      if #a == 2 then return 0 end
+    elseif t ~= 'hash' then
+      return 0
+    else
+      local v = redis.call('HGET', k, a[1])
+      if #a == 1 then
+        if v then return 0 end
+      elseif v ~= a[2] then
+        return 0
+      end
+    end
+  elseif op == 'listIncludes' then
+    if t ~= 'list' then return 0 end
+    local found = false
+    for _, v in ipairs(redis.call('LRANGE', k, 0, -1)) do
+      if v == a[1] then found = true break end
+    end
+    if not found then return 0 end
+  else
+    return redis.error_reply('ERR unknown atomic condition ' .. tostring(op))
+  end
+end
+local needs = { set = false, delete = false, hashSet = 'hash', hashDelete = 'hash', setAdd = 'set', setRemove = 'set', listPush = 'list', listRemove = 'list' }
+local writes, planned = {}, {}
+for i = 1, tonumber(ARGV[2]) do
+  local op, k, a = entry()
+  local need = needs[op]
+  if need == nil then return redis.error_reply('ERR unknown atomic write ' .. tostring(op)) end
+  local cur = planned[k] or typeOf(k)
+  if need and cur ~= 'none' and cur ~= need then
+    return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
+  end
+  if op == 'set' then cur = 'string'
+  elseif op == 'delete' then cur = 'none'
+  elseif (op == 'hashSet' or op == 'setAdd' or op == 'listPush') and #a > 0 then cur = need end
+  planned[k] = cur
+  writes[i] = { op, k, a }
+end
+for _, w in ipairs(writes) do
+  local op, k, a = w[1], w[2], w[3]
+  if op == 'set' then
+    if #a == 2 then redis.call('SET', k, a[1], 'PX', a[2]) else redis.call('SET', k, a[1]) end
+  elseif op == 'delete' then redis.call('DEL', k)
+  elseif op == 'listRemove' then redis.call('LREM', k, 0, a[1])
+  elseif #a > 0 then
+    local command = { hashSet = 'HSET', hashDelete = 'HDEL', setAdd = 'SADD', setRemove = 'SREM', listPush = 'RPUSH' }
+    redis.call(command[op], k, unpack(a))
+  end
+end
+return 1`;
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -170,6 +248,14 @@ class Connection {
 }
 
 /**
+ * The URL with its password (user-info or `?password=`) replaced by `***`, for messages and logs.
+ * Works on any text that contains such a URL, e.g. an error message that quotes it.
+ */
+export function redactRedisUrl(text: string): string {
+  return text.replace(/(rediss?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@').replace(/([?&]password=)[^&\s]*/gi, '$1***');
+}
+
+/**
  * State in Redis: survives hub restarts and is shared by hub processes. Every call fails with
  * StoreUnavailable within readyWaitMs + commandTimeoutMs at most while Redis is down, and works
  * again by itself once Redis is back (ioredis keeps reconnecting, capped at one try a second).
@@ -191,6 +277,7 @@ export class RedisStore implements Store {
     this.log = options.log;
     this.readyWaitMs = options.readyWaitMs ?? 1000;
     const client = new Redis(options.url, {
+      ...(options.password === undefined ? {} : { password: options.password }),
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       connectTimeout: 2000,
@@ -306,6 +393,59 @@ export class RedisStore implements Store {
 
   async listRange(key: string): Promise<string[]> {
     return this.main.run((c) => c.lrange(this.k(key), 0, -1));
+  }
+
+  async atomic(operation: AtomicOperation): Promise<boolean> {
+    const keys: string[] = [];
+    const index = new Map<string, number>();
+    const args: string[] = [];
+    const add = (name: string, key: string, values: readonly string[]): void => {
+      let i = index.get(key);
+      if (i === undefined) {
+        keys.push(this.k(key));
+        i = keys.length;
+        index.set(key, i);
+      }
+      args.push(name, String(i), String(values.length), ...values);
+    };
+    const conditions = operation.if ?? [];
+    for (const c of conditions) {
+      if (c.type === 'absent') add(c.type, c.key, []);
+      else if (c.type === 'equals' || c.type === 'listIncludes') add(c.type, c.key, [c.value]);
+      else if (c.type === 'hashEquals') add(c.type, c.key, c.value === null ? [c.field] : [c.field, c.value]);
+      else throw new Error(`unknown atomic condition ${String((c as { type: unknown }).type)}`);
+    }
+    for (const w of operation.then) {
+      switch (w.type) {
+        case 'set':
+          add(w.type, w.key, w.ttlMs === undefined ? [w.value] : [w.value, String(ttlOf(w.ttlMs))]);
+          break;
+        case 'delete':
+          add(w.type, w.key, []);
+          break;
+        case 'hashSet':
+          // Flattened by hand, as in hashSet(): an own `__proto__` field must go too.
+          add(w.type, w.key, Object.entries(w.fields).flat());
+          break;
+        case 'hashDelete':
+          add(w.type, w.key, w.fields);
+          break;
+        case 'setAdd':
+        case 'setRemove':
+          add(w.type, w.key, w.members);
+          break;
+        case 'listPush':
+          add(w.type, w.key, w.values);
+          break;
+        case 'listRemove':
+          add(w.type, w.key, [w.value]);
+          break;
+        default:
+          throw new Error(`unknown atomic write ${String((w as { type: unknown }).type)}`);
+      }
+    }
+    const reply = await this.main.run((c) => c.eval(ATOMIC, keys.length, ...keys, String(conditions.length), String(operation.then.length), ...args));
+    return asNumber(reply) === 1;
   }
 
   async publish(channel: string, message: string): Promise<void> {

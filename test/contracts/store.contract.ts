@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { StoreUnavailable } from '../../server/errors.js';
-import type { Store } from '../../server/store/index.js';
+import type { AtomicCondition, Store } from '../../server/store/index.js';
 
 export interface StoreUnderTest {
   store: Store;
@@ -248,6 +248,236 @@ export function storeContract(name: string, make: () => Promise<StoreUnderTest>)
         assert.equal(await store.listRemove('queue', 'missing'), 0);
         assert.deepEqual(await store.listRange('queue'), ['b', 'c']);
         assert.equal(await store.listRemove('nothing', 'a'), 0);
+      });
+    });
+
+    describe('atomic', function () {
+      it('makes every write of an operation whose conditions hold, and says so', async function () {
+        await store.set('user:alice', 'old');
+        await store.hashSet('profile', { lang: 'de' });
+        await store.listPush('pool:ready', 'p1', 'p2');
+        const committed = await store.atomic({
+          if: [
+            { type: 'equals', key: 'user:alice', value: 'old' },
+            { type: 'absent', key: 'user:bob' },
+            { type: 'hashEquals', key: 'profile', field: 'lang', value: 'de' },
+            { type: 'hashEquals', key: 'profile', field: 'theme', value: null },
+            { type: 'hashEquals', key: 'no-such-hash', field: 'f', value: null },
+            { type: 'listIncludes', key: 'pool:ready', value: 'p2' },
+          ],
+          then: [
+            { type: 'set', key: 'user:alice', value: 'new' },
+            { type: 'set', key: 'user:bob', value: 'B' },
+            { type: 'hashSet', key: 'profile', fields: { theme: 'dark' } },
+            { type: 'hashDelete', key: 'profile', fields: ['lang'] },
+            { type: 'setAdd', key: 'users', members: ['alice', 'bob'] },
+            { type: 'listRemove', key: 'pool:ready', value: 'p2' },
+            { type: 'listPush', key: 'pool:in-use', values: ['p2'] },
+          ],
+        });
+        assert.equal(committed, true);
+        assert.deepEqual(await store.getMany(['user:alice', 'user:bob']), ['new', 'B']);
+        assert.deepEqual(Object.entries(await store.hashGetAll('profile')), [['theme', 'dark']]);
+        assert.deepEqual(sorted(await store.setMembers('users')), ['alice', 'bob']);
+        assert.deepEqual(await store.listRange('pool:ready'), ['p1']);
+        assert.deepEqual(await store.listRange('pool:in-use'), ['p2']);
+      });
+
+      it('writes nothing at all when any one condition fails', async function () {
+        await store.set('k', 'v');
+        await store.hashSet('h', { f: 'v' });
+        await store.listPush('l', 'a');
+        const failing: AtomicCondition[] = [
+          { type: 'equals', key: 'k', value: 'other' },
+          { type: 'equals', key: 'missing', value: 'v' },
+          { type: 'absent', key: 'k' },
+          { type: 'absent', key: 'h' },
+          { type: 'hashEquals', key: 'h', field: 'f', value: 'other' },
+          { type: 'hashEquals', key: 'h', field: 'f', value: null },
+          { type: 'hashEquals', key: 'h', field: 'missing', value: 'v' },
+          { type: 'hashEquals', key: 'missing', field: 'f', value: 'v' },
+          { type: 'listIncludes', key: 'l', value: 'b' },
+          { type: 'listIncludes', key: 'missing', value: 'a' },
+        ];
+        for (const condition of failing) {
+          const committed = await store.atomic({
+            if: [{ type: 'equals', key: 'k', value: 'v' }, condition],
+            then: [
+              { type: 'set', key: 'written', value: 'x' },
+              { type: 'setAdd', key: 'index', members: ['x'] },
+              { type: 'delete', key: 'k' },
+            ],
+          });
+          assert.equal(committed, false, JSON.stringify(condition));
+        }
+        assert.equal(await store.get('written'), null);
+        assert.deepEqual(await store.setMembers('index'), []);
+        assert.equal(await store.get('k'), 'v');
+      });
+
+      it('a key of another type never matches a condition, and an expired key is absent', async function () {
+        await store.hashSet('a-hash', { f: 'v' });
+        await store.set('a-string', 'v');
+        await store.setAdd('a-set', 'v');
+        const never: AtomicCondition[] = [
+          { type: 'equals', key: 'a-hash', value: 'v' },
+          { type: 'hashEquals', key: 'a-string', field: 'f', value: null },
+          { type: 'hashEquals', key: 'a-set', field: 'v', value: null },
+          { type: 'listIncludes', key: 'a-set', value: 'v' },
+        ];
+        for (const condition of never) assert.equal(await store.atomic({ if: [condition], then: [] }), false, JSON.stringify(condition));
+
+        await store.set('lease', 'old-owner', 100);
+        await eventually('the lease expires', async () => (await store.get('lease')) === null);
+        assert.equal(await store.atomic({ if: [{ type: 'absent', key: 'lease' }], then: [{ type: 'set', key: 'lease', value: 'new-owner' }] }), true);
+        assert.equal(await store.get('lease'), 'new-owner');
+      });
+
+      it('a write that meets the wrong kind of key is a bug, and nothing of the operation is written', async function () {
+        await store.set('plain', 'v');
+        const bug = (err: unknown): boolean => err instanceof Error && !(err instanceof StoreUnavailable);
+        await assert.rejects(
+          store.atomic({ then: [{ type: 'set', key: 'first', value: '1' }, { type: 'setAdd', key: 'index', members: ['1'] }, { type: 'hashSet', key: 'plain', fields: { f: 'v' } }] }),
+          bug,
+        );
+        // The type an earlier write gives counts: this set makes `fresh` a string before the push.
+        await assert.rejects(
+          store.atomic({ then: [{ type: 'set', key: 'fresh', value: 's' }, { type: 'listPush', key: 'fresh', values: ['x'] }] }),
+          bug,
+        );
+        assert.deepEqual(await store.getMany(['first', 'fresh']), [null, null]);
+        assert.deepEqual(await store.setMembers('index'), []);
+        assert.equal(await store.get('plain'), 'v');
+        // And a delete makes room for any type.
+        assert.equal(await store.atomic({ then: [{ type: 'delete', key: 'plain' }, { type: 'listPush', key: 'plain', values: ['x'] }] }), true);
+        assert.deepEqual(await store.listRange('plain'), ['x']);
+      });
+
+      it('removes members, drops emptied keys, and gives set writes their expiry', async function () {
+        await store.setAdd('servers', 'alice');
+        await store.hashSet('activity', { alice: '1' });
+        await store.listPush('queue', 't1', 't2', 't1');
+        await store.set('token', 'long-lived', 60_000);
+        assert.equal(
+          await store.atomic({
+            then: [
+              { type: 'setRemove', key: 'servers', members: ['alice', 'missing'] },
+              { type: 'hashDelete', key: 'activity', fields: ['alice'] },
+              { type: 'listRemove', key: 'queue', value: 't1' },
+              { type: 'set', key: 'session', value: 's', ttlMs: 100 },
+              { type: 'set', key: 'token', value: 'forever' },
+              { type: 'delete', key: 'never-there' },
+            ],
+          }),
+          true,
+        );
+        assert.equal(await store.expire('servers', 60_000), false);
+        assert.equal(await store.expire('activity', 60_000), false);
+        assert.deepEqual(await store.listRange('queue'), ['t2']);
+        await store.set('marker', 'x', 100);
+        await eventually('the 100 ms session expires', async () => (await store.get('session')) === null && (await store.get('marker')) === null);
+        assert.equal(await store.get('token'), 'forever');
+        assert.equal(await store.atomic({ then: [] }), true);
+      });
+
+      it('of 20 simultaneous callers creating the same record with its index, exactly one wins', async function () {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            store.atomic({
+              if: [{ type: 'absent', key: 'user:carol' }],
+              then: [
+                { type: 'set', key: 'user:carol', value: `caller-${i}` },
+                { type: 'set', key: 'user-escaped:carol', value: `caller-${i}` },
+                { type: 'setAdd', key: 'users', members: [`caller-${i}`] },
+              ],
+            }),
+          ),
+        );
+        const winners = results.flatMap((won, i) => (won ? [i] : []));
+        assert.equal(winners.length, 1);
+        const winner = `caller-${winners[0]}`;
+        assert.deepEqual(await store.getMany(['user:carol', 'user-escaped:carol']), [winner, winner]);
+        assert.deepEqual(await store.setMembers('users'), [winner]);
+      });
+
+      it('of 20 simultaneous claims of one pool entry, exactly one moves it', async function () {
+        await store.listPush('ready', 'server-1');
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            store.atomic({
+              if: [{ type: 'listIncludes', key: 'ready', value: 'server-1' }],
+              then: [
+                { type: 'listRemove', key: 'ready', value: 'server-1' },
+                { type: 'set', key: 'session:server-1', value: `visitor-${i}` },
+                { type: 'setAdd', key: 'in-use', members: ['server-1'] },
+              ],
+            }),
+          ),
+        );
+        const winners = results.flatMap((won, i) => (won ? [i] : []));
+        assert.equal(winners.length, 1);
+        assert.equal(await store.get('session:server-1'), `visitor-${winners[0]}`);
+        assert.deepEqual(await store.listRange('ready'), []);
+        assert.deepEqual(await store.setMembers('in-use'), ['server-1']);
+      });
+
+      it('compare-and-set: of 20 callers updating from the same version, exactly one succeeds', async function () {
+        await store.set('record', 'v0');
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => store.atomic({ if: [{ type: 'equals', key: 'record', value: 'v0' }], then: [{ type: 'set', key: 'record', value: `v1-by-${i}` }] })),
+        );
+        const winners = results.flatMap((won, i) => (won ? [i] : []));
+        assert.equal(winners.length, 1);
+        assert.equal(await store.get('record'), `v1-by-${winners[0]}`);
+      });
+
+      it('hostile keys, fields and values are plain data in conditions and writes', async function () {
+        for (const [i, key] of HOSTILE_KEYS.entries()) {
+          const fields = Object.fromEntries([
+            [key, `field-${i}`],
+            ['__proto__', 'p'],
+          ]) as Record<string, string>;
+          const committed = await store.atomic({
+            if: [
+              { type: 'absent', key },
+              { type: 'hashEquals', key: `h${key}`, field: key, value: null },
+            ],
+            then: [
+              { type: 'set', key, value: key },
+              { type: 'hashSet', key: `h${key}`, fields },
+              { type: 'setAdd', key: `s${key}`, members: [key, key] },
+              { type: 'listPush', key: `l${key}`, values: [key] },
+            ],
+          });
+          assert.equal(committed, true, `key #${i}`);
+        }
+        for (const [i, key] of HOSTILE_KEYS.entries()) {
+          assert.equal(await store.get(key), key);
+          assert.equal(await store.hashGet(`h${key}`, key), key === '__proto__' ? 'p' : `field-${i}`);
+          assert.equal(await store.hashGet(`h${key}`, '__proto__'), 'p');
+          assert.deepEqual(await store.setMembers(`s${key}`), [key]);
+          assert.equal(
+            await store.atomic({
+              if: [
+                { type: 'equals', key, value: key },
+                { type: 'hashEquals', key: `h${key}`, field: '__proto__', value: 'p' },
+                { type: 'listIncludes', key: `l${key}`, value: key },
+              ],
+              then: [{ type: 'delete', key }, { type: 'setRemove', key: `s${key}`, members: [key] }],
+            }),
+            true,
+            `key #${i}`,
+          );
+          assert.equal(await store.get(key), null);
+          assert.deepEqual(await store.setMembers(`s${key}`), []);
+        }
+        assert.equal(Object.keys(Object.prototype).length, 0);
+        assert.equal(({} as Record<string, unknown>).p, undefined);
+      });
+
+      it('refuses with StoreUnavailable once closed', async function () {
+        await store.close();
+        await assert.rejects(store.atomic({ then: [{ type: 'set', key: 'k', value: 'v' }] }), StoreUnavailable);
       });
     });
 
