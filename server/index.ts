@@ -7,7 +7,7 @@ import type { Request } from 'express';
 import { csrfSync } from 'csrf-sync';
 import type { HubConfig } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
-import { createStore, type Store } from './store/index.js';
+import { createStore, describeStoreFailure, type Store } from './store/index.js';
 import { ServerRepo, UserRepo } from './store/repos.js';
 import { createSpawner, type Spawner } from './spawner/index.js';
 import { HubSessionStore } from './auth/session-store.js';
@@ -18,7 +18,7 @@ import { ServerManager } from './servers/server-manager.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
 import type { WebDeps } from './web/context.js';
-import { HubError, StoreUnavailable } from './errors.js';
+import { StoreUnavailable } from './errors.js';
 import { PoolRepo, WarmPool, hasBusyKernel, type TryIt } from './pool/index.js';
 import { EphemeralCuller } from './culler/index.js';
 import { isAnonymousEscapedName, isAnonymousName } from './names.js';
@@ -111,14 +111,17 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     prepareDataDir(config.dataDir);
     const cookieSecret = loadCookieSecret(config);
 
-    const store: Store = createStore(config, log.child({ part: 'store' }));
+    let store: Store;
+    try {
+      store = createStore(config, log.child({ part: 'store' }));
+    } catch (err) {
+      throw new StartupError(describeStoreFailure(config, err));
+    }
     closers.push(() => store.close());
     try {
       await store.ping();
     } catch (err) {
-      throw new StartupError(
-        `The state store can't be reached (store=${config.store}${config.store === 'redis' ? `, redisUrl=${config.redisUrl}` : ''}): ${err instanceof HubError ? err.detail ?? err.message : String(err)}. Start Redis, or set OERHUB_STORE=memory for a trial.`,
-      );
+      throw new StartupError(describeStoreFailure(config, err));
     }
 
     const userRepo = new UserRepo(store);

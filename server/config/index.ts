@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { configSchema, configShape, type ConfigKey, type HubConfig } from './schema.js';
+import { isRedisSocketPath, redisUrlHasPassword } from './store-schema.js';
 
 export { configSchema, configShape, type HubConfig, type ConfigKey };
 
@@ -50,7 +51,7 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
       problems.push(`${key} (${envName(String(issue.path[0] ?? key))}): ${issue.message}`);
     }
   }
-  if (parsed.success) problems.push(...ssoProblems(parsed.data));
+  if (parsed.success) problems.push(...ssoProblems(parsed.data), ...storeProblems(parsed.data));
   if (problems.length || !parsed.success) throw new ConfigError(problems);
   return Object.freeze(parsed.data);
 }
@@ -86,6 +87,26 @@ function ssoProblems(c: HubConfig): string[] {
   }
   if (c.trustedHeader && c.trustedHeaderProxies.length === 0) {
     out.push(`trustedHeaderProxies (${envName('trustedHeaderProxies')}): trustedHeader needs the addresses of the proxies allowed to send it`);
+  }
+  return out;
+}
+
+/** Cross-field rules of the state store. */
+function storeProblems(c: HubConfig): string[] {
+  if (c.store !== 'redis') return [];
+  const out: string[] = [];
+  if (!c.cookieSecret) {
+    out.push(
+      `cookieSecret (${envName('cookieSecret')}): store=redis needs a configured cookie secret (32+ characters), the same for every hub process sharing the Redis; a generated one differs per data folder, so a sign-in on one hub would not count on another`,
+    );
+  }
+  const url = c.redisUrl;
+  if (!isRedisSocketPath(url) && !/^rediss?:\/\/[^/?#]/i.test(url)) {
+    out.push(`redisUrl (${envName('redisUrl')}): expected redis://host:port/db, rediss://host:port/db or the path of a unix socket (starting with /)`);
+  } else if (!isRedisSocketPath(url) && !c.redisPassword && !redisUrlHasPassword(url)) {
+    out.push(
+      `redisPassword (${envName('redisPassword')}): store=redis over TCP needs Redis' password (requirepass): set redisPassword, put it in redisUrl (redis://:PASSWORD@host:6379/0), or use Redis' unix socket as redisUrl. Without one, any program on this machine, a student's kernel included, can rewrite the hub's state`,
+    );
   }
   return out;
 }

@@ -3,6 +3,7 @@ import { list, bool, int } from './types.js';
 import { dockerShape } from './docker-schema.js';
 import { ssoShape } from './sso-schema.js';
 import { poolShape } from './pool-schema.js';
+import { storeShape } from './store-schema.js';
 
 /**
  * Every option of the hub. The description is the documentation: `--help` and the README's
@@ -18,9 +19,7 @@ export const configShape = {
     .optional()
     .describe('The URL users type, e.g. https://hub.example.edu. Used for the WebSocket Origin check and Secure cookies; if unset, the Host header is trusted.'),
   dataDir: z.string().min(1).default('./data').describe('Folder for the hub\'s own files: generated secrets, local-process homes, server logs.'),
-  store: z.enum(['memory', 'redis']).default('memory').describe('Where hub state lives. `memory` is lost on restart; `redis` survives restarts and is shared by hub processes.'),
-  redisUrl: z.string().default('redis://127.0.0.1:6379/0').describe('Redis connection URL, used when store=redis.'),
-  redisKeyPrefix: z.string().default('oerhub:').describe('Prefix of every Redis key, so several hubs can share one Redis.'),
+  ...storeShape,
   spawner: z.enum(['local', 'docker']).default('local').describe('How notebook servers run. `local`: a jupyter process per user from a Python virtual environment; `docker`: a container per user.'),
   notebookVenv: z.string().default('./.venv-notebook').describe('Python virtual environment with jupyterlab, made by `npm run venv` (local spawner).'),
   notebookApp: z.enum(['lab', 'server']).default('lab').describe('Start `jupyter lab` (JupyterLab UI) or plain `jupyter server`.'),

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -6,8 +7,13 @@ import path from 'node:path';
 import { freePort } from './ports.js';
 
 export interface TestRedis {
+  /** redis://:PASSWORD@127.0.0.1:PORT: the password travels in the URL, so `new Redis(url)` and redisUrl just work. */
   url: string;
   port: number;
+  /** The server's requirepass: it refuses every command without it, as the hub requires of a real Redis. */
+  password: string;
+  /** The same server without the password, for checks that it is refused. */
+  urlWithoutPassword: string;
   /** Kill the server (an outage). Safe to call twice. */
   stop(): Promise<void>;
   /** Start it again on the same port: empty, or with its data when started durable. */
@@ -18,28 +24,30 @@ const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
 
 /**
- * A private redis-server on a free 127.0.0.1 port, owned by this test process (not daemonized,
- * so it can't outlive a stop() and two test runs never share one). Throws if redis-server is
- * missing: CI must install it, and a skipped suite would hide that.
+ * A private redis-server on a free 127.0.0.1 port with a random password, owned by this test
+ * process (not daemonized, so it can't outlive a stop() and two test runs never share one).
+ * Throws if redis-server is missing: CI must install it, and a skipped suite would hide that.
  */
 export async function startRedis(options: { durable?: boolean } = {}): Promise<TestRedis> {
   // durable: append-only file synced on every write, so a restart keeps the data (as a production Redis would).
   const dir = options.durable ? fs.mkdtempSync(path.join(os.tmpdir(), 'oerhub-redis-')) : undefined;
+  // Hex: safe in a URL's user-info part without escaping.
+  const password = randomBytes(16).toString('hex');
   // Another process may grab the free port between probing and binding; try a few.
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     let child: ChildProcess | undefined;
     try {
-      child = await launch(port, dir);
+      child = await launch(port, password, dir);
     } catch (err) {
       if (err instanceof PortTaken && attempt < 5) continue;
       throw err;
     }
-    return handle(port, child, dir);
+    return handle(port, password, child, dir);
   }
 }
 
-function handle(port: number, first: ChildProcess, dir: string | undefined): TestRedis {
+function handle(port: number, password: string, first: ChildProcess, dir: string | undefined): TestRedis {
   let child: ChildProcess | undefined = first;
   // Mocha exits with `exit: true`; a forgotten stop() must not leave a redis-server running.
   const killOnExit = (): void => {
@@ -47,8 +55,10 @@ function handle(port: number, first: ChildProcess, dir: string | undefined): Tes
   };
   process.once('exit', killOnExit);
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://:${password}@127.0.0.1:${port}`,
     port,
+    password,
+    urlWithoutPassword: `redis://127.0.0.1:${port}`,
     async stop() {
       const running = child;
       child = undefined;
@@ -58,16 +68,16 @@ function handle(port: number, first: ChildProcess, dir: string | undefined): Tes
       const running = child;
       child = undefined;
       if (running) await kill(running);
-      child = await launch(port, dir);
+      child = await launch(port, password, dir);
     },
   };
 }
 
 class PortTaken extends Error {}
 
-async function launch(port: number, durableDir?: string): Promise<ChildProcess> {
+async function launch(port: number, password: string, durableDir?: string): Promise<ChildProcess> {
   const persistence = durableDir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', durableDir] : ['--appendonly', 'no', '--dir', os.tmpdir()];
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', ...persistence];
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -87,7 +97,7 @@ async function launch(port: number, durableDir?: string): Promise<ChildProcess> 
   });
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    const failed = await Promise.race([exited, answersPing(port).then(() => undefined, () => null)]);
+    const failed = await Promise.race([exited, answersPing(port, password).then(() => undefined, () => null)]);
     if (failed instanceof Error) throw failed;
     if (failed === undefined) return child;
     if (Date.now() > deadline) {
@@ -98,19 +108,20 @@ async function launch(port: number, durableDir?: string): Promise<ChildProcess> 
   }
 }
 
-/** Resolves when something on the port answers a Redis PING with PONG. */
-function answersPing(port: number): Promise<void> {
+/** Resolves when something on the port accepts the password and answers a Redis PING with PONG. */
+function answersPing(port: number, password: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port });
     let reply = '';
     socket.setTimeout(1000, () => socket.destroy(new Error('PING timed out')));
     socket.once('error', reject);
-    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once('connect', () => socket.write(`AUTH ${password}\r\nPING\r\n`));
     socket.on('data', (chunk: Buffer) => {
       reply += chunk.toString();
-      if (!reply.includes('\r\n')) return;
+      // Two replies: AUTH's and PING's (or an error that ends the first).
+      if (!reply.startsWith('-') && reply.split('\r\n').length < 3) return;
       socket.destroy();
-      if (reply.startsWith('+PONG')) resolve();
+      if (reply.startsWith('+OK\r\n+PONG')) resolve();
       else reject(new Error(`unexpected PING reply ${JSON.stringify(reply)}`));
     });
   });

@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { envName, loadConfig } from '../../server/config/index.js';
-import { ConfigError } from '../../server/errors.js';
+import { ConfigError, StoreUnavailable } from '../../server/errors.js';
+import { describeStoreFailure, redactRedisUrl } from '../../server/store/index.js';
 
 describe('configuration', () => {
   it('has working defaults for a quick start', () => {
     const c = loadConfig({ env: {} });
-    assert.equal(c.store, 'memory');
+    // Durable by default: a restart keeps accounts, sign-ins and servers.
+    assert.equal(c.store, 'sqlite');
     assert.equal(c.spawner, 'local');
     assert.equal(c.port, 8000);
     assert.ok(Object.isFrozen(c));
@@ -28,7 +30,7 @@ describe('configuration', () => {
       assert.ok(err instanceof ConfigError);
       const text = err.message;
       assert.match(text, /port \(OERHUB_PORT\): Expected number/);
-      assert.match(text, /store \(OERHUB_STORE\): Invalid enum value.*'memory' \| 'redis'/);
+      assert.match(text, /store \(OERHUB_STORE\): Invalid enum value.*'sqlite' \| 'redis' \| 'memory'/);
       assert.match(text, /OERHUB_NOPE: unknown environment variable/);
       assert.match(text, /colour \(config file\): unknown option/);
     }
@@ -56,5 +58,68 @@ describe('configuration', () => {
       assert.equal(e.status, 1);
       assert.match(e.stderr, /port \(OERHUB_PORT\)/);
     }
+  });
+
+  describe('store=redis', () => {
+    const secret = 'c'.repeat(32);
+
+    function problemsOf(env: NodeJS.ProcessEnv): string {
+      try {
+        loadConfig({ env });
+      } catch (err) {
+        assert.ok(err instanceof ConfigError);
+        return err.message;
+      }
+      return '';
+    }
+
+    it('refuses to start without a configured cookie secret, naming the key', () => {
+      const text = problemsOf({ OERHUB_STORE: 'redis', OERHUB_REDIS_URL: 'redis://:pw@127.0.0.1:6379/0' });
+      assert.match(text, /cookieSecret \(OERHUB_COOKIE_SECRET\): store=redis needs a configured cookie secret/);
+    });
+
+    it('refuses Redis over TCP without a password, saying how to give one', () => {
+      const text = problemsOf({ OERHUB_STORE: 'redis', OERHUB_COOKIE_SECRET: secret, OERHUB_REDIS_URL: 'redis://127.0.0.1:6379/0' });
+      assert.match(text, /redisPassword \(OERHUB_REDIS_PASSWORD\): store=redis over TCP needs Redis' password/);
+      assert.match(text, /redis:\/\/:PASSWORD@host:6379\/0/);
+      assert.match(text, /unix socket/);
+      // The default redisUrl has no password either.
+      assert.match(problemsOf({ OERHUB_STORE: 'redis', OERHUB_COOKIE_SECRET: secret }), /redisPassword/);
+    });
+
+    it('accepts the password in redisPassword, in the URL, or a unix socket without one', () => {
+      const ok = [
+        { OERHUB_REDIS_PASSWORD: 'pw' },
+        { OERHUB_REDIS_URL: 'redis://:pw@127.0.0.1:6379/0' },
+        { OERHUB_REDIS_URL: 'rediss://hub:pw@redis.example.edu:6380/1' },
+        { OERHUB_REDIS_URL: 'redis://127.0.0.1:6379/0?password=pw' },
+        { OERHUB_REDIS_URL: '/run/redis/redis.sock' },
+      ];
+      for (const env of ok) {
+        const c = loadConfig({ env: { OERHUB_STORE: 'redis', OERHUB_COOKIE_SECRET: secret, ...env } });
+        assert.equal(c.store, 'redis', JSON.stringify(env));
+      }
+    });
+
+    it('refuses a redisUrl that is neither a redis:// URL nor a socket path', () => {
+      assert.match(problemsOf({ OERHUB_STORE: 'redis', OERHUB_COOKIE_SECRET: secret, OERHUB_REDIS_URL: 'http://127.0.0.1:6379' }), /redisUrl \(OERHUB_REDIS_URL\): expected redis:\/\//);
+    });
+
+    it('other stores need neither, so the quick start stays one command', () => {
+      assert.equal(loadConfig({ env: {} }).store, 'sqlite');
+      assert.equal(loadConfig({ env: { OERHUB_STORE: 'memory' } }).store, 'memory');
+    });
+
+    it('never shows the Redis password in a start-up message', () => {
+      assert.equal(redactRedisUrl('redis://:s3cret@127.0.0.1:6379/0'), 'redis://:***@127.0.0.1:6379/0');
+      assert.equal(redactRedisUrl('rediss://hub:s3cret@redis.example.edu:6380'), 'rediss://hub:***@redis.example.edu:6380');
+      assert.equal(redactRedisUrl('redis://127.0.0.1:6379/0?password=s3cret&db=1'), 'redis://127.0.0.1:6379/0?password=***&db=1');
+      assert.equal(redactRedisUrl('redis://127.0.0.1:6379/0'), 'redis://127.0.0.1:6379/0');
+      const config = loadConfig({ env: { OERHUB_STORE: 'redis', OERHUB_COOKIE_SECRET: secret, OERHUB_REDIS_URL: 'redis://:s3cret@127.0.0.1:1/0' } });
+      const message = describeStoreFailure(config, new StoreUnavailable('connect ECONNREFUSED to redis://:s3cret@127.0.0.1:1/0'));
+      assert.doesNotMatch(message, /s3cret/);
+      assert.match(message, /redisUrl=redis:\/\/:\*\*\*@127\.0\.0\.1:1\/0/);
+      assert.match(message, /ECONNREFUSED/);
+    });
   });
 });
