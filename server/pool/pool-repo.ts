@@ -1,4 +1,4 @@
-import type { Store } from '../store/store.js';
+import type { AtomicWrite, Store } from '../store/store.js';
 import { parseRecord } from '../store/repos.js';
 
 /** What the hub remembers about one visitor's ephemeral server. */
@@ -34,9 +34,43 @@ export class PoolRepo {
     await this.store.listPush('pool:ready', name);
   }
 
-  /** Take the oldest ready name; of two concurrent callers only one gets each name. */
+  /**
+   * Take the oldest ready name; of two concurrent callers only one gets each name. Prefer
+   * claimReady, which also records the session in the same step.
+   */
   shiftReady(): Promise<string | null> {
     return this.store.listShift('pool:ready');
+  }
+
+  /**
+   * Hand the oldest ready server to a visitor: take its name off the ready list and record
+   * the visitor's session (`sessionFor(name)`) in one atomic step, so a store failure can't
+   * leave a running server that is neither ready nor in use (and that nothing would ever
+   * stop). Of concurrent callers only one gets each name; the others move on to the next.
+   * Null when no server is ready.
+   */
+  async claimReady(sessionFor: (name: string) => Promise<TrySession>): Promise<TrySession | null> {
+    for (;;) {
+      const [name] = await this.store.listRange('pool:ready');
+      if (name === undefined) return null;
+      const session = await sessionFor(name);
+      const claimed = await this.store.atomic({
+        // If another claimer (or a release) took the name first, this writes nothing: try the next.
+        if: [{ type: 'listIncludes', key: 'pool:ready', value: name }],
+        then: [{ type: 'listRemove', key: 'pool:ready', value: name }, ...this.sessionWrites(session)],
+      });
+      if (claimed) return session;
+    }
+  }
+
+  /** A warm-up finished: list the name as ready and no longer starting, in one atomic step. */
+  async markReady(name: string): Promise<void> {
+    await this.store.atomic({
+      then: [
+        { type: 'listPush', key: 'pool:ready', values: [name] },
+        { type: 'setRemove', key: 'pool:starting', members: [name] },
+      ],
+    });
   }
 
   startingNames(): Promise<string[]> {
@@ -51,9 +85,16 @@ export class PoolRepo {
     await this.store.setRemove('pool:starting', name);
   }
 
+  /** Record a visitor's session and count it as in use, in one atomic step. */
   async putSession(session: TrySession): Promise<void> {
-    await this.store.set(`pool:session:${session.name}`, JSON.stringify(session));
-    await this.store.setAdd('pool:in-use', session.name);
+    await this.store.atomic({ then: this.sessionWrites(session) });
+  }
+
+  private sessionWrites(session: TrySession): AtomicWrite[] {
+    return [
+      { type: 'set', key: `pool:session:${session.name}`, value: JSON.stringify(session) },
+      { type: 'setAdd', key: 'pool:in-use', members: [session.name] },
+    ];
   }
 
   async getSession(name: string): Promise<TrySession | null> {
@@ -70,12 +111,16 @@ export class PoolRepo {
     return this.store.setMembers('pool:in-use');
   }
 
-  /** Remove a name from every list: ready, starting, in use. Safe to repeat. */
+  /** Remove a name from every list (ready, starting, in use) and its session, in one atomic step. Safe to repeat. */
   async forget(name: string): Promise<void> {
-    await this.store.listRemove('pool:ready', name);
-    await this.store.setRemove('pool:starting', name);
-    await this.store.setRemove('pool:in-use', name);
-    await this.store.delete(`pool:session:${name}`);
+    await this.store.atomic({
+      then: [
+        { type: 'listRemove', key: 'pool:ready', value: name },
+        { type: 'setRemove', key: 'pool:starting', members: [name] },
+        { type: 'setRemove', key: 'pool:in-use', members: [name] },
+        { type: 'delete', key: `pool:session:${name}` },
+      ],
+    });
   }
 
   async countCulled(): Promise<void> {
@@ -95,8 +140,12 @@ export class PoolRepo {
   }
 
   async enqueue(ticket: string, now: number): Promise<void> {
-    await this.store.hashSet('pool:queue-seen', { [ticket]: String(now) });
-    await this.store.listPush('pool:queue', ticket);
+    await this.store.atomic({
+      then: [
+        { type: 'hashSet', key: 'pool:queue-seen', fields: { [ticket]: String(now) } },
+        { type: 'listPush', key: 'pool:queue', values: [ticket] },
+      ],
+    });
   }
 
   async seen(ticket: string, now: number): Promise<void> {
@@ -104,7 +153,12 @@ export class PoolRepo {
   }
 
   async dequeue(...tickets: string[]): Promise<void> {
-    for (const t of tickets) await this.store.listRemove('pool:queue', t);
-    if (tickets.length) await this.store.hashDelete('pool:queue-seen', ...tickets);
+    if (tickets.length === 0) return;
+    await this.store.atomic({
+      then: [
+        ...tickets.map((t): AtomicWrite => ({ type: 'listRemove', key: 'pool:queue', value: t })),
+        { type: 'hashDelete', key: 'pool:queue-seen', fields: tickets },
+      ],
+    });
   }
 }

@@ -118,11 +118,14 @@ export class WarmPool {
   async claim(ip: string): Promise<{ user: UserRecord; warm: boolean } | null> {
     if (!this.enabled || this.closed) return null;
     for (;;) {
-      const name = await this.o.repo.shiftReady();
-      if (name === null) break;
-      const user = await this.o.users.get(name);
-      // Recorded before the check, so the cap counts it even while we look.
-      const session = await this.recordSession(name, user?.escapedName ?? '', ip, true);
+      let user = null as UserRecord | null;
+      // Off the ready list and recorded as in use in one step (the cap counts it even while we look).
+      const session = await this.o.repo.claimReady(async (name) => {
+        user = await this.o.users.get(name);
+        return { name, escapedName: user?.escapedName ?? '', ip, claimedAt: this.now(), warm: true };
+      });
+      if (session === null) break;
+      const name = session.name;
       if (!user || (await this.o.manager.status(user)) !== 'running') {
         this.o.log.warn({ user: name }, 'a warm server was gone; taking the next');
         await this.release(name, 'gone');
@@ -293,8 +296,7 @@ export class WarmPool {
         this.warmUp(user)
           .then(async () => {
             // Listed as ready even if the hub is closing: the next start finds it and checks it.
-            await this.o.repo.pushReady(user.name);
-            await this.o.repo.removeStarting(user.name);
+            await this.o.repo.markReady(user.name);
             this.o.log.info({ user: user.name }, 'warm server ready');
           })
           .catch(async (err: Error) => {

@@ -1,4 +1,4 @@
-import type { Store } from './store.js';
+import type { AtomicWrite, Store } from './store.js';
 
 /**
  * Typed records kept in the Store. Each repository owns its key names; nothing else
@@ -59,29 +59,37 @@ export class UserRepo {
     return name === null ? null : this.get(name);
   }
 
+  /** Write the record and its indexes in one atomic step: a user is never listed without a record, or found by one name and not the other. */
   async put(user: UserRecord): Promise<void> {
-    await this.store.set(`user:${user.name}`, JSON.stringify(user));
-    await this.store.set(`user-escaped:${user.escapedName}`, user.name);
-    await this.store.setAdd('users', user.name);
+    await this.store.atomic({ then: this.writes(user) });
   }
 
-  /** Create only if no user has this name. Returns false when it already existed. */
+  /** Create only if no user has this name, with its indexes, in one atomic step. Returns false when it already existed. */
   async create(user: UserRecord): Promise<boolean> {
-    const created = await this.store.setIfAbsent(`user:${user.name}`, JSON.stringify(user));
-    if (created) {
-      await this.store.set(`user-escaped:${user.escapedName}`, user.name);
-      await this.store.setAdd('users', user.name);
-    }
-    return created;
+    return this.store.atomic({ if: [{ type: 'absent', key: `user:${user.name}` }], then: this.writes(user) });
+  }
+
+  private writes(user: UserRecord): AtomicWrite[] {
+    return [
+      { type: 'set', key: `user:${user.name}`, value: JSON.stringify(user) },
+      { type: 'set', key: `user-escaped:${user.escapedName}`, value: user.name },
+      { type: 'setAdd', key: 'users', members: [user.name] },
+    ];
   }
 
   async list(): Promise<string[]> {
     return (await this.store.setMembers('users')).sort();
   }
 
+  /** Remove the record and its indexes in one atomic step. Safe to repeat. */
   async delete(user: UserRecord): Promise<void> {
-    await this.store.delete(`user:${user.name}`, `user-escaped:${user.escapedName}`);
-    await this.store.setRemove('users', user.name);
+    await this.store.atomic({
+      then: [
+        { type: 'delete', key: `user:${user.name}` },
+        { type: 'delete', key: `user-escaped:${user.escapedName}` },
+        { type: 'setRemove', key: 'users', members: [user.name] },
+      ],
+    });
   }
 }
 
@@ -92,15 +100,25 @@ export class ServerRepo {
     return parseRecord<ServerRecord>(await this.store.get(`server:${escapedName}`));
   }
 
+  /** Write the record and list it, in one atomic step: reconcile never misses a server that has a record. */
   async put(server: ServerRecord): Promise<void> {
-    await this.store.set(`server:${server.escapedName}`, JSON.stringify(server));
-    await this.store.setAdd('servers', server.escapedName);
+    await this.store.atomic({
+      then: [
+        { type: 'set', key: `server:${server.escapedName}`, value: JSON.stringify(server) },
+        { type: 'setAdd', key: 'servers', members: [server.escapedName] },
+      ],
+    });
   }
 
+  /** Remove the record, its listing and its activity in one atomic step. Safe to repeat. */
   async delete(escapedName: string): Promise<void> {
-    await this.store.delete(`server:${escapedName}`);
-    await this.store.setRemove('servers', escapedName);
-    await this.store.hashDelete('server-activity', escapedName);
+    await this.store.atomic({
+      then: [
+        { type: 'delete', key: `server:${escapedName}` },
+        { type: 'setRemove', key: 'servers', members: [escapedName] },
+        { type: 'hashDelete', key: 'server-activity', fields: [escapedName] },
+      ],
+    });
   }
 
   async list(): Promise<ServerRecord[]> {
