@@ -8,6 +8,8 @@ import { notebookVenv } from './venv.js';
 import { HubClient } from './client.js';
 
 export const ADMIN_PASSWORD = 'admin-password-for-tests';
+/** The cookie secret of test hubs on Redis (config requires one with store=redis). */
+export const TEST_COOKIE_SECRET = 'cookie-secret-for-tests-0123456789abcdef';
 const OUTPUT = path.resolve(__dirname, '../../test-output');
 
 /** A fresh data folder for one test hub. */
@@ -32,6 +34,8 @@ export async function startTestHub(label: string, overrides: Partial<Record<Conf
       stopServersOnExit: true,
       // No warm pool unless a test asks for one: it would start servers nobody uses.
       poolSize: 0,
+      // store=redis requires a configured secret (the same on every hub sharing the Redis), as in production.
+      ...(overrides.store === 'redis' ? { cookieSecret: TEST_COOKIE_SECRET } : {}),
       ...overrides,
     },
   });

@@ -68,7 +68,11 @@ describe('bad input and failing parts get a clear answer', function () {
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const port = (probe.address() as net.AddressInfo).port;
     probe.close();
-    await assert.rejects(startTestHub('bad-redis', { store: 'redis', redisUrl: `redis://127.0.0.1:${port}/0` }), (err: Error) => err instanceof StartupError && err.message.includes(`redis://127.0.0.1:${port}/0`));
+    // Named with its password hidden: start-up messages end up in logs and terminals.
+    await assert.rejects(
+      startTestHub('bad-redis', { store: 'redis', redisUrl: `redis://:hunter2@127.0.0.1:${port}/0` }),
+      (err: Error) => err instanceof StartupError && err.message.includes(`redis://:***@127.0.0.1:${port}/0`) && !err.message.includes('hunter2'),
+    );
   });
 
   it('a missing Jupyter in the notebook environment fails the start with a clear message on the progress page', async () => {

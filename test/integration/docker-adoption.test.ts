@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Hub } from '../../server/index.js';
 import { HubClient } from '../helpers/client.js';
 import { TEST_IMAGE, cleanupInstance, containersOf, docker, requireDockerImage, testInstance } from '../helpers/docker.js';
-import { ADMIN_PASSWORD, createUsers, tempDataDir, waitForReady } from '../helpers/hub.js';
+import { ADMIN_PASSWORD, TEST_COOKIE_SECRET, createUsers, tempDataDir, waitForReady } from '../helpers/hub.js';
 import { KernelSocket, startKernel } from '../helpers/kernel.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { freePort } from '../helpers/ports.js';
@@ -86,6 +86,7 @@ describe('a hub killed with SIGKILL while students work in Docker containers', f
     const env = {
       OERHUB_STORE: 'redis',
       OERHUB_REDIS_URL: redis.url,
+      OERHUB_COOKIE_SECRET: TEST_COOKIE_SECRET,
       OERHUB_REDIS_KEY_PREFIX: `${instance}:`,
       OERHUB_DATA_DIR: tempDataDir('docker-adopt'),
       OERHUB_ADMIN_PASSWORD: ADMIN_PASSWORD,
