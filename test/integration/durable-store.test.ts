@@ -85,6 +85,27 @@ describe('state kept on the default store (SQLite in dataDir) across restarts', 
   });
 });
 
+describe('the memory store, chosen explicitly', function () {
+  it('warns in the hub log at start that everything is lost when the hub stops', async () => {
+    const label = `memory-warning-${process.pid}-${Date.now()}`;
+    const hub = await startTestHub(label, { store: 'memory' });
+    try {
+      assert.equal(hub.config.store, 'memory');
+      const log = fs.readFileSync(path.resolve(__dirname, '../../test-output', `${label}.log`), 'utf8');
+      const warning = log
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { level: number; msg: string })
+        .find((r) => r.msg.startsWith('store=memory'));
+      assert.ok(warning, 'a warning about store=memory');
+      assert.equal(warning.level, 40);
+      assert.match(warning.msg, /lost when the hub stops/);
+    } finally {
+      await hub.close();
+    }
+  });
+});
+
 /** `npm start` as a user runs it: node dist/server/main.js with nothing but a data folder and a port. */
 class HubProcess {
   readonly exited: Promise<number | null>;
