@@ -67,7 +67,11 @@ export class FakeSpawner implements Spawner {
     return typeof state.id === 'string' && this.running.has(state.id) ? 'running' : 'stopped';
   }
 
+  /** While set, listRunning (and so a hub's reconcile) waits for it: a slow engine after a restart. */
+  listing: Gate | undefined;
+
   async listRunning(): Promise<FoundServer[]> {
+    await this.listing?.opened;
     return [...this.running.values()].map((r) => ({ escapedName: r.escapedName, state: { id: r.id, port: r.port }, endpoint: { host: '127.0.0.1', port: r.port } }));
   }
 
@@ -81,8 +85,11 @@ export class FakeSpawner implements Spawner {
     for (const r of this.serversOf(escapedName)) await this.kill(r);
   }
 
-  /** Stops every server: the fake servers belong to the test, not to a hub. */
-  async close(): Promise<void> {
+  /** As the Spawner contract says: releases nothing of the servers, which outlive a hub. */
+  async close(): Promise<void> {}
+
+  /** Kill every server: the test's cleanup (the fake servers belong to the test, not to a hub). */
+  async destroy(): Promise<void> {
     for (const r of [...this.running.values()]) await this.kill(r);
   }
 

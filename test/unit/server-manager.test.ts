@@ -6,7 +6,6 @@ import { ServerManager } from '../../server/servers/server-manager.js';
 import { HubStarting, ServerBusy } from '../../server/servers/lifecycle-errors.js';
 import { ServerRepo, type UserRecord } from '../../server/store/repos.js';
 import { MemoryStore, type Store } from '../../server/store/index.js';
-import type { Spawner } from '../../server/spawner/index.js';
 import { FailingSpawner, FakeSpawner, FlakyStore, NeverSpawner, SlowSpawner, SlowStopSpawner } from '../helpers/fake-spawners.js';
 
 const log = pino({ level: 'silent' });
@@ -22,9 +21,9 @@ interface TestHub {
 
 describe('the server lifecycle (ServerManager with fake spawners on the memory store)', function () {
   const hubs: ServerManager[] = [];
-  const spawners: Spawner[] = [];
+  const spawners: FakeSpawner[] = [];
 
-  async function hub(store: Store, spawner: Spawner, overrides: Partial<Record<ConfigKey, unknown>> = {}): Promise<TestHub> {
+  async function hub(store: Store, spawner: FakeSpawner, overrides: Partial<Record<ConfigKey, unknown>> = {}): Promise<TestHub> {
     const config = loadConfig({ overrides: { serverPollIntervalS: 0, startTimeoutS: 10, serverStopWaitS: 10, ...overrides } });
     const routes = new RouteTable();
     const servers = new ServerRepo(store);
@@ -46,7 +45,7 @@ describe('the server lifecycle (ServerManager with fake spawners on the memory s
 
   afterEach(async () => {
     for (const m of hubs.splice(0)) await m.close(false);
-    for (const s of spawners.splice(0)) await s.close();
+    for (const s of spawners.splice(0)) await s.destroy();
   });
 
   it('a double-clicked start joins the first: one server starts, both clicks see it', async () => {
