@@ -280,13 +280,13 @@ export class ServerManager {
     const orphans: string[] = [];
     const known = new Set<string>();
     for (const r of await this.o.servers.list()) {
-      known.add(r.escapedName);
       if (r.phase === 'failed') continue;
       const state = r.spawnerState && r.endpoint ? await this.liveness(r) : 'stopped';
       if (state !== 'stopped') {
         // 'unknown' (the spawner's backend does not answer): keep it rather than lose a student's work.
         if (state === 'unknown') this.o.log.warn({ user: r.user }, 'could not check a server; keeping it');
         this.addRoute(r);
+        known.add(r.escapedName);
         adopted.push(r.user);
         if (r.phase !== 'running') await this.withLockIfFree(r.escapedName, () => this.o.servers.put({ ...r, phase: 'running' }));
         continue;
@@ -300,26 +300,7 @@ export class ServerManager {
       });
       if (done) forgotten.push(r.user);
     }
-    let running: Awaited<ReturnType<Spawner['listRunning']>> = [];
-    try {
-      running = await this.o.spawner.listRunning();
-    } catch (err) {
-      this.o.log.error({ err: (err as Error).message }, 'could not list running servers; orphans are not reaped this time');
-    }
-    for (const found of running) {
-      if (known.has(found.escapedName)) continue;
-      // Another hub process may be starting it right now: its lock says so.
-      const stopped = await this.withLockIfFree(found.escapedName, async () => {
-        if (await this.o.servers.get(found.escapedName)) return false;
-        this.o.log.warn({ server: found.escapedName, state: found.state }, 'stopping orphan server the hub does not know');
-        await this.o.spawner.stop(this.orphanSpec(found.escapedName), found.state);
-        return true;
-      }).catch((err: Error) => {
-        this.o.log.error({ server: found.escapedName, err: err.message }, 'could not stop orphan');
-        return false;
-      });
-      if (stopped) orphans.push(found.escapedName);
-    }
+    orphans.push(...(await this.reapOrphans(known)));
     this.reconciled = true;
     this.startPolling();
     this.o.log.info({ adopted: adopted.length, forgotten: forgotten.length, orphans: orphans.length }, 'servers reconciled');
@@ -334,13 +315,61 @@ export class ServerManager {
    */
   async pollOnce(): Promise<string[]> {
     const dead: string[] = [];
+    let interrupted = false;
     for (const r of await this.o.servers.list()) {
       if (this.closed) break;
-      if (r.phase !== 'running' || this.pending.has(r.escapedName)) continue;
+      if (this.pending.has(r.escapedName)) continue;
+      // A start whose hub died (its lock expired): it becomes failed, and its half-started server is reaped below.
+      if (r.phase === 'starting' && !(await this.locks.isHeld(r.escapedName))) {
+        const settled = await this.withLockIfFree(r.escapedName, async () => {
+          const now = await this.o.servers.get(r.escapedName);
+          if (now?.phase !== 'starting' || now.secret !== r.secret) return false;
+          await this.o.servers.put({ ...now, phase: 'failed', reason: INTERRUPTED });
+          return true;
+        });
+        if (settled) interrupted = true;
+        continue;
+      }
+      if (r.phase !== 'running') continue;
       if ((await this.liveness(r)) !== 'stopped') continue;
       if (await this.noticeDead(r)) dead.push(r.user);
     }
+    if (interrupted && !this.closed) await this.reapOrphans(new Set());
     return dead;
+  }
+
+  /**
+   * Stop what the spawner runs that no record accounts for: servers the store doesn't know,
+   * and servers of starts that died with their hub (record still `starting`, its lock
+   * expired), whose record then becomes `failed`. Servers in `skip`, and any whose lock is
+   * held (a start in progress, maybe in another hub process), are left alone.
+   */
+  private async reapOrphans(skip: ReadonlySet<string>): Promise<string[]> {
+    const orphans: string[] = [];
+    let running: Awaited<ReturnType<Spawner['listRunning']>> = [];
+    try {
+      running = await this.o.spawner.listRunning();
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, 'could not list running servers; orphans are not reaped this time');
+      return orphans;
+    }
+    for (const found of running) {
+      if (skip.has(found.escapedName) || this.pending.has(found.escapedName)) continue;
+      const stopped = await this.withLockIfFree(found.escapedName, async () => {
+        const record = await this.o.servers.get(found.escapedName);
+        // A server its record points at (running, or being stopped) is not an orphan.
+        if (record?.spawnerState && record.phase !== 'failed') return false;
+        this.o.log.warn({ server: found.escapedName, state: found.state, phase: record?.phase }, 'stopping orphan server the hub does not know');
+        await this.o.spawner.stop(this.orphanSpec(found.escapedName), found.state);
+        if (record?.phase === 'starting') await this.o.servers.put({ ...record, phase: 'failed', reason: INTERRUPTED });
+        return true;
+      }).catch((err: Error) => {
+        this.o.log.error({ server: found.escapedName, err: err.message }, 'could not stop orphan');
+        return false;
+      });
+      if (stopped) orphans.push(found.escapedName);
+    }
+    return orphans;
   }
 
   /** Stop background work. Servers keep running unless `stopServers`. */

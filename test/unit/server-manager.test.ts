@@ -268,6 +268,30 @@ describe('the server lifecycle (ServerManager with fake spawners on the memory s
     assert.equal(two.routes.get('dana'), undefined);
   });
 
+  it('a start interrupted by a hub crash ends as failed, and its half-started server is stopped once the dead hub\'s lock expires', async () => {
+    const store = new MemoryStore();
+    const spawner = new FakeSpawner();
+    const servers = new ServerRepo(store);
+    // What a hub killed mid-start leaves: a `starting` record, a server the spawner runs, and its lock.
+    const secret = 'secret-of-the-dead-hub';
+    const spec = { user: 'dana', escapedName: 'dana', baseUrl: '/user/dana/', secret, defaultUrl: '/lab', ephemeral: false, env: {} };
+    await spawner.start(spec, { signal: new AbortController().signal, onProgress: () => undefined, log });
+    await servers.put({ user: 'dana', escapedName: 'dana', phase: 'starting', spawner: 'fake', secret, ephemeral: false, startedAt: Date.now() });
+    await store.set('lock:server:dana', 'the-dead-hub', 300);
+
+    const { manager } = await hub(store, spawner);
+    // The lock may still be a live start on another hub: left alone for now.
+    assert.equal(spawner.running.size, 1);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await manager.pollOnce();
+    assert.equal(spawner.running.size, 0);
+    const state = await manager.state(dana);
+    assert.equal(state.state, 'failed');
+    assert.match(state.reason ?? '', /interrupted/);
+    assert.equal(await manager.start(dana), 'starting');
+    assert.equal((await outcome(manager)).ready, true);
+  });
+
   it('nothing starts or stops before reconcile: a click during a hub restart gets "the hub is starting"', async () => {
     const store = new MemoryStore();
     const spawner = new FakeSpawner();
