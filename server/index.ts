@@ -15,6 +15,7 @@ import { UserService } from './auth/users.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { ActivityTracker, HubProxy, RouteTable, SessionChecker, type ProxyPages } from './proxy/index.js';
 import { ServerManager } from './servers/server-manager.js';
+import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
 import type { WebDeps } from './web/context.js';
@@ -163,7 +164,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     });
     closers.push(() => proxy.close());
 
-    const manager = new ServerManager({ config, servers: serverRepo, spawner, routes, activity, log: log.child({ part: 'servers' }) });
+    const manager = new ServerManager({ config, servers: serverRepo, store, spawner, routes, activity, log: log.child({ part: 'servers' }) });
     closers.push(() => manager.close(config.stopServersOnExit));
 
     const pool = new WarmPool({
@@ -234,11 +235,18 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const app = createWebApp({ deps, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
 
     const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
-      // The hot path: /user/ goes straight to the proxy, never through express.
-      if (req.url?.startsWith('/user/')) proxy.handleRequest(req, res);
-      else app(req, res);
+      // The hot path: /user/ goes straight to the proxy, never through express. Until reconcile()
+      // has routed the servers that kept running, it gets "the hub is starting" instead of a
+      // "not running" page whose Start button would replace a running server.
+      if (req.url?.startsWith('/user/')) {
+        if (manager.ready) proxy.handleRequest(req, res);
+        else hubStartingPage(views, res);
+      } else app(req, res);
     });
-    server.on('upgrade', (req, socket, head) => proxy.handleUpgrade(req, socket, head));
+    server.on('upgrade', (req, socket, head) => {
+      if (manager.ready) proxy.handleUpgrade(req, socket, head);
+      else socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       log.warn({ code: err.code }, 'bad client request');
       if (socket.writable) socket.end(`HTTP/1.1 ${err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nConnection: close\r\n\r\n`);

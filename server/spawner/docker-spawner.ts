@@ -4,7 +4,7 @@ import { HubError, SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { DockerEngine, DockerRequestFailed, DockerUnavailable, type ContainerCreateOptions } from './docker-engine.js';
-import type { FoundServer, ProgressEvent, SpawnSpec, SpawnerState, Spawner, StartOptions, StartedServer } from './spawner.js';
+import { checkSpec, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
 import { jupyterFlags } from './jupyter-args.js';
 
@@ -106,7 +106,7 @@ export class DockerSpawner implements Spawner {
    * stays).
    */
   async start(spec: SpawnSpec, options: StartOptions): Promise<StartedServer> {
-    checkSpec(spec);
+    checkSpec(spec, 'start');
     options.signal.throwIfAborted();
     const profile = this.profileOf(spec.profile);
     const log = options.log.child({ user: spec.user, spawner: this.kind, image: profile.image });
@@ -218,7 +218,7 @@ export class DockerSpawner implements Spawner {
    * Throws DockerUnavailable when the engine does not answer.
    */
   async stop(spec: SpawnSpec, state: SpawnerState): Promise<void> {
-    checkSpec(spec, false);
+    checkSpec(spec, 'stop');
     const target = typeof state.containerId === 'string' && state.containerId ? state.containerId : this.containerName(spec.escapedName);
     const removed = await this.engine.stopAndRemove(target, this.o.stopGraceS);
     if (removed) this.o.log.info({ user: spec.user, container: short(target) }, 'container stopped and removed');
@@ -401,17 +401,5 @@ function isRootUser(user: string): boolean {
 function short(id: string): string {
   return /^[0-9a-f]{64}$/.test(id) ? id.slice(0, 12) : id;
 }
-
-/** Refuses specs that could confuse Docker or Jupyter; the hub builds them, so this is a bug guard. */
-function checkSpec(spec: SpawnSpec, needSecret = true): void {
-  const problems: string[] = [];
-  if (!isEscapedName(spec.escapedName)) problems.push('escapedName is not an escaped name');
-  if (!/^\/(?:[^/]+\/)*$/.test(spec.baseUrl)) problems.push('baseUrl must start and end with /');
-  if (!spec.defaultUrl.startsWith('/')) problems.push('defaultUrl must start with /');
-  if (needSecret && !spec.secret) problems.push('secret is empty');
-  for (const key of Object.keys(spec.env)) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) problems.push(`bad env name ${JSON.stringify(key)}`);
-  if (problems.length) throw new SpawnFailed('The hub could not prepare your server.', problems.join('; '));
-}
-
 
 export { DockerUnavailable, HubError };
