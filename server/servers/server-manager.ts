@@ -17,6 +17,18 @@ export interface ServerProfile {
   description: string;
 }
 
+/** What the hub knows of one server, without its secret (the culler, admin views). */
+export interface ServerSummary {
+  user: string;
+  escapedName: string;
+  phase: ServerRecord['phase'];
+  ephemeral: boolean;
+  /** When the start began (ms since the epoch). */
+  startedAt: number;
+  /** The image profile it runs (Docker spawner), when the spawner recorded one. */
+  profile?: string;
+}
+
 export interface ServerManagerOptions {
   config: HubConfig;
   servers: ServerRepo;
@@ -53,6 +65,14 @@ export class ServerManager {
     if (!record) return 'stopped';
     if (record.phase === 'running' && this.o.routes.get(user.escapedName)) return 'running';
     return record.phase === 'starting' ? 'starting' : 'stopped';
+  }
+
+  /** Every server the hub has a record of, in any process. Rejects when the store is unreachable. */
+  async list(): Promise<ServerSummary[]> {
+    return (await this.o.servers.list()).map((r) => {
+      const profile = r.spawnerState?.profile;
+      return { user: r.user, escapedName: r.escapedName, phase: r.phase, ephemeral: r.ephemeral, startedAt: r.startedAt, ...(typeof profile === 'string' ? { profile } : {}) };
+    });
   }
 
   /** The profiles users may choose from, default first; empty when the spawner has none (local). */

@@ -198,7 +198,8 @@ export class DockerSpawner implements Spawner {
       progress(100, 'Your server is ready');
       isReady = true;
       log.info({ container: short(containerId), port, ms: Date.now() - startedAt }, 'notebook server ready');
-      return { endpoint: { host: LOCALHOST, port }, state: { containerId, port, name } };
+      // The profile goes into the state so the culler can apply that profile's limits.
+      return { endpoint: { host: LOCALHOST, port }, state: { containerId, port, name, profile: profile.name } };
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       throw err;
@@ -243,7 +244,8 @@ export class DockerSpawner implements Spawner {
       const escapedName = c.labels[LABEL_USER] ?? '';
       const port = c.hostPort(JUPYTER_PORT);
       if (c.state === 'running' && isEscapedName(escapedName) && port) {
-        found.push({ escapedName, state: { containerId: c.id, port, name: c.name }, endpoint: { host: LOCALHOST, port } });
+        const profile = c.labels[LABEL_PROFILE];
+        found.push({ escapedName, state: { containerId: c.id, port, name: c.name, ...(profile ? { profile } : {}) }, endpoint: { host: LOCALHOST, port } });
       } else if (c.state === 'exited' || c.state === 'dead') {
         this.o.log.info({ container: short(c.id), name: c.name, state: c.state }, 'removing a container of ours that is no longer running');
         await this.engine.stopAndRemove(c.id, 0).catch((e: Error) => this.o.log.warn({ err: e.message }, 'could not remove a dead container'));
