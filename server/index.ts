@@ -135,7 +135,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const routes = new RouteTable();
     const activity = new ActivityTracker();
     const sessionStore = new HubSessionStore(store, config.sessionMaxAgeS * 1000);
-    const sessions = new SessionChecker(cookieSecret, sessionStore, config.sessionCacheMs);
+    const sessions = new SessionChecker(cookieSecret, sessionStore, config.sessionCacheMs, { staleWhileErrorMs: config.sessionStaleWhileErrorS * 1000 });
     const views = createViews(options.viewsDir ?? path.join(REPO_ROOT, 'views'));
 
     const pages: ProxyPages = {
