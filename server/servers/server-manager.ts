@@ -207,6 +207,40 @@ export class ServerManager {
     return { adopted, forgotten, orphans };
   }
 
+  /**
+   * Poll every running server, e.g. when the spawner's backend answers again after an outage:
+   * a dead one loses its route and record, a live one keeps (or gets back) its route, and one
+   * that can't be checked is kept. Servers starting now are left to their start. Safe to repeat.
+   */
+  async recheck(): Promise<{ alive: string[]; gone: string[]; unknown: string[] }> {
+    const out = { alive: [] as string[], gone: [] as string[], unknown: [] as string[] };
+    for (const r of await this.o.servers.list()) {
+      if (r.phase !== 'running' || !r.spawnerState || this.pending.has(r.escapedName)) continue;
+      let state: 'running' | 'stopped';
+      try {
+        state = await this.o.spawner.poll(r.spawnerState);
+      } catch (err) {
+        this.o.log.warn({ user: r.user, err: (err as Error).message }, 'could not check a server; keeping it');
+        out.unknown.push(r.user);
+        continue;
+      }
+      if (state === 'running') {
+        if (!this.o.routes.get(r.escapedName)) this.addRoute(r);
+        out.alive.push(r.user);
+        continue;
+      }
+      // Only the server that was polled: a new start of the same user since then is left alone.
+      const now = await this.o.servers.get(r.escapedName);
+      if (now && now.startedAt === r.startedAt && !this.pending.has(r.escapedName)) {
+        this.o.log.warn({ user: r.user }, 'server found dead; forgetting it');
+        await this.forget(r.escapedName);
+        out.gone.push(r.user);
+      }
+    }
+    this.o.log.info({ alive: out.alive.length, gone: out.gone.length, unknown: out.unknown.length }, 'servers re-checked');
+    return out;
+  }
+
   /** Stop background work. Servers keep running unless `stopServers`. */
   async close(stopServers: boolean): Promise<void> {
     if (this.closed) return;
