@@ -210,7 +210,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     closers.push(() => persistentCuller.close());
     // When the engine is back after an outage (a dockerd restart), check every server at once.
     const stopWatchingSpawner = spawner.onRecovered?.(() => {
-      manager.recheck().catch((err: Error) => log.warn({ err: err.message }, 'could not re-check the servers'));
+      void manager.recheck().catch((err: Error) => log.warn({ err: err.message }, 'could not re-check the servers'));
     });
     if (stopWatchingSpawner) closers.push(stopWatchingSpawner);
     const tryIt: TryIt = {
