@@ -21,7 +21,8 @@ import { createWebApp } from './web/app.js';
 import type { WebDeps } from './web/context.js';
 import { StoreUnavailable } from './errors.js';
 import { PoolRepo, WarmPool, hasBusyKernel, type TryIt } from './pool/index.js';
-import { EphemeralCuller } from './culler/index.js';
+import { EphemeralCuller, PersistentCuller } from './culler/index.js';
+import type { Route } from './proxy/route-table.js';
 import { isAnonymousEscapedName, isAnonymousName } from './names.js';
 
 export interface Hub {
@@ -38,6 +39,8 @@ export interface Hub {
   readonly pool: WarmPool;
   /** Destroys idle and expired ephemeral servers. */
   readonly culler: EphemeralCuller;
+  /** Stops students' idle servers (their files stay). */
+  readonly persistentCuller: PersistentCuller;
   /** Generated admin password, present only on the start that created the admin. */
   readonly generatedAdminPassword?: string;
   /** Close everything in reverse order of creation. Servers keep running unless config.stopServersOnExit. */
@@ -50,6 +53,8 @@ export interface HubOptions {
   viewsDir?: string;
   /** Replace the spawner (tests with fake spawners). */
   spawner?: Spawner;
+  /** Replace the cullers' "is a kernel computing?" check (tests: a check that fails, which can't be provoked for real). */
+  hasBusyKernel?: (route: Route) => Promise<boolean>;
 }
 
 const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -134,7 +139,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const routes = new RouteTable();
     const activity = new ActivityTracker();
     const sessionStore = new HubSessionStore(store, config.sessionMaxAgeS * 1000);
-    const sessions = new SessionChecker(cookieSecret, sessionStore, config.sessionCacheMs);
+    const sessions = new SessionChecker(cookieSecret, sessionStore, config.sessionCacheMs, { staleWhileErrorMs: config.sessionStaleWhileErrorS * 1000 });
     const views = createViews(options.viewsDir ?? path.join(REPO_ROOT, 'views'));
 
     const pages: ProxyPages = {
@@ -188,9 +193,30 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       lastActivity: () => serverRepo.lastActivity(),
       touch: (escapedName) => activity.touch(escapedName),
       route: (escapedName) => routes.get(escapedName),
-      hasBusyKernel,
+      hasBusyKernel: options.hasBusyKernel ?? hasBusyKernel,
     });
     closers.push(() => culler.close());
+    const persistentCuller = new PersistentCuller({
+      config,
+      log: log.child({ part: 'culler' }),
+      servers: () => manager.list(),
+      lastActivity: () => serverRepo.lastActivity(),
+      route: (escapedName) => routes.get(escapedName),
+      hasBusyKernel: options.hasBusyKernel ?? hasBusyKernel,
+      touch: (escapedName) => activity.touch(escapedName),
+      stop: async (server, reason) => {
+        const user = await users.getByEscaped(server.escapedName);
+        if (!user) throw new Error(`no account for server ${server.escapedName}`);
+        log.child({ part: 'culler' }).info({ user: user.name, reason }, 'stopping an idle server; its files are kept');
+        await manager.stop(user);
+      },
+    });
+    closers.push(() => persistentCuller.close());
+    // When the engine is back after an outage (a dockerd restart), check every server at once.
+    const stopWatchingSpawner = spawner.onRecovered?.(() => {
+      void manager.recheck().catch((err: Error) => log.warn({ err: err.message }, 'could not re-check the servers'));
+    });
+    if (stopWatchingSpawner) closers.push(stopWatchingSpawner);
     const tryIt: TryIt = {
       pool,
       deadlines: async (session) => culler.deadlines(session, (await serverRepo.lastActivity()).get(session.escapedName)),
@@ -269,12 +295,13 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     // After the manager knows which servers still run: keep the pool's live entries, refill.
     await pool.start();
     culler.start();
+    persistentCuller.start();
 
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
     log.info({ url, store: store.kind, spawner: spawner.kind }, 'hub started');
-    return { url, config, log, users, manager, proxy, routes, pool, culler, generatedAdminPassword, close: closeAll };
+    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, generatedAdminPassword, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

@@ -5,6 +5,7 @@ import { ssoShape } from './sso-schema.js';
 import { poolShape } from './pool-schema.js';
 import { storeShape } from './store-schema.js';
 import { serversShape } from './servers-schema.js';
+import { cullerShape } from './culler-schema.js';
 
 /**
  * Every option of the hub. The description is the documentation: `--help` and the README's
@@ -42,6 +43,7 @@ export const configShape = {
   ...ssoShape,
   ...poolShape,
   ...serversShape,
+  ...cullerShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

@@ -34,6 +34,18 @@ export interface ServerProfile {
   description: string;
 }
 
+/** What the hub knows of one server, without its secret (the culler, admin views). */
+export interface ServerSummary {
+  user: string;
+  escapedName: string;
+  phase: ServerRecord['phase'];
+  ephemeral: boolean;
+  /** When the start began (ms since the epoch). */
+  startedAt: number;
+  /** The image profile it runs (Docker spawner), when the spawner recorded one. */
+  profile?: string;
+}
+
 export interface ServerManagerOptions {
   config: HubConfig;
   servers: ServerRepo;
@@ -127,6 +139,14 @@ export class ServerManager {
         if (!this.o.routes.get(name) && !(await this.locks.isHeld(name))) this.addRoute(record);
         return { state: 'running' };
     }
+  }
+
+  /** Every server the hub has a record of, in any process. Rejects when the store is unreachable. */
+  async list(): Promise<ServerSummary[]> {
+    return (await this.o.servers.list()).map((r) => {
+      const profile = r.spawnerState?.profile;
+      return { user: r.user, escapedName: r.escapedName, phase: r.phase, ephemeral: r.ephemeral, startedAt: r.startedAt, ...(typeof profile === 'string' ? { profile } : {}) };
+    });
   }
 
   /** The profiles users may choose from, default first; empty when the spawner has none (local). */
@@ -370,6 +390,26 @@ export class ServerManager {
       if (stopped) orphans.push(found.escapedName);
     }
     return orphans;
+  }
+
+  /**
+   * Poll every running server, e.g. when the spawner's backend answers again after an outage:
+   * a dead one loses its route and record, a live one keeps (or gets back) its route, and one
+   * that can't be checked is kept. Servers starting now are left to their start. Safe to repeat.
+   */
+  async recheck(): Promise<{ alive: string[]; gone: string[]; unknown: string[] }> {
+    const out = { alive: [] as string[], gone: [] as string[], unknown: [] as string[] };
+    for (const r of await this.o.servers.list()) {
+      if (r.phase !== 'running' || !r.spawnerState || this.pending.has(r.escapedName)) continue;
+      const state = await this.liveness(r);
+      if (state === 'unknown') out.unknown.push(r.user);
+      else if (state === 'running') {
+        if (!this.o.routes.get(r.escapedName)) this.addRoute(r);
+        out.alive.push(r.user);
+      } else if (await this.noticeDead(r)) out.gone.push(r.user);
+    }
+    this.o.log.info({ alive: out.alive.length, gone: out.gone.length, unknown: out.unknown.length }, 'servers re-checked');
+    return out;
   }
 
   /** Stop background work. Servers keep running unless `stopServers`. */

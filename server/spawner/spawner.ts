@@ -78,6 +78,12 @@ export interface Spawner {
   poll(state: SpawnerState): Promise<'running' | 'stopped'>;
   /** Servers of this hub that are running now (for adoption after a restart and orphan reaping). */
   listRunning(): Promise<FoundServer[]>;
+  /**
+   * Optional: call `listener` whenever the spawner's backend answers again after an outage
+   * (Docker: a dockerd restart), so the hub can poll every server at once. Returns the
+   * unsubscribe function. Spawners whose servers can't outlive such an outage leave it out.
+   */
+  onRecovered?(listener: () => void): () => void;
   /** Release the spawner's own resources. Does not stop servers. */
   close(): Promise<void>;
 }
