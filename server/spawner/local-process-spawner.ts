@@ -229,8 +229,13 @@ export class LocalProcessSpawner implements Spawner {
     return found;
   }
 
-  /** Nothing to release: every timer and child handle belongs to a single start() or stop() call. */
-  async close(): Promise<void> {}
+  /**
+   * Every timer and child handle belongs to a single start() or stop() call. What is left: the
+   * accounts of ephemeral servers that are gone by now (the hub stops servers before this).
+   */
+  async close(): Promise<void> {
+    await this.accounts?.reapEphemeral((name) => this.isRunning(name));
+  }
 
   private homeDir(spec: SpawnSpec): string {
     return spec.ephemeral ? this.ephemeralDir(spec.escapedName) : path.join(this.dataDir, 'homes', spec.escapedName);
@@ -293,10 +298,7 @@ export class LocalProcessSpawner implements Spawner {
     await fs.chmod(home, 0o700);
     if (!this.accounts) return { home };
     // Accounts of "Try it" servers that are gone go first: system uids are few.
-    await this.accounts.reapEphemeral(async (name) => {
-      const record = await this.readRecord(name);
-      return record !== undefined && (await isAlive(record.pid, record.startTicks));
-    });
+    await this.accounts.reapEphemeral((name) => this.isRunning(name));
     const account = await this.accounts.acquire(spec.escapedName, home, spec.ephemeral);
     try {
       await giveHome(home, account, log);
@@ -433,6 +435,12 @@ export class LocalProcessSpawner implements Spawner {
       ...(account ? { USER: account.name, LOGNAME: account.name } : {}),
     };
     return env;
+  }
+
+  /** Whether this user's server (by its state file) is alive. */
+  private async isRunning(escapedName: string): Promise<boolean> {
+    const record = await this.readRecord(escapedName);
+    return record !== undefined && (await isAlive(record.pid, record.startTicks));
   }
 
   private async readRecord(escapedName: string): Promise<ServerRecord | undefined> {

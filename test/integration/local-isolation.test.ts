@@ -1,14 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../../server/config/index.js';
 import { StartupError, type Hub } from '../../server/index.js';
-import { planLocalIsolation } from '../../server/spawner/index.js';
+import { createLogger } from '../../server/log.js';
+import { LocalProcessSpawner, planLocalIsolation } from '../../server/spawner/index.js';
 import { accountNameOf } from '../../server/spawner/unix-accounts.js';
 import { HubClient } from '../helpers/client.js';
 import { KernelSocket, startKernel } from '../helpers/kernel.js';
 import { ADMIN_PASSWORD, createUsers, signInAndStart, startTestHub, waitForReady } from '../helpers/hub.js';
+import { notebookVenv } from '../helpers/venv.js';
+import { makeSpec, spawnerContract } from '../contracts/spawner.contract.js';
 import { VisitorClient, localServerOf, processesOf, waitFor } from '../helpers/try.js';
 
 /**
@@ -67,6 +71,26 @@ function removeAccounts(escapedNames: string[]): void {
 async function openKernel(client: HubClient, escapedName: string): Promise<KernelSocket> {
   return KernelSocket.open(client, escapedName, await startKernel(client, escapedName));
 }
+
+// Start, stop, poll, adoption and cancelling behave the same when each server is its own account.
+spawnerContract('LocalProcessSpawner, each server as its own Unix account', async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'oerhub-unix-accounts-'));
+  const make = (): LocalProcessSpawner =>
+    new LocalProcessSpawner({ venvDir: notebookVenv(), dataDir, app: 'lab', startTimeoutS: 60, isolation: 'unix-users', log: createLogger('silent') });
+  return {
+    spawner: make(),
+    cleanup: async () => {
+      const spawner = make();
+      for (const found of await spawner.listRunning()) {
+        await spawner.stop(makeSpec({ user: found.escapedName, escapedName: found.escapedName, baseUrl: `/user/${found.escapedName}/` }), found.state);
+      }
+      await spawner.close();
+      const accounts = path.join(dataDir, 'accounts');
+      removeAccounts(fs.existsSync(accounts) ? fs.readdirSync(accounts).map((f) => f.replace(/\.json$/, '')) : []);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+});
 
 describe('local servers as their own Unix accounts: a student can reach only their own files', function () {
   this.timeout(300_000);
@@ -198,7 +222,7 @@ describe('local servers as their own Unix accounts: a student can reach only the
   });
 });
 
-describe('a hub that cannot isolate local servers', function () {
+describe('at start, the hub decides how to isolate local servers, and refuses what would be unsafe', function () {
   this.timeout(180_000);
   const base = { adminUsers: ['admin'], localIsolation: 'auto' as const, tryMaxServers: 20, bindHost: '127.0.0.1', publicUrl: undefined };
   const notRoot = { uid: 1000, hasUserTools: true };
@@ -233,6 +257,35 @@ describe('a hub that cannot isolate local servers', function () {
     assert.deepEqual(planLocalIsolation({ ...base, publicUrl: 'https://hub.example.edu' }, { uid: 0, hasUserTools: true }), { mode: 'unix-users', problems: [], warnings: [] });
     const plan = planLocalIsolation({ ...base, localIsolation: 'unix-users' }, notRoot);
     assert.match(plan.problems.join('\n'), /does not run as root/);
+  });
+
+  it('a root hub whose notebook environment other accounts cannot run refuses to start, naming the fix', async () => {
+    // A venv inside a private (0700) folder, as pyenv's interpreters under /root are.
+    const hidden = fs.mkdtempSync(path.join(os.tmpdir(), 'oerhub-private-'));
+    try {
+      fs.mkdirSync(path.join(hidden, 'venv', 'bin'), { recursive: true });
+      fs.writeFileSync(path.join(hidden, 'venv', 'bin', 'jupyter'), '#!/bin/sh\n', { mode: 0o755 });
+      await assert.rejects(startTestHub('local-isolation-private-venv', { notebookVenv: path.join(hidden, 'venv') }), (err) => {
+        assert.ok(err instanceof StartupError, String(err));
+        assert.match(err.message, /notebookVenv/);
+        assert.match(err.message, new RegExp(`${hidden} must be readable by others`));
+        assert.match(err.message, /npm run venv/);
+        return true;
+      });
+    } finally {
+      fs.rmSync(hidden, { recursive: true, force: true });
+    }
+  });
+
+  it('every hub user gets a valid Unix account name of at most 32 characters, distinct from every other', () => {
+    const long = 'a'.repeat(40);
+    const names = ['bob', '-7eabc', long, `${long}b`, 'a'.repeat(29), 'a'.repeat(30)].map(accountNameOf);
+    for (const n of names) {
+      assert.ok(n.length <= 32, n);
+      assert.match(n, /^[a-z][-a-z0-9_]*$/);
+    }
+    assert.equal(new Set(names).size, names.length);
+    assert.equal(accountNameOf('a'.repeat(29)), `oh-${'a'.repeat(29)}`);
   });
 
   it('a public hub told not to isolate (localIsolation=none) does not start while "Try it" is on', async () => {
