@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,6 +66,28 @@ function removeAccounts(escapedNames: string[]): void {
   for (const name of escapedNames.map(accountNameOf)) {
     if (fs.readFileSync('/etc/passwd', 'utf8').includes(`\n${name}:`)) execFileSync('/usr/sbin/userdel', [name]);
   }
+}
+
+/** The built hub (npm test builds dist/ first), run as `nobody` the way an ordinary user would start it. */
+function runHubAsNobody(env: Record<string, string>): { done: Promise<{ code: number | null; output: string }>; stop(): void; output(): string } {
+  const main = path.resolve(__dirname, '../../dist/server/main.js');
+  assert.ok(fs.existsSync(main), `${main} is missing: build with npx tsc -p tsconfig.json`);
+  const child = spawn('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, main], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', OERHUB_PORT: '0', OERHUB_NOTEBOOK_VENV: notebookVenv(), OERHUB_ADMIN_PASSWORD: ADMIN_PASSWORD, OERHUB_POOL_SIZE: '0', OERHUB_STOP_SERVERS_ON_EXIT: 'true', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const done = new Promise<{ code: number | null; output: string }>((resolve) => child.once('exit', (code) => resolve({ code, output })));
+  return { done, stop: () => child.kill('SIGTERM'), output: () => output };
+}
+
+/** A data folder the unprivileged hub can write. */
+function nobodysDataDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oerhub-nobody-'));
+  fs.chownSync(dir, 65534, 65534);
+  return dir;
 }
 
 async function openKernel(client: HubClient, escapedName: string): Promise<KernelSocket> {
@@ -236,6 +258,32 @@ describe('at start, the hub decides how to isolate local servers, and refuses wh
       assert.match(plan.problems[0]!, /run the hub as root/);
       assert.match(plan.problems[0]!, /spawner=docker/);
       assert.match(plan.problems[0]!, /tryMaxServers=0/);
+    }
+  });
+
+  it('a hub started by an ordinary user and reachable from outside stops at start with "Try it" on, naming the fixes', async () => {
+    const dataDir = nobodysDataDir();
+    try {
+      const { code, output } = await runHubAsNobody({ OERHUB_DATA_DIR: dataDir, OERHUB_PUBLIC_URL: 'https://hub.example.edu' }).done;
+      assert.equal(code, 1, output);
+      assert.match(output, /"Try it" can't be offered: notebook servers are not isolated \(the hub does not run as root/);
+      assert.match(output, /OERHUB_TRY_MAX_SERVERS=0/);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a hub started by an ordinary user on loopback only runs as before and warns at start', async () => {
+    const dataDir = nobodysDataDir();
+    const hub = runHubAsNobody({ OERHUB_DATA_DIR: dataDir });
+    try {
+      await waitFor('the hub to start', async () => hub.output(), (out) => out.includes('hub started') || out.includes('oerhub:'), 60_000);
+      assert.match(hub.output(), /Notebook servers are not isolated/);
+      assert.match(hub.output(), /hub started/);
+    } finally {
+      hub.stop();
+      await hub.done;
+      fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
 
