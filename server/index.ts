@@ -9,7 +9,7 @@ import type { HubConfig } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
 import { createStore, describeStoreFailure, type Store } from './store/index.js';
 import { ServerRepo, UserRepo } from './store/repos.js';
-import { createSpawner, type Spawner } from './spawner/index.js';
+import { blockedForOthers, createSpawner, hostFacts, planLocalIsolation, type LocalIsolationMode, type Spawner } from './spawner/index.js';
 import { HubSessionStore } from './auth/session-store.js';
 import { UserService } from './auth/users.js';
 import { LoginThrottle } from './auth/login-throttle.js';
@@ -65,13 +65,52 @@ export class StartupError extends Error {
   override name = 'StartupError';
 }
 
-function prepareDataDir(dir: string): void {
+/** Folders of dataDir that hold servers' homes; every other entry is the hub's own. */
+const HOME_FOLDERS = new Set(['homes', 'ephemeral']);
+
+/**
+ * Creates the data folder and makes the hub's own files in it private: files 0600, folders
+ * 0700. With Unix-account isolation the folder itself is 0711, so each server's account can
+ * pass through (never list) it to its own 0700 home under homes/ or ephemeral/.
+ */
+function prepareDataDir(dir: string, isolation: LocalIsolationMode): void {
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.accessSync(dir, fs.constants.W_OK);
+    fs.chmodSync(dir, isolation === 'unix-users' ? 0o711 : 0o700);
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) fs.chmodSync(full, HOME_FOLDERS.has(entry.name) && isolation === 'unix-users' ? 0o711 : 0o700);
+      // Older versions and other parts may have made files with the default umask (0644).
+      else if (entry.isFile()) fs.chmodSync(full, fs.statSync(full).mode & 0o700);
+    }
   } catch (err) {
     throw new StartupError(`The data folder ${dir} (dataDir) cannot be created or written: ${(err as NodeJS.ErrnoException).code ?? String(err)}. Choose another with OERHUB_DATA_DIR.`);
   }
+}
+
+/**
+ * The local spawner's isolation, or a StartupError naming the fix when this hub must not start
+ * (see planLocalIsolation): unisolated servers on a hub reachable from outside, or accounts
+ * that could not reach the notebook environment or their homes.
+ */
+function checkLocalIsolation(config: HubConfig, log: Logger): LocalIsolationMode {
+  const plan = planLocalIsolation(config, hostFacts());
+  const problems = [...plan.problems];
+  if (plan.mode === 'unix-users' && !problems.length) {
+    const venv = path.resolve(config.notebookVenv);
+    // The venv's python is a link to the interpreter it was made from (pyenv's lives under /root).
+    const python = path.join(venv, 'bin', 'python');
+    const forVenv = [...blockedForOthers(path.join(venv, 'bin', 'jupyter'), true), ...(fs.existsSync(python) ? blockedForOthers(fs.realpathSync(python), true) : [])];
+    if (forVenv.length) problems.push(`The notebook environment ${venv} (notebookVenv) can't be used by the servers' own accounts: ${forVenv.join(', ')} must be readable by others. Fix: rebuild it with npm run venv (it picks an interpreter every account can run, e.g. /usr/bin/python3), or chmod -R a+rX ${venv} and o+x on the folders above it.`);
+    const dataDir = path.resolve(config.dataDir);
+    const forData = blockedForOthers(path.dirname(dataDir));
+    if (forData.length) problems.push(`The servers' accounts can't reach their homes in ${dataDir} (dataDir): ${forData.join(', ')} must allow others to pass (o+x). Fix: chmod o+x on them, or choose another OERHUB_DATA_DIR.`);
+  }
+  if (problems.length) throw new StartupError(problems.join('\n'));
+  for (const warning of plan.warnings) log.warn({ localIsolation: plan.mode }, warning);
+  if (plan.mode === 'unix-users') log.info({ localIsolation: plan.mode }, 'each notebook server runs as its own Unix account');
+  return plan.mode;
 }
 
 function loadCookieSecret(config: HubConfig): string {
@@ -114,7 +153,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     closers.length = 0;
   };
   try {
-    prepareDataDir(config.dataDir);
+    const isolation = config.spawner === 'local' && !options.spawner ? checkLocalIsolation(config, log) : 'none';
+    prepareDataDir(config.dataDir, isolation);
     const cookieSecret = loadCookieSecret(config);
 
     let store: Store;
