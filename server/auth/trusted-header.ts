@@ -6,6 +6,7 @@ import type { UserRecord } from '../store/repos.js';
 import type { UserService } from './users.js';
 import { rolesFrom } from './saml/attributes.js';
 import { HubError, InvalidUsername } from '../errors.js';
+import { cameThroughFrontDoor } from './front-door.js';
 import { normalizeUsername } from '../names.js';
 
 function safeNormalize(raw: string): string | null {
@@ -14,21 +15,6 @@ function safeNormalize(raw: string): string | null {
   } catch {
     return null;
   }
-}
-
-/** Build the set of proxy addresses; throws naming the bad entry. */
-export function proxyAddressList(entries: readonly string[]): net.BlockList {
-  const list = new net.BlockList();
-  for (const raw of entries) {
-    const entry = raw.trim();
-    const [addr, bits] = entry.split('/');
-    const family = net.isIP(addr);
-    if (!family) throw new HubError('CONFIG', 500, `trustedHeaderProxies: ${entry} is not an IP address or CIDR range`);
-    const type = family === 6 ? 'ipv6' : 'ipv4';
-    if (bits === undefined) list.addAddress(addr, type);
-    else list.addSubnet(addr, Number(bits), type);
-  }
-  return list;
 }
 
 /** The TCP peer, as the hub's socket sees it (never X-Forwarded-For), IPv4-mapped addresses unwrapped. */
@@ -46,23 +32,23 @@ export interface TrustedHeaderDeps {
 /**
  * Trusted-header sign-on (front proxy does the SSO, e.g. Shibboleth SP, mod_auth_mellon,
  * an nginx auth_request agent): the user named in `config.trustedHeader` is signed in, but only
- * when the TCP connection comes from one of `config.trustedHeaderProxies`. From anywhere else the
- * header is ignored and logged; the proxy itself must strip client-sent copies of the header
- * (the shipped nginx config does). A request without the header keeps whatever session it has.
+ * when the request came through the front door (the Unix socket nginx proxies to, see
+ * front-door.ts). On the TCP port the header is ignored and logged, whatever the peer address:
+ * a kernel on this machine connects from 127.0.0.1 too. nginx itself must overwrite client-sent
+ * copies of the header (the shipped configs do). A request without the header keeps whatever
+ * session it has.
  */
 export function trustedHeaderAuth({ config, users, log }: TrustedHeaderDeps): RequestHandler {
   const header = config.trustedHeader!.toLowerCase();
   const rolesHeader = config.trustedHeaderRoles?.toLowerCase();
-  const proxies = proxyAddressList(config.trustedHeaderProxies);
   return (req, _res, next) => {
     const raw = req.headers[header];
     if (raw === undefined) return next();
-    const peer = peerAddress(req);
-    const family = net.isIP(peer) === 6 ? 'ipv6' : 'ipv4';
-    if (!peer || !proxies.check(peer, family)) {
-      log.warn({ part: 'trusted-header', peer, header }, 'ignored a sign-in header from an address that is not a trusted proxy');
+    if (!cameThroughFrontDoor(req)) {
+      log.warn({ part: 'trusted-header', peer: peerAddress(req), header }, 'ignored a sign-in header that did not come through the front door');
       return next();
     }
+    const peer = req.ip;
     const value = Array.isArray(raw) ? raw.join(',') : raw;
     if (Array.isArray(raw) || value.trim() === '') {
       log.warn({ part: 'trusted-header', peer }, 'ignored an empty or repeated sign-in header');

@@ -4,8 +4,8 @@ import { list, bool, int } from './types.js';
 /**
  * Options of SAML and trusted-header sign-on (issue 4). Merged into the one config schema in
  * schema.ts; same rules: every key has a description, env var OERHUB_ + SCREAMING_SNAKE_CASE.
- * Cross-field rules (SAML needs publicUrl and IdP metadata, trusted headers need proxy
- * addresses) are checked in config/index.ts.
+ * Cross-field rules (SAML needs publicUrl and IdP metadata, trusted headers need the front
+ * door socket) are checked in config/index.ts.
  */
 export const ssoShape = {
   samlEnabled: bool
@@ -46,10 +46,7 @@ export const ssoShape = {
     .string()
     .regex(/^[A-Za-z0-9-]+$/, 'a header name such as X-Remote-User')
     .optional()
-    .describe('Trusted-header sign-on: the request header (e.g. X-Remote-User) in which the front proxy passes the signed-in user. Believed only from trustedHeaderProxies.'),
-  trustedHeaderProxies: list
-    .default([])
-    .describe('Addresses (or CIDR ranges) of the proxies allowed to send trustedHeader: the TCP peer, not X-Forwarded-For. From anyone else the header is ignored.'),
+    .describe('Trusted-header sign-on: the request header (e.g. X-Remote-User) in which the front proxy passes the signed-in user. Believed only on frontDoorSocket (which it needs), never on the TCP port.'),
   trustedHeaderRoles: z
     .string()
     .regex(/^[A-Za-z0-9-]+$/, 'a header name such as X-Remote-Groups')

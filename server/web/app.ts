@@ -12,6 +12,7 @@ import { safeNext } from './safe-redirect.js';
 import { SamlAuthenticator } from '../auth/saml/index.js';
 import { samlRoutes } from '../auth/saml/routes.js';
 import { trustedHeaderAuth } from '../auth/trusted-header.js';
+import { trustOneHop } from '../auth/front-door.js';
 import { serverRoutes } from './server-routes.js';
 import { adminRoutes } from './admin-routes.js';
 import { tryRoutes } from './try-routes.js';
@@ -32,8 +33,9 @@ export function createWebApp({ deps, sessionStore, csrf, staticDir }: WebAppOpti
   const { config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
-  // X-Forwarded-* is believed only from the configured proxy addresses.
-  app.set('trust proxy', config.trustedProxies);
+  // One hop: on the front door socket that is nginx's X-Forwarded-*; on the TCP port those
+  // headers were dropped at the door (front-door.ts), so req.ip is the real peer.
+  app.set('trust proxy', trustOneHop);
   // Cookie paths are case-sensitive, so routes must be too: /HUB/ would run without a session.
   app.set('case sensitive routing', true);
 

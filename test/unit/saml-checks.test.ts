@@ -3,7 +3,6 @@ import { loadConfig } from '../../server/config/index.js';
 import { ConfigError } from '../../server/errors.js';
 import { checkXmlShape } from '../../server/auth/saml/guards.js';
 import { attributeValues, rolesFrom } from '../../server/auth/saml/attributes.js';
-import { proxyAddressList } from '../../server/auth/trusted-header.js';
 
 function problems(env: Record<string, string>): string {
   try {
@@ -29,14 +28,12 @@ describe('SSO configuration checks', () => {
     assert.match(problems({ ...base, OERHUB_SAML_IDP_METADATA_URL: 'https://idp.example.edu/md', OERHUB_SAML_SP_KEY_FILE: '/k.pem' }), /samlSpCertFile/);
   });
 
-  it('needs proxy addresses for a trusted header, and refuses entries that are not addresses', () => {
-    assert.match(problems({ OERHUB_TRUSTED_HEADER: 'X-Remote-User' }), /trustedHeaderProxies \(OERHUB_TRUSTED_HEADER_PROXIES\)/);
-    assert.equal(problems({ OERHUB_TRUSTED_HEADER: 'X-Remote-User', OERHUB_TRUSTED_HEADER_PROXIES: '127.0.0.1, 10.1.0.0/16, ::1' }), '');
-    assert.match(problems({ OERHUB_TRUSTED_HEADER: 'X-Remote-User', OERHUB_TRUSTED_HEADER_PROXIES: 'nginx.local' }), /nginx\.local is not an IP address/);
-    assert.throws(() => proxyAddressList(['nginx.local']), /not an IP address/);
-    const list = proxyAddressList(['127.0.0.1', '10.1.0.0/16']);
-    assert.ok(list.check('10.1.2.3', 'ipv4'));
-    assert.ok(!list.check('127.0.0.2', 'ipv4'));
+  it('needs the front door socket for a trusted header: it is never believed on the TCP port', () => {
+    assert.match(problems({ OERHUB_TRUSTED_HEADER: 'X-Remote-User' }), /frontDoorSocket \(OERHUB_FRONT_DOOR_SOCKET\): trustedHeader needs the Unix socket/);
+    assert.equal(problems({ OERHUB_TRUSTED_HEADER: 'X-Remote-User', OERHUB_FRONT_DOOR_SOCKET: '/run/oerhub/hub.sock' }), '');
+    assert.match(problems({ OERHUB_FRONT_DOOR_SOCKET: 'hub.sock' }), /frontDoorSocket .*absolute path/);
+    // The address-based settings are gone: a start that still sets them says so.
+    assert.match(problems({ OERHUB_TRUSTED_PROXIES: '127.0.0.1' }), /OERHUB_TRUSTED_PROXIES: unknown environment variable/);
   });
 });
 
