@@ -27,6 +27,9 @@ export const ssoShape = {
   samlSpKeyFile: z.string().min(1).optional().describe("PEM private key of this hub's SAML signing key: signs AuthnRequests and LogoutRequests. Needed for single logout."),
   samlSpCertFile: z.string().min(1).optional().describe('PEM certificate of samlSpKeyFile, published in /hub/saml/metadata.'),
   samlWantResponseSigned: bool.default(false).describe('Also require the whole SAML Response to be signed. Assertions must always be signed.'),
+  samlAllowSha1: bool
+    .default(false)
+    .describe('Accept SAML responses signed or digested with SHA-1 (broken; refused by default). Only for an IdP that cannot yet sign with SHA-256; logged at every start and every such sign-in.'),
   samlClockSkewS: int(0, 600).default(60).describe('Allowed clock difference with the IdP when checking NotBefore/NotOnOrAfter, in seconds.'),
   samlRequestTtlS: int(60, 24 * 3600).default(15 * 60).describe('How long a sign-in started here may take at the IdP, in seconds. Responses to older (or unknown) requests are refused.'),
   samlUsernameAttribute: z

@@ -96,7 +96,7 @@ export function createWebApp({ deps, sessionStore, csrf, staticDir }: WebAppOpti
     saml = new SamlAuthenticator({ config, log: log.child({ part: 'saml' }), store: deps.store, users: deps.users });
     // passport-saml is typed against express 4's Request; at runtime it is a passport Strategy.
     passport.use('saml', saml.strategy as unknown as Strategy);
-    app.use(samlRoutes({ saml, passport, views: deps.views, log, landing: landingFor, safeNext }));
+    app.use(samlRoutes({ saml, allowSha1: config.samlAllowSha1, passport, views: deps.views, log, landing: landingFor, safeNext }));
   }
 
   app.use(express.urlencoded({ extended: false, limit: '32kb' }));

@@ -92,7 +92,9 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
         deps.log.info({ user: user.name }, 'signed out');
       }
       req.user = undefined;
-      if (idpLogout) return res.redirect(303, idpLogout);
+      // A page that goes on to the IdP, not a redirect: a form POST redirected to another origin
+      // is blocked by our own CSP (form-action 'self'), which would leave the IdP session alive.
+      if (idpLogout) return render(req, res, 'saml-logout.njk', { user: null, csrfToken: '', idpLogout });
       render(req, res, 'logout.njk', { user: null, csrfToken: '' });
     }),
   );
