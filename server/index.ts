@@ -13,6 +13,7 @@ import { ServerRepo, UserRepo } from './store/repos.js';
 import { createSpawner, type Spawner } from './spawner/index.js';
 import { HubSessionStore } from './auth/session-store.js';
 import { UserService } from './auth/users.js';
+import { createAuthenticators, IdentityService } from './auth/index.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { dropForwardedHeaders, FrontDoorListener } from './auth/front-door.js';
 import { ActivityTracker, HubProxy, RouteTable, SessionChecker, type ProxyPages } from './proxy/index.js';
@@ -229,7 +230,9 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       },
       tryIt,
     };
-    const app = createWebApp({ deps, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
+    const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
+    const authenticators = createAuthenticators({ config, log, store, users, identities, views });
+    const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
 
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       forgetForwarded(req);

@@ -74,6 +74,15 @@ describe('the front door: identity and forwarded headers count only through the 
     assert.equal(logLines('signed in from trusted header').at(-1)?.peer, '198.51.100.7');
   });
 
+  it('a header naming a local account, even through the front door, gets the conflict page and changes nothing', async () => {
+    const before = await hub.users.get('lee');
+    const r = await send({ socketPath: door.socket }, 'GET', '/hub/home', { 'x-remote-user': 'Lee' });
+    assert.equal(r.status, 409);
+    assert.match(r.body, /This name already belongs to another account/);
+    assert.deepEqual(r.cookies.filter((c) => c.startsWith('oerhub-session=')), []);
+    assert.deepEqual(await hub.users.get('lee'), before);
+  });
+
   it("doesn't sign anyone in from X-Remote-User: admin sent straight to the TCP port from 127.0.0.1, and logs it", async () => {
     const before = logLines('ignored a sign-in header that did not come through the front door').length;
     const r = await send({ port }, 'GET', '/hub/api/user', { accept: 'application/json', 'x-remote-user': 'admin', 'x-remote-groups': 'faculty' });

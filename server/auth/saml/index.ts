@@ -8,7 +8,7 @@ import { MultiSamlStrategy, SAML, generateServiceProviderMetadata, ValidateInRes
 import type { HubConfig } from '../../config/index.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';
-import type { UserService } from '../users.js';
+import type { IdentityService } from '../identities.js';
 import type { UserRecord } from '../../store/repos.js';
 import { HubError, InvalidUsername } from '../../errors.js';
 import { IdpMetadataSource, pemCertificates, type IdpInfo } from './metadata.js';
@@ -25,6 +25,7 @@ export const SAML_PATHS = {
 } as const;
 
 const BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
+const PERSISTENT = 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent';
 const REQUEST_PREFIX = 'saml:request:';
 /** sha256 of the nonce of the browser that started a request, kept beside the request id. */
 const BROWSER_PREFIX = 'saml:request-browser:';
@@ -59,7 +60,7 @@ export interface SamlDeps {
   config: HubConfig;
   log: Logger;
   store: Store;
-  users: UserService;
+  identities: IdentityService;
 }
 
 type XmlJs = { $?: Record<string, string>; _?: string } & Record<string, unknown>;
@@ -249,7 +250,7 @@ export class SamlAuthenticator {
    * us, then the atomic consumption of the request id and the replay guard, then the user.
    */
   private async verify(req: Request, profile: Profile | null): Promise<{ user: UserRecord; session: SamlSessionInfo }> {
-    const { config, store, users } = this.deps;
+    const { config, store, identities } = this.deps;
     if (!profile) throw new SamlRefused('no profile in response');
     const idp = await this.idp();
     if (profile.issuer !== idp.entityId) throw new SamlRefused(`assertion issuer ${String(profile.issuer)} is not ${idp.entityId}`);
@@ -303,9 +304,11 @@ export class SamlAuthenticator {
     const displayName = attributeValues(attributes, config.samlDisplayNameAttribute)[0];
     const email = attributeValues(attributes, config.samlEmailAttribute)[0];
     const roles = rolesFrom(attributeValues(attributes, config.samlRolesAttribute), { instructorValues: config.roleInstructorValues, adminValues: config.roleAdminValues });
+    // The person at this IdP: a persistent NameID if the IdP gives one, else the username it sends.
+    const subject = profile.nameIDFormat === PERSISTENT && profile.nameID ? profile.nameID : names[0];
     let user: UserRecord;
     try {
-      user = await users.upsertExternal(names[0], 'saml', roles, { ...(displayName ? { displayName } : {}), ...(email ? { email } : {}) });
+      user = await identities.signIn({ method: 'saml', issuer: idp.entityId, subject }, names[0], roles, { ...(displayName ? { displayName } : {}), ...(email ? { email } : {}) });
     } catch (err) {
       if (err instanceof InvalidUsername) throw new SamlRefused(`username ${JSON.stringify(names[0])}: ${err.userMessage}`, 403, err.userMessage);
       throw err;

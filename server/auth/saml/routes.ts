@@ -4,6 +4,7 @@ import type nunjucks from 'nunjucks';
 import type { Logger } from '../../log.js';
 import type { UserRecord } from '../../store/repos.js';
 import { HubError } from '../../errors.js';
+import { IdentityConflict } from '../identities.js';
 import { PAGE_HEADERS } from '../../web/render.js';
 import { checkRedirectMessage, checkSamlResponseShape, isSha1, signatureAlgorithms, MAX_SAML_RESPONSE_BASE64 } from './guards.js';
 import { SAML_PATHS, SamlRefused, type SamlAuthenticator, type SamlSessionInfo } from './index.js';
@@ -96,6 +97,12 @@ export function samlRoutes({ saml, allowSha1, passport, views, log, landing, saf
         log.warn({ part: 'saml', algorithms: [...new Set(sha1)] }, 'accepted a SAML response signed with SHA-1 (samlAllowSha1)');
       }
       passport.authenticate('saml', { session: false }, (err: unknown, user: UserRecord | false, info: unknown) => {
+        if (err instanceof IdentityConflict) {
+          // The name is someone else's here: a clear page, and the account is untouched (logged by IdentityService).
+          const html = views.render('identity-conflict.njk', { message: err.userMessage, method: 'SAML', user: null, csrfToken: '' });
+          res.status(409).set(PAGE_HEADERS).send(html);
+          return;
+        }
         if (err || !user) {
           const status = err instanceof HubError && err.status === 503 ? 503 : 403;
           const detail = err instanceof HubError ? (err.detail ?? err.message) : err instanceof Error ? err.message : 'no user';
@@ -160,7 +167,8 @@ export function samlRoutes({ saml, allowSha1, passport, views, log, landing, saf
 
 /** The IdP logout URL for a user who signs out, or null (local sign-out only). */
 export async function samlLogoutUrl(saml: SamlAuthenticator | undefined, req: Request, log: Logger): Promise<string | null> {
-  if (!saml || req.user?.source !== 'saml') return null;
+  // Whoever signed in with SAML this session (a linked local account too) has its NameID here.
+  if (!saml || !req.session?.saml) return null;
   try {
     return await saml.logoutUrl(req.session?.saml);
   } catch (err) {
