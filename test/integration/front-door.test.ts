@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -132,5 +133,38 @@ describe('the front door: identity and forwarded headers count only through the 
     const ignored = logLines('ignored a sign-in header that did not come through the front door').at(-1);
     assert.equal(ignored?.peer, '127.0.0.1');
     assert.equal((await hub.users.get('admin'))?.source, 'local');
+  });
+});
+
+describe('the front door at start-up', function () {
+  this.timeout(60_000);
+
+  it("stops a start whose socket group doesn't exist, naming the key", async () => {
+    const door = frontDoorPath();
+    try {
+      await assert.rejects(startTestHub('front-door-bad-group', { frontDoorSocket: door.socket, frontDoorSocketGroup: 'no-such-group-here' }), /frontDoorSocketGroup no-such-group-here: no such group/);
+      assert.ok(!fs.existsSync(door.socket));
+    } finally {
+      door.remove();
+    }
+  });
+
+  it('replaces the stale socket a crashed hub left behind, and removes its own on close', async () => {
+    const door = frontDoorPath();
+    try {
+      // A socket file nobody listens on any more, as after a crash (bound, never unlinked).
+      execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', door.socket]);
+      assert.ok(fs.lstatSync(door.socket).isSocket());
+      const hub = await startTestHub('front-door-stale', { frontDoorSocket: door.socket });
+      try {
+        const r = await send({ socketPath: door.socket }, 'GET', '/hub/health', {});
+        assert.equal(r.status, 200);
+      } finally {
+        await hub.close();
+      }
+      assert.ok(!fs.existsSync(door.socket), 'socket removed on close');
+    } finally {
+      door.remove();
+    }
   });
 });
