@@ -395,6 +395,34 @@ describe('SAML replay protection across hub processes sharing Redis', function (
   });
 });
 
+describe('SAML with an IdP that still signs with SHA-1, allowed by the operator', function () {
+  this.timeout(60_000);
+  let idp: TestIdp;
+  let hub: Hub;
+
+  before(async () => {
+    idp = await TestIdp.start({ signatureAlgorithm: SHA1_SIGNATURE });
+    idp.addUser('stu', { password: 'x', attributes: { uid: 'stu' } });
+    hub = await startSamlHub('saml-sha1', idp, { samlAllowSha1: true });
+  });
+
+  after(async () => {
+    await hub?.close();
+    await idp?.close();
+  });
+
+  it('signs the user in with samlAllowSha1, and logs the weak algorithm at start and at the sign-in', async () => {
+    const { client, authUrl } = await startLogin(hub);
+    const response = await idp.answer(authUrl, 'stu');
+    assert.match(response.xml, /xmldsig#rsa-sha1/);
+    const acs = await client.request('POST', ACS, { form: { SAMLResponse: response.SAMLResponse } });
+    assert.equal(acs.status, 303, acs.body.slice(0, 300));
+    const log = fs.readFileSync(path.join(LOG_DIR, 'saml-sha1.log'), 'utf8');
+    assert.match(log, /SHA-1 are accepted \(samlAllowSha1\)/);
+    assert.match(log, /accepted a SAML response signed with SHA-1/);
+  });
+});
+
 describe('Chromium at a lab PC: single logout ends the sign-in at the institution too', function () {
   this.timeout(120_000);
   let idp: TestIdp;

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../server/config/index.js';
 import { ConfigError } from '../../server/errors.js';
-import { checkXmlShape } from '../../server/auth/saml/guards.js';
+import zlib from 'node:zlib';
+import { checkRedirectMessage, checkXmlShape, isSha1, signatureAlgorithms } from '../../server/auth/saml/guards.js';
+import { mergeRoles } from '../../server/auth/identities.js';
 import { attributeValues, rolesFrom } from '../../server/auth/saml/attributes.js';
 
 function problems(env: Record<string, string>): string {
@@ -62,5 +64,31 @@ describe('SAML response shape checks and attribute mapping', () => {
     assert.deepEqual(rolesFrom(attributeValues(attrs, 'eduPersonAffiliation'), rules), ['instructor']);
     assert.deepEqual(rolesFrom(['student', 'hub-admins'], rules), ['student', 'admin']);
     assert.deepEqual(rolesFrom([], rules), ['student']);
+  });
+});
+
+describe('SAML algorithm and redirect-message checks, and role merging', () => {
+  it('names every signature and digest algorithm, and knows which are SHA-1', () => {
+    const xml = '<r><ds:SignatureMethod Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1"/><DigestMethod Algorithm=\'http://www.w3.org/2001/04/xmlenc#sha256\'/></r>';
+    assert.deepEqual(signatureAlgorithms(xml), ['http://www.w3.org/2000/09/xmldsig#rsa-sha1', 'http://www.w3.org/2001/04/xmlenc#sha256']);
+    assert.ok(isSha1('http://www.w3.org/2000/09/xmldsig#sha1'));
+    assert.ok(isSha1('http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1'));
+    assert.ok(!isSha1('http://www.w3.org/2001/04/xmldsig-more#rsa-sha256'));
+  });
+
+  it('bounds a query-string message before and while inflating it', () => {
+    const ok = zlib.deflateRawSync(Buffer.from('<samlp:LogoutResponse/>')).toString('base64');
+    assert.deepEqual(checkRedirectMessage(ok), { ok: true });
+    const bomb = zlib.deflateRawSync(Buffer.alloc(2 * 1024 * 1024)).toString('base64');
+    assert.match((checkRedirectMessage(bomb) as { reason: string }).reason, /inflates beyond/);
+    assert.match((checkRedirectMessage('A'.repeat(9000)) as { reason: string }).reason, /larger than/);
+    assert.match((checkRedirectMessage('%%%') as { reason: string }).reason, /not base64/);
+  });
+
+  it('merges hub-granted and IdP roles: a grant is kept, an instructor is no student', () => {
+    assert.deepEqual(mergeRoles(['instructor'], ['student']), ['instructor']);
+    assert.deepEqual(mergeRoles([], ['student']), ['student']);
+    assert.deepEqual(mergeRoles(['admin'], ['student']), ['admin', 'student']);
+    assert.deepEqual(mergeRoles([], []), ['student']);
   });
 });
