@@ -10,7 +10,7 @@ import { apiRoutes } from '../api/routes.js';
 import { authRoutes, landingFor } from './auth-routes.js';
 import { safeNext } from './safe-redirect.js';
 import { identityRoutes, type Authenticator, type IdentityService } from '../auth/index.js';
-import { trustOneHop } from '../auth/front-door.js';
+import { dropForwardedHeaders, trustOneHop } from '../auth/front-door.js';
 import { serverRoutes } from './server-routes.js';
 import { adminRoutes } from './admin-routes.js';
 import { tryRoutes } from './try-routes.js';
@@ -37,6 +37,12 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   // One hop: on the front door socket that is nginx's X-Forwarded-*; on the TCP port those
   // headers were dropped at the door (front-door.ts), so req.ip is the real peer.
   app.set('trust proxy', trustOneHop);
+  // createHub drops them already; repeated here (idempotent) so no other caller of this app can
+  // make trustOneHop believe a TCP client's X-Forwarded-For.
+  app.use((req, _res, next) => {
+    dropForwardedHeaders(req);
+    next();
+  });
   // Cookie paths are case-sensitive, so routes must be too: /HUB/ would run without a session.
   app.set('case sensitive routing', true);
 
@@ -90,7 +96,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   // XSRF check: the front proxy's header signs the user in before any route runs, and SAML's
   // ACS takes the IdP's cross-site POST, which carries no session cookie (SameSite=Lax) and no
   // XSRF token; SAML's signature, the browser-bound request id and the replay guard protect it.
-  const early = express.Router();
+  const early = express.Router({ caseSensitive: true });
   for (const a of authenticators) a.mount?.({ router: early, passport, views: deps.views, log, landing: landingFor, safeNext });
   app.use(early);
 
