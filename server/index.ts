@@ -3,6 +3,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Request } from 'express';
 import { csrfSync } from 'csrf-sync';
 import type { HubConfig } from './config/index.js';
@@ -12,14 +13,16 @@ import { ServerRepo, UserRepo } from './store/repos.js';
 import { blockedForOthers, createSpawner, hostFacts, planLocalIsolation, type LocalIsolationMode, type Spawner } from './spawner/index.js';
 import { HubSessionStore } from './auth/session-store.js';
 import { UserService } from './auth/users.js';
+import { createAuthenticators, IdentityService } from './auth/index.js';
 import { LoginThrottle } from './auth/login-throttle.js';
+import { dropForwardedHeaders, FrontDoorListener } from './auth/front-door.js';
 import { ActivityTracker, HubProxy, RouteTable, SessionChecker, type ProxyPages } from './proxy/index.js';
 import { ServerManager } from './servers/server-manager.js';
 import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
 import type { WebDeps } from './web/context.js';
-import { StoreUnavailable } from './errors.js';
+import { HubError, StoreUnavailable } from './errors.js';
 import { PoolRepo, WarmPool, hasBusyKernel, type TryIt } from './pool/index.js';
 import { EphemeralCuller, PersistentCuller } from './culler/index.js';
 import type { Route } from './proxy/route-table.js';
@@ -204,7 +207,6 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       pages,
       log: log.child({ part: 'proxy' }),
       allowedOrigins: config.publicUrl ? [new URL(config.publicUrl).origin] : [],
-      trustedProxies: config.trustedProxies,
       maxSockets: config.proxyMaxSockets,
     });
     closers.push(() => proxy.close());
@@ -298,9 +300,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       },
       tryIt,
     };
-    const app = createWebApp({ deps, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
+    const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
+    const authenticators = createAuthenticators({ config, log, store, users, identities, views });
+    const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
 
-    const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      forgetForwarded(req);
       // The hot path: /user/ goes straight to the proxy, never through express. Until reconcile()
       // has routed the servers that kept running, it gets "the hub is starting" instead of a
       // "not running" page whose Start button would replace a running server.
@@ -308,16 +313,25 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         if (manager.ready) proxy.handleRequest(req, res);
         else hubStartingPage(views, res);
       } else app(req, res);
-    });
-    server.on('upgrade', (req, socket, head) => {
+    };
+    const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+      forgetForwarded(req);
       if (manager.ready) proxy.handleUpgrade(req, socket, head);
       else socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    };
+    // X-Forwarded-* on the TCP port is anyone's say-so (a kernel reaches 127.0.0.1 too): dropped.
+    const forgetForwarded = (req: http.IncomingMessage): void => {
+      const dropped = dropForwardedHeaders(req);
+      if (dropped.length) log.warn({ part: 'front-door', peer: req.socket.remoteAddress, headers: dropped }, 'ignored forwarded headers that did not come through the front door');
+    };
+    const onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
       log.warn({ code: err.code }, 'bad client request');
       if (socket.writable) socket.end(`HTTP/1.1 ${err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
       else socket.destroy();
-    });
+    };
+    const server = http.createServer({ requestTimeout: 0 }, onRequest);
+    server.on('upgrade', onUpgrade);
+    server.on('clientError', onClientError);
     await listen(server, config.port, config.bindHost);
     closers.push(
       () =>
@@ -328,6 +342,16 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
           server.closeAllConnections();
         }),
     );
+    // The front door: nginx's Unix socket, the only place identity and forwarded headers count.
+    if (config.frontDoorSocket) {
+      const door = new FrontDoorListener({ socketPath: config.frontDoorSocket, group: config.frontDoorSocketGroup, log, onRequest, onUpgrade, onClientError });
+      try {
+        await door.listen();
+      } catch (err) {
+        throw new StartupError(err instanceof HubError ? err.message : String(err));
+      }
+      closers.push(() => door.close());
+    }
 
     const generatedAdminPassword = await users.bootstrapAdmin(config.adminPassword);
     const reconciled = await manager.reconcile();

@@ -7,6 +7,7 @@ import { storeShape } from './store-schema.js';
 import { serversShape } from './servers-schema.js';
 import { cullerShape } from './culler-schema.js';
 import { isolationShape } from './isolation-schema.js';
+import { frontDoorShape } from './frontdoor-schema.js';
 
 // Run as root, the hub gives each local server its own Unix account, which must be able to
 // reach the venv and its home: a checkout under /root (0700) can't be, so root's defaults sit
@@ -47,8 +48,7 @@ export const configShape = {
   adminPassword: z.string().min(8).optional().describe('Password of the first admin account. If unset, one is generated at first start and printed once.'),
   cookieSecret: z.string().min(32).optional().describe('Secret that signs cookies (32+ characters). If unset, one is generated into dataDir and kept.'),
   sessionMaxAgeS: int(1, 60 * 60 * 24 * 90).default(60 * 60 * 24 * 7).describe('How long a sign-in lasts, in seconds.'),
-  secureCookies: z.enum(['auto', 'always', 'never']).default('auto').describe('Mark cookies Secure: `auto` does so when publicUrl is https or the trusted proxy says the request came over TLS.'),
-  trustedProxies: list.default(['127.0.0.1', '::1']).describe('Addresses whose X-Forwarded-* headers are believed (your nginx).'),
+  secureCookies: z.enum(['auto', 'always', 'never']).default('auto').describe('Mark cookies Secure: `auto` does so when publicUrl is https or nginx says (through frontDoorSocket) the request came over TLS.'),
   loginRateLimit: int(1, 10000).default(10).describe('Failed sign-ins allowed per address and username in 15 minutes.'),
   proxyMaxSockets: int(1, 10000).default(64).describe('Keep-alive connections the proxy holds open to each notebook server.'),
   sessionCacheMs: int(0, 600000).default(10000).describe('How long the proxy trusts a checked session before asking the store again. Sign-out on this hub takes effect at once regardless.'),
@@ -60,6 +60,7 @@ export const configShape = {
   ...serversShape,
   ...cullerShape,
   ...isolationShape,
+  ...frontDoorShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();
