@@ -13,7 +13,7 @@ import { createSpawner, type Spawner } from './spawner/index.js';
 import { HubSessionStore } from './auth/session-store.js';
 import { UserService } from './auth/users.js';
 import { LoginThrottle } from './auth/login-throttle.js';
-import { ActivityTracker, HubProxy, RouteTable, SessionChecker, type ProxyPages } from './proxy/index.js';
+import { ActivityTracker, HubProxy, RouteTable, SessionChecker, SignInHandoff, UserOrigins, type ProxyPages } from './proxy/index.js';
 import { ServerManager } from './servers/server-manager.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
@@ -148,13 +148,21 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         }
       },
     };
+    // The listening port is known only after listen (port 0 in tests); origins are read per request.
+    let listeningPort = config.port;
+    const origins = new UserOrigins(config, () => listeningPort);
+    if (!origins.isolated) log.warn({ originMode: config.originMode }, 'user servers share the hub\'s origin (originMode=single): code in any notebook can act as its user on the hub. Set originMode=subdomain (see README, "Origins")');
+    const handoff = new SignInHandoff(store);
     const proxy = new HubProxy({
       routes,
       sessions,
       activity,
       pages,
       log: log.child({ part: 'proxy' }),
-      allowedOrigins: config.publicUrl ? [new URL(config.publicUrl).origin] : [],
+      origins,
+      handoff,
+      cookieSecret,
+      cookies: config,
       trustedProxies: config.trustedProxies,
       maxSockets: config.proxyMaxSockets,
     });
@@ -227,12 +235,15 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         if (isAnonymousName(user.name)) await pool.release(user.name, 'logout');
       },
       tryIt,
+      origins,
+      handoff,
     };
     const app = createWebApp({ deps, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
 
     const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
-      // The hot path: /user/ goes straight to the proxy, never through express.
-      if (req.url?.startsWith('/user/')) proxy.handleRequest(req, res);
+      // The hot path: user-content hosts and /user/ go straight to the proxy, never through express.
+      const host = origins.classify(req);
+      if (host.kind !== 'hub' || req.url?.startsWith('/user/')) proxy.handleRequest(req, res, host);
       else app(req, res);
     });
     server.on('upgrade', (req, socket, head) => proxy.handleUpgrade(req, socket, head));
@@ -242,6 +253,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       else socket.destroy();
     });
     await listen(server, config.port, config.bindHost);
+    listeningPort = (server.address() as AddressInfo).port;
     closers.push(
       () =>
         new Promise<void>((resolve) => {

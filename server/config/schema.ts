@@ -3,6 +3,7 @@ import { list, bool, int } from './types.js';
 import { dockerShape } from './docker-schema.js';
 import { ssoShape } from './sso-schema.js';
 import { poolShape } from './pool-schema.js';
+import { originShape } from './origin-schema.js';
 
 /**
  * Every option of the hub. The description is the documentation: `--help` and the README's
@@ -41,6 +42,7 @@ export const configShape = {
   ...dockerShape,
   ...ssoShape,
   ...poolShape,
+  ...originShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

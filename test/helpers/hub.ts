@@ -77,9 +77,9 @@ export async function signInAndStart(hub: Hub, name: string, password: string): 
   if (!user) throw new Error(`no user ${name}`);
   await client.get('/hub/spawn');
   await waitForReady(client, user.escapedName);
-  // user-redirect hands out the /user/NAME/ cookie once the server runs.
-  const r = await client.get('/hub/user-redirect/lab');
-  if (r.status !== 302 || !r.location?.startsWith(`/user/${user.escapedName}/`)) throw new Error(`user-redirect answered ${r.status} ${r.location}`);
+  // user-redirect hands the sign-in over to the server's own origin once it runs; that origin sets its cookie.
+  const { hub: r, handoff } = await client.openServer('/lab');
+  if (handoff?.status !== 302 || handoff.location !== `/user/${user.escapedName}/lab`) throw new Error(`user-redirect answered ${r.status} ${r.location}, then ${handoff?.status} ${handoff?.location}`);
   return client;
 }
 
