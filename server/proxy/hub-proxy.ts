@@ -67,6 +67,7 @@ export class HubProxy {
     this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
       socket.once('close', () => proxyReq.destroy());
     });
+    this.proxy.on('proxyRes', (proxyRes, req) => this.onContentResponse(proxyRes, req));
   }
 
   /**
@@ -295,6 +296,16 @@ export class HubProxy {
         this.opts.log.warn({ err: err.message }, 'sign-in handoff failed');
         this.opts.pages.error(req, res, 503, 'The hub cannot check your sign-in right now. Your work is safe; please retry in a few seconds.');
       });
+  }
+
+  /**
+   * A notebook server's answer on a user origin: hub pages may frame it (the "Try it"
+   * workspace), and Jupyter's CSP says `frame-ancestors 'self'`, so the hub's origin is added.
+   */
+  private onContentResponse(proxyRes: http.IncomingMessage, req: http.IncomingMessage): void {
+    if (!this.opts.origins.isolated || this.opts.origins.classify(req).kind !== 'content') return;
+    const csp = proxyRes.headers['content-security-policy'];
+    if (typeof csp === 'string') proxyRes.headers['content-security-policy'] = csp.replace(/frame-ancestors 'self'/, `frame-ancestors 'self' ${this.opts.origins.hubOrigin()}`);
   }
 
   private isSecure(req: http.IncomingMessage): boolean {
