@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { Hub } from '../../server/index.js';
 import { launchBrowser, runNotebookInLab, signInInBrowser } from '../helpers/browser.js';
-import { ADMIN_PASSWORD, createUsers, signInAndStart, startTestHub } from '../helpers/hub.js';
+import { ADMIN_PASSWORD, signInAndStart, startTestHub, createUsers } from '../helpers/hub.js';
 import { HubClient } from '../helpers/client.js';
 import { xsrfToken } from '../helpers/kernel.js';
 
@@ -227,5 +227,43 @@ describe('origin isolation: code in a notebook cannot act as the hub or read a c
     // The hub's own origin is still welcome.
     const own = await adminApi.get('/hub/api/user', { accept: 'application/json', origin: new URL(hub.url).origin });
     assert.equal(own.status, 200);
+  });
+});
+
+describe('single-origin mode, the documented opt-out: the same cell does take over the hub (why it is not the default)', function () {
+  this.timeout(400_000);
+  let hub: Hub;
+  let browser: Browser;
+
+  before(async () => {
+    hub = await startTestHub('origin-single', { originMode: 'single' });
+    const admin = await signInAndStart(hub, 'admin', ADMIN_PASSWORD);
+    await putFile(admin, 'admin', 'report.ipynb', attackNotebook(hub.url, hub.url, 'admin', 'admin'), 'json');
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close().catch((e: Error) => console.error(`closing the browser: ${e.message}`));
+    await hub?.close();
+  });
+
+  it('warns at start, and a cell on the hub\'s origin reads the XSRF token and creates an admin', async () => {
+    const log = fs.readFileSync(path.join(OUTPUT, 'origin-single.log'), 'utf8');
+    assert.match(log, /originMode=single/);
+    const context = await browser.newContext();
+    try {
+      context.setDefaultTimeout(SLOW_MS);
+      const page = await context.newPage();
+      await signInInBrowser(page, hub.url, 'admin', ADMIN_PASSWORD);
+      await runNotebookInLab(page, `${hub.url}/hub/user-redirect/lab/tree/report.ipynb`, SLOW_MS);
+      assert.equal(new URL(page.url()).origin, new URL(hub.url).origin);
+      const raw = await page.waitForFunction(() => document.body.dataset.attack, undefined, { timeout: SLOW_MS });
+      const report = JSON.parse(String(await raw.jsonValue())) as AttackReport;
+      assert.match(report.readUser, /csrf_token/, report.readUser);
+      assert.match(report.createAdmin, /^201/, report.createAdmin);
+      assert.deepEqual((await hub.users.get('mallory'))?.roles, ['admin']);
+    } finally {
+      await context.close();
+    }
   });
 });
