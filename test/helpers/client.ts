@@ -12,7 +12,7 @@ export interface StoredCookie {
   name: string;
   value: string;
   path: string;
-  /** The host the cookie was set by (host-only, as all of the hub's are); '' in a jar that ignores hosts. */
+  /** The host name the cookie was set by (host-only, as all of the hub's are; cookies ignore ports); '' in a jar that ignores hosts. */
   host: string;
 }
 
@@ -91,16 +91,21 @@ export interface HubClientOptions {
 
 export class HubClient {
   readonly jar = new CookieJar();
-  private readonly hubOrigin: string;
-  private readonly contentOriginOf: (escapedName: string) => string;
 
   constructor(
     readonly baseUrl: string,
-    options: HubClientOptions = {},
-  ) {
-    const base = new URL(baseUrl);
-    this.hubOrigin = base.origin;
-    this.contentOriginOf = options.contentOrigin ?? ((name) => `${base.protocol}//${name}.localhost:${base.port}`);
+    private readonly options: HubClientOptions = {},
+  ) {}
+
+  // Read from baseUrl on each use: a test may point a copy of this browser at a restarted hub.
+  private get hubOrigin(): string {
+    return new URL(this.baseUrl).origin;
+  }
+
+  private contentOriginOf(escapedName: string): string {
+    if (this.options.contentOrigin) return this.options.contentOrigin(escapedName);
+    const base = new URL(this.baseUrl);
+    return `${base.protocol}//${escapedName}.localhost:${base.port}`;
   }
 
   get cookies(): Map<string, StoredCookie> {
@@ -127,7 +132,7 @@ export class HubClient {
   /** The Cookie header a browser would send with a request to this path (or URL). */
   cookieHeader(pathOrUrl: string): string {
     const url = this.urlFor(pathOrUrl);
-    return this.jar.header(rawPathOf(url), url.host);
+    return this.jar.header(rawPathOf(url), url.hostname);
   }
 
   /** The first cookie of that name, on any host. */
@@ -139,7 +144,7 @@ export class HubClient {
     const url = this.urlFor(pathOrUrl);
     const path = rawPathOf(url);
     const headers: Record<string, string> = { accept: 'text/html', ...init.headers };
-    const cookie = this.jar.header(path, url.host);
+    const cookie = this.jar.header(path, url.hostname);
     if (cookie && !headers.cookie) headers.cookie = cookie;
     let body = init.body;
     if (init.form) {
@@ -156,7 +161,7 @@ export class HubClient {
     for await (const c of res) chunks.push(c as Buffer);
     const replyHeaders = new Headers();
     for (let i = 0; i < res.rawHeaders.length; i += 2) replyHeaders.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
-    for (const line of replyHeaders.getSetCookie()) this.jar.store(line, path.split('?')[0], url.host);
+    for (const line of replyHeaders.getSetCookie()) this.jar.store(line, path.split('?')[0], url.hostname);
     return { status: res.statusCode ?? 0, headers: replyHeaders, body: Buffer.concat(chunks).toString('utf8'), location: replyHeaders.get('location') };
   }
 

@@ -64,10 +64,10 @@ describe('the hub core: a student working in JupyterLab through the hub', functi
     assert.equal(home.location, `${hub.url}/hub/home`);
     assert.equal((await bob.get(`${aliceOrigin}/user/bob/api/status`, { accept: 'application/json' })).status, 404);
     // The hub's session cookie stays on the hub's host; the server cookie is alice's host's only.
-    const hubHost = new URL(hub.url).host;
+    const hubHost = new URL(hub.url).hostname;
     assert.deepEqual(
       [...alice.cookies.values()].filter((c) => c.name.startsWith('oerhub-')).map((c) => `${c.name}@${c.host}${c.path}`).sort(),
-      [`oerhub-session@${hubHost}/hub/`, `oerhub-user-alice@${new URL(aliceOrigin).host}/user/alice/`],
+      [`oerhub-session@${hubHost}/hub/`, `oerhub-user-alice@${new URL(aliceOrigin).hostname}/user/alice/`],
     );
   });
 
@@ -157,6 +157,9 @@ describe('the hub core: a student working in JupyterLab through the hub', functi
 
   it('refuses a WebSocket upgrade from a foreign Origin', async () => {
     await assert.rejects(KernelSocket.open(alice, 'alice', kernelId, { origin: 'https://evil.example' }), /upgrade refused: 403/);
+    // A page of the hub's origin or of a classmate's server can't open alice's kernel either: only alice's own origin can.
+    await assert.rejects(KernelSocket.open(alice, 'alice', kernelId, { origin: new URL(hub.url).origin }), /upgrade refused: 403/);
+    await assert.rejects(KernelSocket.open(alice, 'alice', kernelId, { origin: alice.contentOrigin('bob') }), /upgrade refused: 403/);
     const k = await KernelSocket.open(alice, 'alice', kernelId);
     k.close();
   });

@@ -253,7 +253,7 @@ describe('SAML sign-in with an institutional identity provider', function () {
     const r = await post(hub, { SAMLResponse: b64(withComment) });
     if (r.status === 303) {
       const c = new HubClient(hub.url);
-      for (const line of r.headers.getSetCookie()) c.jar.store(line, '/hub/', new URL(hub.url).host);
+      for (const line of r.headers.getSetCookie()) c.jar.store(line, '/hub/', new URL(hub.url).hostname);
       const me = JSON.parse((await c.get('/hub/api/user', { accept: 'application/json' })).body) as { name: string };
       assert.equal(me.name, 'stu.evil');
     } else {
