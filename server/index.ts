@@ -16,7 +16,7 @@ import { UserService } from './auth/users.js';
 import { createAuthenticators, IdentityService } from './auth/index.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { dropForwardedHeaders, FrontDoorListener } from './auth/front-door.js';
-import { ActivityTracker, HubProxy, RouteTable, SessionChecker, type ProxyPages } from './proxy/index.js';
+import { ActivityTracker, HubProxy, RouteTable, SessionChecker, SignInHandoff, UserOrigins, type ProxyPages } from './proxy/index.js';
 import { ServerManager } from './servers/server-manager.js';
 import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
@@ -200,13 +200,21 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         }
       },
     };
+    // The listening port is known only after listen (port 0 in tests); origins are read per request.
+    let listeningPort = config.port;
+    const origins = new UserOrigins(config, () => listeningPort);
+    if (!origins.isolated) log.warn({ originMode: config.originMode }, 'user servers share the hub\'s origin (originMode=single): code in any notebook can act as its user on the hub. Set originMode=subdomain (see README, "Origins")');
+    const handoff = new SignInHandoff(store);
     const proxy = new HubProxy({
       routes,
       sessions,
       activity,
       pages,
       log: log.child({ part: 'proxy' }),
-      allowedOrigins: config.publicUrl ? [new URL(config.publicUrl).origin] : [],
+      origins,
+      handoff,
+      cookieSecret,
+      cookies: config,
       maxSockets: config.proxyMaxSockets,
     });
     closers.push(() => proxy.close());
@@ -299,6 +307,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         if (isAnonymousName(user.name)) await pool.release(user.name, 'logout');
       },
       tryIt,
+      origins,
+      handoff,
     };
     const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
@@ -306,11 +316,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
 
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       forgetForwarded(req);
-      // The hot path: /user/ goes straight to the proxy, never through express. Until reconcile()
-      // has routed the servers that kept running, it gets "the hub is starting" instead of a
-      // "not running" page whose Start button would replace a running server.
-      if (req.url?.startsWith('/user/')) {
-        if (manager.ready) proxy.handleRequest(req, res);
+      // The hot path: user-content hosts and /user/ go straight to the proxy, never through
+      // express. Until reconcile() has routed the servers that kept running, they get "the hub
+      // is starting" instead of a "not running" page whose Start button would replace a running server.
+      const host = origins.classify(req);
+      if (host.kind !== 'hub' || req.url?.startsWith('/user/')) {
+        if (manager.ready) proxy.handleRequest(req, res, host);
         else hubStartingPage(views, res);
       } else app(req, res);
     };
@@ -333,6 +344,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     server.on('upgrade', onUpgrade);
     server.on('clientError', onClientError);
     await listen(server, config.port, config.bindHost);
+    listeningPort = (server.address() as AddressInfo).port;
     closers.push(
       () =>
         new Promise<void>((resolve) => {

@@ -5,7 +5,11 @@ export const SESSION_COOKIE = 'oerhub-session';
 /** Everything starting with this is ours and is stripped before a request reaches a notebook server. */
 export const COOKIE_PREFIX = 'oerhub-';
 
-/** The cookie that opens one user's server; it lives on /user/NAME/ only. */
+/**
+ * The cookie that opens one user's server; it lives on /user/NAME/ only, and (unless the hub
+ * runs in single-origin mode) host-only on that user's own origin, set by the proxy when it
+ * redeems a sign-in handoff code.
+ */
 export const serverCookieName = (escapedName: string): string => `oerhub-user-${escapedName}`;
 export const serverCookiePath = (escapedName: string): string => `/user/${escapedName}/`;
 
@@ -57,4 +61,18 @@ export function stripOurCookies(header: string | undefined): string | undefined 
     .map((c) => c.trim())
     .filter((c) => c && !c.startsWith(COOKIE_PREFIX));
   return kept.length ? kept.join('; ') : undefined;
+}
+
+/** Attributes of a server cookie set by the proxy on a user origin. */
+export interface ServerCookieOptions {
+  secure: boolean;
+  maxAgeS: number;
+}
+
+/**
+ * The Set-Cookie line for a server cookie on a user origin: host-only (no Domain, so no other
+ * user's host and not the hub ever sees it), on /user/NAME/ only, HttpOnly, SameSite=Lax.
+ */
+export function serverCookieHeader(escapedName: string, value: string, o: ServerCookieOptions): string {
+  return `${serverCookieName(escapedName)}=${value}; Path=${serverCookiePath(escapedName)}; Max-Age=${o.maxAgeS}; HttpOnly; SameSite=Lax${o.secure ? '; Secure' : ''}`;
 }

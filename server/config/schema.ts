@@ -8,6 +8,7 @@ import { serversShape } from './servers-schema.js';
 import { cullerShape } from './culler-schema.js';
 import { isolationShape } from './isolation-schema.js';
 import { frontDoorShape } from './frontdoor-schema.js';
+import { originShape } from './origin-schema.js';
 
 // Run as root, the hub gives each local server its own Unix account, which must be able to
 // reach the venv and its home: a checkout under /root (0700) can't be, so root's defaults sit
@@ -61,6 +62,7 @@ export const configShape = {
   ...cullerShape,
   ...isolationShape,
   ...frontDoorShape,
+  ...originShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

@@ -3,12 +3,16 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { Logger } from '../log.js';
-import { readCookie, serverCookieName, stripOurCookies } from '../auth/server-cookie.js';
+import { readCookie, serverCookieHeader, serverCookieName, signServerCookie, stripOurCookies } from '../auth/server-cookie.js';
+import type { HubConfig } from '../config/index.js';
+import { safeNext } from '../web/safe-redirect.js';
 import { cameThroughFrontDoor } from '../auth/front-door.js';
 import type { RouteTable, Route } from './route-table.js';
 import type { SessionChecker, SessionCheck } from './session-check.js';
 import { parseUserPath } from './user-path.js';
 import type { ActivityTracker } from './activity.js';
+import type { HostKind, UserOrigins } from './origins.js';
+import { HANDOFF_PATH, type SignInHandoff } from './handoff.js';
 
 /** How the proxy shows a page when it can't forward (rendered by the web part). */
 export interface ProxyPages {
@@ -24,8 +28,13 @@ export interface HubProxyOptions {
   activity: ActivityTracker;
   pages: ProxyPages;
   log: Logger;
-  /** Origins accepted on WebSocket upgrades; empty: same host as the request. */
-  allowedOrigins: readonly string[];
+  /** Which host is the hub's and which are user origins (issue 9). */
+  origins: UserOrigins;
+  /** Swaps the hub's one-time codes for a user origin's cookie. */
+  handoff: SignInHandoff;
+  /** Signs server cookies (the hub's cookie secret). */
+  cookieSecret: string;
+  cookies: Pick<HubConfig, 'secureCookies' | 'publicUrl' | 'sessionMaxAgeS'>;
   maxSockets: number;
 }
 
@@ -55,10 +64,29 @@ export class HubProxy {
     this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
       socket.once('close', () => proxyReq.destroy());
     });
+    this.proxy.on('proxyRes', (proxyRes, req) => this.onContentResponse(proxyRes, req));
   }
 
-  handleRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+  /**
+   * Every request to a user-content host, and every /user/ request to the hub's host. On the
+   * hub's host (unless in single-origin mode) a /user/ page is sent to its own origin; on a
+   * user origin only that user's /user/NAME/ is served.
+   */
+  handleRequest(req: http.IncomingMessage, res: http.ServerResponse, host: HostKind = this.opts.origins.classify(req)): void {
     const url = req.url ?? '/';
+    if (host.kind === 'unknown-content') {
+      this.opts.log.warn({ host: req.headers.host?.slice(0, 200) }, 'refused request for an unknown user-content host');
+      this.opts.pages.error(req, res, 404, 'There is no server at this address.');
+      return;
+    }
+    if (host.kind === 'hub' && this.opts.origins.isolated) {
+      this.toContentOrigin(req, res, url);
+      return;
+    }
+    if (host.kind === 'content' && !url.startsWith('/user/')) {
+      this.offContentPath(req, res, url);
+      return;
+    }
     const parsed = parseUserPath(url);
     if (parsed.kind === 'add-slash') {
       res.writeHead(302, { location: parsed.location }).end();
@@ -70,6 +98,15 @@ export class HubProxy {
       return;
     }
     const { escapedName } = parsed;
+    if (host.kind === 'content' && host.owner !== null && host.owner !== escapedName) {
+      this.opts.log.warn({ host: host.owner, path: escapedName }, "refused another user's path on a user origin");
+      this.opts.pages.error(req, res, 404, 'There is no such page at this address.');
+      return;
+    }
+    if (host.kind === 'content' && isHandoffPath(url, escapedName)) {
+      this.redeem(req, res, url, escapedName);
+      return;
+    }
     const cookie = readCookie(req.headers.cookie, serverCookieName(escapedName));
     if (!cookie) {
       this.unauthenticated(req, res, url);
@@ -91,9 +128,13 @@ export class HubProxy {
 
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = req.url ?? '/';
+    const host = this.opts.origins.classify(req);
+    // User servers' WebSockets are served on their own origin only.
+    if (host.kind === 'unknown-content' || (host.kind === 'hub' && this.opts.origins.isolated)) return refuseUpgrade(socket, 404);
     const parsed = url.startsWith('/user/') ? parseUserPath(url) : null;
     if (!parsed || parsed.kind !== 'user') return refuseUpgrade(socket, 404);
-    if (!this.isAllowedOrigin(req)) {
+    if (host.kind === 'content' && host.owner !== null && host.owner !== parsed.escapedName) return refuseUpgrade(socket, 404);
+    if (!this.isAllowedOrigin(req, parsed.escapedName)) {
       this.opts.log.warn({ origin: req.headers.origin, url: url.slice(0, 200) }, 'refused WebSocket from foreign origin');
       return refuseUpgrade(socket, 403);
     }
@@ -179,19 +220,108 @@ export class HubProxy {
   }
 
   private unauthenticated(req: http.IncomingMessage, res: http.ServerResponse, url: string): void {
-    const wantsPage = (req.method === 'GET' || req.method === 'HEAD') && (req.headers.accept ?? '').includes('text/html');
-    if (wantsPage) {
-      res.writeHead(302, { location: `/hub/login?next=${encodeURIComponent(url)}`, 'cache-control': 'no-store' }).end();
+    if (wantsPage(req)) {
+      // Through the hub's sign-in and back: it hands over with a one-time code (or refuses someone else's server).
+      const hub = this.opts.origins.isolated ? this.opts.origins.hubOrigin() : '';
+      res.writeHead(302, { location: `${hub}/hub/login?next=${encodeURIComponent(url)}`, 'cache-control': 'no-store' }).end();
       return;
     }
     this.opts.pages.error(req, res, 403, 'Sign in to use this server.');
   }
 
-  private isAllowedOrigin(req: http.IncomingMessage): boolean {
+  /** A /user/ request on the hub's host: pages go to the server's own origin, where sign-in is handed over. */
+  private toContentOrigin(req: http.IncomingMessage, res: http.ServerResponse, url: string): void {
+    const parsed = parseUserPath(url);
+    if (parsed.kind === 'bad') {
+      this.opts.log.warn({ url: url.slice(0, 200), reason: parsed.reason }, 'refused user path');
+      this.opts.pages.error(req, res, 400, 'That address is not valid.');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      this.opts.log.warn({ method: req.method, url: url.slice(0, 200) }, "refused a user-server request on the hub's origin");
+      this.opts.pages.error(req, res, 404, 'User servers are served from their own address, not from the hub\'s.');
+      return;
+    }
+    const name = parsed.kind === 'user' ? parsed.escapedName : parsed.location.split('/')[2];
+    const path = parsed.kind === 'user' ? url : parsed.location;
+    res.writeHead(302, { location: this.opts.origins.contentOrigin(name) + path, 'cache-control': 'no-store' }).end();
+  }
+
+  /** Anything but /user/NAME/ on a user origin: the hub's pages are only on the hub's origin. */
+  private offContentPath(req: http.IncomingMessage, res: http.ServerResponse, url: string): void {
+    if ((url === '/' || url.startsWith('/hub/') || url === '/hub') && !url.startsWith('/hub/api') && wantsPage(req)) {
+      const target = safeNext(url === '/' || url === '/hub' ? '/hub/home' : url) ?? '/hub/home';
+      res.writeHead(302, { location: this.opts.origins.hubOrigin() + target, 'cache-control': 'no-store' }).end();
+      return;
+    }
+    this.opts.log.warn({ host: req.headers.host?.slice(0, 200), method: req.method, url: url.slice(0, 200) }, 'refused a hub path on a user origin');
+    this.opts.pages.error(req, res, 404, 'There is no such page at this address.');
+  }
+
+  /** GET /user/NAME/oerhub-login?code=...&next=...: swap the hub's one-time code for this origin's cookie. */
+  private redeem(req: http.IncomingMessage, res: http.ServerResponse, url: string, escapedName: string): void {
+    const query = new URLSearchParams(url.slice(url.indexOf('?') + 1));
+    const home = `/user/${escapedName}/`;
+    const rawNext = safeNext(query.get('next'));
+    // Only this server's own pages, never the handoff itself (a loop) or anywhere else.
+    const next = rawNext && rawNext.startsWith(home) && !isHandoffPath(rawNext, escapedName) ? rawNext : home;
+    const retry = (reason: string): void => {
+      this.opts.log.warn({ server: escapedName, reason }, 'sign-in handoff refused');
+      if (wantsPage(req)) res.writeHead(302, { location: `${this.opts.origins.hubOrigin()}/hub/login?next=${encodeURIComponent(next)}`, 'cache-control': 'no-store' }).end();
+      else this.opts.pages.error(req, res, 403, 'This sign-in link is not valid any more. Open your server from the hub again.');
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') return retry('not a GET');
+    this.opts.handoff
+      .redeem(query.get('code') ?? '', escapedName)
+      .then(async (sid) => {
+        if (!sid) return retry('unknown, used or expired code');
+        const value = signServerCookie(this.opts.cookieSecret, sid, escapedName);
+        // The session must still be signed in, and be the server's owner.
+        const check = await this.opts.sessions.check(value, escapedName);
+        if (!check) return retry('session signed out or not the owner');
+        this.opts.log.info({ user: check.user }, 'signed in on user origin');
+        res
+          .writeHead(302, {
+            location: next,
+            'set-cookie': serverCookieHeader(escapedName, value, { secure: this.isSecure(req), maxAgeS: this.opts.cookies.sessionMaxAgeS }),
+            'cache-control': 'no-store',
+            // The code is spent, but keep it out of the next page's Referer anyway.
+            'referrer-policy': 'no-referrer',
+          })
+          .end();
+      })
+      .catch((err: Error) => {
+        this.opts.log.warn({ err: err.message }, 'sign-in handoff failed');
+        this.opts.pages.error(req, res, 503, 'The hub cannot check your sign-in right now. Your work is safe; please retry in a few seconds.');
+      });
+  }
+
+  /**
+   * A notebook server's answer on a user origin: hub pages may frame it (the "Try it"
+   * workspace), and Jupyter's CSP says `frame-ancestors 'self'`, so the hub's origin is added.
+   */
+  private onContentResponse(proxyRes: http.IncomingMessage, req: http.IncomingMessage): void {
+    if (!this.opts.origins.isolated || this.opts.origins.classify(req).kind !== 'content') return;
+    const csp = proxyRes.headers['content-security-policy'];
+    if (typeof csp === 'string') proxyRes.headers['content-security-policy'] = csp.replace(/frame-ancestors 'self'/, `frame-ancestors 'self' ${this.opts.origins.hubOrigin()}`);
+  }
+
+  private isSecure(req: http.IncomingMessage): boolean {
+    const mode = this.opts.cookies.secureCookies;
+    if (mode !== 'auto') return mode === 'always';
+    if (this.opts.cookies.publicUrl?.startsWith('https:') || (req.socket as { encrypted?: boolean }).encrypted) return true;
+    return cameThroughFrontDoor(req) && firstValue(req.headers['x-forwarded-proto']) === 'https';
+  }
+
+  /**
+   * A WebSocket must come from a page of the server's own origin: on a user origin, that
+   * origin (publicUrl's scheme and port); in single-origin mode, the hub's.
+   */
+  private isAllowedOrigin(req: http.IncomingMessage, escapedName: string): boolean {
     const origin = req.headers.origin;
     // Browsers always send Origin on WebSocket upgrades; a client without one is not a browser page.
     if (origin === undefined) return true;
-    if (this.opts.allowedOrigins.length) return this.opts.allowedOrigins.includes(origin);
+    if (this.opts.cookies.publicUrl) return origin === this.opts.origins.contentOrigin(escapedName);
     const fromProxy = cameThroughFrontDoor(req);
     const host = (fromProxy && firstValue(req.headers['x-forwarded-host'])) || req.headers.host;
     try {
@@ -238,6 +368,15 @@ function firstValue(v: string | string[] | undefined): string | undefined {
   if (!s) return undefined;
   const comma = s.indexOf(',');
   return (comma === -1 ? s : s.slice(0, comma)).trim() || undefined;
+}
+
+function wantsPage(req: http.IncomingMessage): boolean {
+  return (req.method === 'GET' || req.method === 'HEAD') && (req.headers.accept ?? '').includes('text/html');
+}
+
+function isHandoffPath(url: string, escapedName: string): boolean {
+  const q = url.indexOf('?');
+  return (q === -1 ? url : url.slice(0, q)) === `/user/${escapedName}/${HANDOFF_PATH}`;
 }
 
 function hasXsrfPair(req: http.IncomingMessage): boolean {

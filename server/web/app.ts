@@ -16,6 +16,7 @@ import { adminRoutes } from './admin-routes.js';
 import { tryRoutes } from './try-routes.js';
 import { vendorAssetsRouter } from './vendor-assets.js';
 import { errorHandler, notFound } from './errors.js';
+import { originCheck } from './origin-check.js';
 import { NotFound } from '../errors.js';
 import type { WebDeps } from './context.js';
 
@@ -45,6 +46,8 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   });
   // Cookie paths are case-sensitive, so routes must be too: /HUB/ would run without a session.
   app.set('case sensitive routing', true);
+  // Before any route: a page on a user origin (or any other site) can't act on the hub.
+  app.use(originCheck(deps.origins, log.child({ part: 'web' })));
 
   app.get('/hub/health', (_req, res, next) => {
     deps.storeHealthy().then(

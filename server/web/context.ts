@@ -8,6 +8,7 @@ import type { LoginThrottle } from '../auth/login-throttle.js';
 import type { ServerManager } from '../servers/server-manager.js';
 import type { Store } from '../store/store.js';
 import type { TryIt } from '../pool/index.js';
+import type { SignInHandoff, UserOrigins } from '../proxy/index.js';
 import { NotSignedIn } from '../errors.js';
 import { PAGE_HEADERS, type PageContext } from './render.js';
 
@@ -37,6 +38,10 @@ export interface WebDeps {
   storeHealthy(): Promise<boolean>;
   /** "Try it": the warm pool of ephemeral servers and what its pages need. */
   tryIt: TryIt;
+  /** Which origin serves each user server (issue 9). */
+  origins: UserOrigins;
+  /** One-time codes that hand a sign-in over to a user origin. */
+  handoff: SignInHandoff;
 }
 
 export function renderer(deps: WebDeps) {

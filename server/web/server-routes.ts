@@ -6,7 +6,7 @@ import { sendPage } from './render.js';
 import type { UserRecord } from '../store/repos.js';
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from './context.js';
 import { safeNext } from './safe-redirect.js';
-import { issueServerCookie } from './server-cookie-issuer.js';
+import { openServerUrl } from './server-cookie-issuer.js';
 import { landingFor } from './auth-routes.js';
 
 /** Home, start/stop, the progress page and /hub/user-redirect. */
@@ -76,10 +76,7 @@ export function serverRoutes(deps: WebDeps): Router {
       const target = safeNext(`/user/${user.escapedName}${req.url.startsWith('/') ? req.url : '/' + req.url}`);
       if (!target) throw new BadRequest('That address is not valid.');
       const status = await deps.manager.start(user);
-      if (status === 'running') {
-        issueServerCookie(deps.config, deps.cookieSecret, req, res, user);
-        return res.redirect(302, target);
-      }
+      if (status === 'running') return res.redirect(302, await openServerUrl(deps, req, res, user, target));
       res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(req.originalUrl)}`);
     }),
   );

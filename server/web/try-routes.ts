@@ -6,6 +6,7 @@ import { isAnonymousName } from '../names.js';
 import type { UserRecord } from '../store/repos.js';
 import { SAMPLES_FOLDER, WorkspaceTooLarge, workspaceZip, type QueuePlace, type TrySession } from '../pool/index.js';
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from './context.js';
+import { PAGE_HEADERS } from './render.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -141,7 +142,10 @@ export function tryRoutes(deps: WebDeps): Router {
         return res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
       }
       if (!(await pool.whenSeeded(user))) return res.redirect(302, ENDED);
-      render(req, res, 'try-workspace.njk', { landing: TRY_LANDING, lifetime, warningS: config.tryWarningS });
+      // JupyterLab is framed from the visitor's own origin (issue 9): this page alone may frame it.
+      const csp = `${PAGE_HEADERS['content-security-policy']}; frame-src 'self' ${deps.origins.contentOrigin(user.escapedName)}`;
+      const html = deps.views.render('try-workspace.njk', { user, csrfToken: deps.csrfToken(req), landing: TRY_LANDING, lifetime, warningS: config.tryWarningS });
+      res.status(200).set({ ...PAGE_HEADERS, 'content-security-policy': csp }).send(html);
     }),
   );
 

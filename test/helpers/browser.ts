@@ -63,3 +63,23 @@ export function recordRequests(page: Page): RequestLog {
     },
   };
 }
+
+/** Sign in through the hub's real login form in this page; resolves on the page after it. */
+export async function signInInBrowser(page: Page, hubUrl: string, username: string, password: string): Promise<void> {
+  await page.goto(`${hubUrl}/hub/login`);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL((u) => !u.pathname.startsWith('/hub/login'));
+}
+
+/** Open a notebook in JupyterLab, wait for its kernel, run all its cells. */
+export async function runNotebookInLab(page: Page, labUrl: string, timeoutMs: number): Promise<void> {
+  await page.goto(labUrl);
+  await page.locator('.jp-NotebookPanel:visible').waitFor({ timeout: timeoutMs });
+  await page.locator('#jp-main-statusbar').getByText('Python 3 (ipykernel) | Idle').waitFor({ timeout: timeoutMs });
+  await page.locator('.lm-MenuBar-itemLabel', { hasText: /^Run$/ }).click();
+  await page.locator('.lm-Menu-itemLabel', { hasText: /^Run All Cells$/ }).click();
+}
+
+export type { Browser, Page };

@@ -96,18 +96,25 @@ export async function createUsers(hub: Hub, users: Record<string, string>): Prom
   }
 }
 
+/** A browser-like client for this hub: user servers on their own origins, or on the hub's in single-origin mode. */
+export function clientFor(hub: Hub): HubClient {
+  return new HubClient(hub.url, hub.config.originMode === 'single' ? { contentOrigin: () => hub.url } : {});
+}
+
 /** Sign in and start the user's server through the pages; resolves when it is routed. */
 export async function signInAndStart(hub: Hub, name: string, password: string): Promise<HubClient> {
-  const client = new HubClient(hub.url);
+  const client = clientFor(hub);
   const login = await client.login(name, password);
   if (login.status !== 303) throw new Error(`login of ${name} answered ${login.status}`);
   const user = await hub.users.get(name);
   if (!user) throw new Error(`no user ${name}`);
   await client.get('/hub/spawn');
   await waitForReady(client, user.escapedName);
-  // user-redirect hands out the /user/NAME/ cookie once the server runs.
-  const r = await client.get('/hub/user-redirect/lab');
-  if (r.status !== 302 || !r.location?.startsWith(`/user/${user.escapedName}/`)) throw new Error(`user-redirect answered ${r.status} ${r.location}`);
+  // user-redirect hands the sign-in over to the server's own origin once it runs; that origin sets its cookie.
+  const { hub: r, handoff } = await client.openServer('/lab');
+  // In single-origin mode the hub sets the cookie itself and redirects straight to the server.
+  const landed = hub.config.originMode === 'single' ? r.location : handoff?.location;
+  if (landed !== `/user/${user.escapedName}/lab`) throw new Error(`user-redirect answered ${r.status} ${r.location}, then ${handoff?.status} ${handoff?.location}`);
   return client;
 }
 

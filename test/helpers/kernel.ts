@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import WebSocket from 'ws';
-import type { HubClient } from './client.js';
+import { localhostLookup, type HubClient } from './client.js';
 
 interface JupyterMessage {
   header: { msg_id: string; msg_type: string };
@@ -49,8 +49,9 @@ export class KernelSocket {
 
   static open(client: HubClient, escapedName: string, kernelId: string, headers: Record<string, string> = {}): Promise<KernelSocket> {
     const path = `/user/${escapedName}/api/kernels/${kernelId}/channels`;
-    const url = client.baseUrl.replace(/^http/, 'ws') + path;
-    const ws = new WebSocket(url, { headers: { cookie: client.cookieHeader(path), origin: client.baseUrl, ...headers } });
+    // On the server's own origin, as JupyterLab's page there opens it.
+    const url = client.urlFor(path).origin.replace(/^http/, 'ws') + path;
+    const ws = new WebSocket(url, { lookup: localhostLookup, headers: { cookie: client.cookieHeader(path), origin: client.contentOrigin(escapedName), ...headers } });
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(new KernelSocket(ws)));
       ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));

@@ -110,7 +110,7 @@ describe('a hub killed with SIGKILL while students work in Docker containers', f
         assert.equal((await client.login(name, `${name}-password`)).status, 303);
         await client.get('/hub/spawn');
         await waitForReady(client, name);
-        assert.equal((await client.get('/hub/user-redirect/lab')).status, 302);
+        assert.equal((await client.openServer('/lab')).handoff?.status, 302);
         const kernelId = await startKernel(client, name);
         const kernel = await KernelSocket.open(client, name, kernelId);
         await kernel.execute(`x = ${i + 40}`);

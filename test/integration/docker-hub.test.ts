@@ -164,9 +164,9 @@ describe('students in their own Docker containers, through the hub', function ()
     // Upper case is the same person (names are normalised), not a second container.
     const upper = new HubClient(hub.url);
     assert.equal((await upper.login('A.B', 'a.b-password-123')).status, 303);
-    const r = await upper.get('/hub/user-redirect/lab');
+    const { hub: r, handoff } = await upper.openServer('/lab');
     assert.equal(r.status, 302);
-    assert.equal(r.location, `/user/${escapeName('a.b')}/lab`);
+    assert.equal(handoff?.location, `/user/${escapeName('a.b')}/lab`);
     assert.equal((await containersOf(instance)).length, containers.length);
   });
 
@@ -301,8 +301,8 @@ describe('a student choosing among the admin\'s image profiles', function () {
     assert.equal(inspect.Config.Image, TEST_R_IMAGE);
     assert.ok(!inspect.Config.Env.some((e) => e.startsWith('EVIL')));
     assert.ok(inspect.Mounts.every((m) => !m.Source.includes('docker.sock')));
-    const redirect = await carol.get('/hub/user-redirect/lab');
-    assert.equal(redirect.status, 302);
+    const { handoff } = await carol.openServer('/lab');
+    assert.equal(handoff?.status, 302);
     const specs = await carol.get('/user/carol/api/kernelspecs', { accept: 'application/json' });
     assert.equal(specs.status, 200);
     assert.ok('ir' in (JSON.parse(specs.body) as { kernelspecs: Record<string, unknown> }).kernelspecs, specs.body.slice(0, 300));

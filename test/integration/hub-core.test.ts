@@ -50,10 +50,54 @@ describe('the hub core: a student working in JupyterLab through the hub', functi
     }
   });
 
+  it("serves each student's server on an origin of its own, and hub pages only on the hub's", async () => {
+    const aliceOrigin = alice.contentOrigin('alice');
+    assert.equal(aliceOrigin, `http://alice.localhost:${new URL(hub.url).port}`);
+    // A /user/ link on the hub's origin is sent to the server's own origin.
+    const onHub = await alice.get(`${hub.url}/user/alice/lab?reset`);
+    assert.equal(onHub.status, 302);
+    assert.equal(onHub.location, `${aliceOrigin}/user/alice/lab?reset`);
+    // The hub's API is not on a user origin, its pages only redirect back to the hub, and another student's path is not served there.
+    assert.equal((await alice.get(`${aliceOrigin}/hub/api/user`, { accept: 'application/json' })).status, 404);
+    const home = await alice.get(`${aliceOrigin}/hub/home`);
+    assert.equal(home.status, 302);
+    assert.equal(home.location, `${hub.url}/hub/home`);
+    assert.equal((await bob.get(`${aliceOrigin}/user/bob/api/status`, { accept: 'application/json' })).status, 404);
+    // The hub's session cookie stays on the hub's host; the server cookie is alice's host's only.
+    const hubHost = new URL(hub.url).hostname;
+    assert.deepEqual(
+      [...alice.cookies.values()].filter((c) => c.name.startsWith('oerhub-')).map((c) => `${c.name}@${c.host}${c.path}`).sort(),
+      [`oerhub-session@${hubHost}/hub/`, `oerhub-user-alice@${new URL(aliceOrigin).hostname}/user/alice/`],
+    );
+  });
+
+  it('hands the sign-in over with a code that works once, for one server only', async () => {
+    const r = await alice.get('/hub/user-redirect/lab');
+    assert.equal(r.status, 302);
+    const code = new URL(r.location ?? '').searchParams.get('code') ?? '';
+    assert.match(r.location ?? '', /^http:\/\/alice\.localhost:\d+\/user\/alice\/oerhub-login\?code=/);
+    // On bob's origin, alice's code is refused (and spent).
+    const thief = new HubClient(hub.url);
+    const elsewhere = await thief.get(`${bob.contentOrigin('bob')}/user/bob/oerhub-login?code=${code}`);
+    assert.equal(elsewhere.status, 302);
+    assert.match(elsewhere.location ?? '', /\/hub\/login\?next=/);
+    assert.equal(elsewhere.headers.getSetCookie().length, 0);
+    const again = await thief.get(r.location ?? '');
+    assert.equal(again.headers.getSetCookie().length, 0, 'a spent code gave a cookie');
+    // A fresh code works once, and only to this server's own pages.
+    const fresh = { hub: await alice.get('/hub/user-redirect/lab') };
+    const first = await thief.get((fresh.hub.location ?? '').replace(/next=[^&]*/, 'next=%2F%2Fevil.example%2F'));
+    assert.equal(first.status, 302);
+    assert.equal(first.location, '/user/alice/');
+    assert.equal(first.headers.getSetCookie().length, 1);
+    const replay = await new HubClient(hub.url).get(fresh.hub.location ?? '');
+    assert.equal(replay.headers.getSetCookie().length, 0, 'a code worked twice');
+  });
+
   it("refuses another student on someone else's server, over HTTP and WebSocket", async () => {
     // As a browser would: no cookie for /user/alice/, so the hub sends bob to sign in, then refuses.
     const page = await bob.follow('/user/alice/lab');
-    assert.equal(page.status, 403);
+    assert.equal(page.status, 403, `${page.url}: ${page.body.slice(0, 300)}`);
     assert.match(page.body, /someone else&#39;s server|someone else's server/);
     const api = await bob.get('/user/alice/api/contents', { accept: 'application/json' });
     assert.equal(api.status, 403);
@@ -70,14 +114,14 @@ describe('the hub core: a student working in JupyterLab through the hub', functi
     const anon = new HubClient(hub.url);
     const r = await anon.get('/user/alice/lab');
     assert.equal(r.status, 302);
-    assert.equal(r.location, '/hub/login?next=%2Fuser%2Falice%2Flab');
+    assert.equal(r.location, `${hub.url}/hub/login?next=%2Fuser%2Falice%2Flab`);
     const real = alice.cookie('oerhub-user-alice');
     assert.ok(real);
     const tampered = real.value.slice(0, -2) + (real.value.endsWith('AA') ? 'BB' : 'AA');
     for (const value of ['garbage', 'abc.def', tampered]) {
       const f = await anon.get('/user/alice/lab', { cookie: `oerhub-user-alice=${value}` });
       assert.equal(f.status, 302, value);
-      assert.match(f.location ?? '', /^\/hub\/login\?next=/);
+      assert.equal(f.location, `${hub.url}/hub/login?next=%2Fuser%2Falice%2Flab`, value);
     }
   });
 
@@ -113,6 +157,9 @@ describe('the hub core: a student working in JupyterLab through the hub', functi
 
   it('refuses a WebSocket upgrade from a foreign Origin', async () => {
     await assert.rejects(KernelSocket.open(alice, 'alice', kernelId, { origin: 'https://evil.example' }), /upgrade refused: 403/);
+    // A page of the hub's origin or of a classmate's server can't open alice's kernel either: only alice's own origin can.
+    await assert.rejects(KernelSocket.open(alice, 'alice', kernelId, { origin: new URL(hub.url).origin }), /upgrade refused: 403/);
+    await assert.rejects(KernelSocket.open(alice, 'alice', kernelId, { origin: alice.contentOrigin('bob') }), /upgrade refused: 403/);
     const k = await KernelSocket.open(alice, 'alice', kernelId);
     k.close();
   });
@@ -133,8 +180,10 @@ describe('the hub core: a student working in JupyterLab through the hub', functi
       '/user//bob/api/status',
       '/user/Alice/../bob/api/status',
     ];
+    // On alice's own origin, where her cookie lives; the hub's origin doesn't serve /user/ at all.
+    const host = new URL(alice.contentOrigin('alice')).host;
     for (const path of paths) {
-      const r = await rawRequest(hub.url, path, { cookie, accept: 'application/json' });
+      const r = await rawRequest(hub.url, path, { cookie, accept: 'application/json', host });
       assert.ok([400, 403, 404].includes(r.status), `${path} answered ${r.status}`);
       assert.ok(!r.body.includes('"started"'), `${path} reached a notebook server`);
     }
@@ -153,11 +202,12 @@ describe('the hub core: a student working in JupyterLab through the hub', functi
 
   it('stays up after a request with a Trailer header or a 1 MB header', async () => {
     const cookie = alice.cookieHeader('/user/alice/');
+    const host = new URL(alice.contentOrigin('alice')).host;
     const token = await xsrfToken(alice, 'alice');
     const chunked = await new Promise<number>((resolve, reject) => {
       const u = new URL(hub.url);
       const req = http.request(
-        { host: u.hostname, port: u.port, path: '/user/alice/api/contents/trailer.txt', method: 'PUT', headers: { cookie: `${cookie}`, 'x-xsrftoken': token, 'content-type': 'application/json', trailer: 'x-checksum', 'transfer-encoding': 'chunked' } },
+        { host: u.hostname, port: u.port, path: '/user/alice/api/contents/trailer.txt', method: 'PUT', headers: { host, cookie: `${cookie}`, 'x-xsrftoken': token, 'content-type': 'application/json', trailer: 'x-checksum', 'transfer-encoding': 'chunked' } },
         (res) => {
           res.resume();
           res.on('end', () => resolve(res.statusCode ?? 0));
@@ -169,7 +219,7 @@ describe('the hub core: a student working in JupyterLab through the hub', functi
       req.end();
     });
     assert.ok(chunked < 500, `trailer request answered ${chunked}`);
-    const big = await rawRequest(hub.url, '/user/alice/api/status', { cookie, 'x-big': 'x'.repeat(1024 * 1024) }).catch((e: Error) => ({ status: 0, body: e.message }));
+    const big = await rawRequest(hub.url, '/user/alice/api/status', { host, cookie, 'x-big': 'x'.repeat(1024 * 1024) }).catch((e: Error) => ({ status: 0, body: e.message }));
     assert.ok(big.status === 431 || big.status === 0 || big.status === 400, `1 MB header answered ${big.status}`);
     const bigHub = await rawRequest(hub.url, '/hub/login', { 'x-big': 'x'.repeat(1024 * 1024) }).catch((e: Error) => ({ status: 0, body: e.message }));
     assert.ok(bigHub.status === 431 || bigHub.status === 0 || bigHub.status === 400);
@@ -194,7 +244,7 @@ describe('the hub core: a student working in JupyterLab through the hub', functi
     await hub.manager.start(user);
     const { waitForReady } = await import('../helpers/hub.js');
     await waitForReady(carol, 'carol');
-    await carol.get('/hub/user-redirect/lab');
+    await carol.openServer('/lab');
     await hub.manager.stop(user);
     const page = await carol.get('/user/carol/lab');
     assert.equal(page.status, 503);
@@ -206,9 +256,9 @@ describe('the hub core: a student working in JupyterLab through the hub', functi
     // A second sign-in of alice, so the first session's tests above are unaffected.
     const again = new HubClient(hub.url);
     await again.login('alice', 'alice-password');
-    const redirect = await again.get('/hub/user-redirect/lab');
-    assert.equal(redirect.status, 302);
-    const stale = redirectCookie(redirect.headers);
+    const { handoff } = await again.openServer('/lab');
+    assert.equal(handoff?.status, 302);
+    const stale = redirectCookie(handoff.headers);
     const kernel = await KernelSocket.open(again, 'alice', kernelId);
     assert.equal(await kernel.execute('print("before")'), 'before\n');
     const home = await again.get('/hub/home');

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
+import WebSocket from 'ws';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +13,7 @@ import { startTestHub } from '../helpers/hub.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { frontDoorPath, HttpsClient, startNginx, type TestNginx } from '../helpers/nginx.js';
 import { startSamlHub, TestIdp } from '../helpers/saml-idp.js';
+import { localhostLookup } from '../helpers/client.js';
 
 const LOG_DIR = path.resolve(__dirname, '../../test-output');
 
@@ -40,6 +44,55 @@ function execute(ws: import('ws').WebSocket, code: string): Promise<string> {
       }),
     );
   });
+}
+
+/**
+ * A browser on one user origin behind nginx (https://NAME.localhost:PORT): NAME.localhost
+ * resolves to 127.0.0.1, the test certificate (made for 127.0.0.1) is trusted, cookies are
+ * kept for this host only.
+ */
+class UserOriginClient {
+  readonly cookies = new Map<string, string>();
+  constructor(
+    readonly origin: string,
+    private readonly ca: string,
+  ) {}
+
+  private tlsOptions(): https.RequestOptions {
+    return { ca: this.ca, lookup: localhostLookup, checkServerIdentity: (_host, cert) => tls.checkServerIdentity('127.0.0.1', cert) };
+  }
+
+  private cookieHeader(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  request(method: string, p: string, headers: Record<string, string> = {}): Promise<{ status: number; location: string | null; body: string; setCookies: string[] }> {
+    return new Promise((resolve, reject) => {
+      const req = https.request(new URL(p, this.origin), { method, agent: false, headers: { accept: 'text/html', cookie: this.cookieHeader(), ...headers }, ...this.tlsOptions() }, (res) => {
+        const setCookies = res.headers['set-cookie'] ?? [];
+        for (const line of setCookies) {
+          const [pair] = line.split(';');
+          this.cookies.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
+        }
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location ?? null, body, setCookies }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** A WebSocket from a page of this origin. */
+  websocket(p: string): Promise<WebSocket> {
+    const ws = new WebSocket(this.origin.replace(/^https/, 'wss') + p, { ...this.tlsOptions(), headers: { cookie: this.cookieHeader(), origin: this.origin } });
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(ws));
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+  }
 }
 
 describe('behind nginx over HTTPS: SAML sign-in, a kernel WebSocket and the live spawn progress stream', function () {
@@ -103,17 +156,25 @@ describe('behind nginx over HTTPS: SAML sign-in, a kernel WebSocket and the live
     assert.ok(seenWhileStarting.length >= 2, `events arrived in ${seenWhileStarting.length} chunk(s)`);
     assert.equal(seenWhileStarting[0], true, 'the first event arrived before the server was ready');
 
+    // The hub hands the sign-in over to stu's own origin, https://stu.localhost:PORT, through the same nginx.
     const redirect = await client.get('/hub/user-redirect/lab');
     assert.equal(redirect.status, 302);
-    const lab = await client.get('/user/stu/lab');
+    const handoff = new URL(redirect.location ?? '');
+    assert.equal(handoff.origin, `https://stu.localhost:${new URL(nginx.url).port}`);
+    const stu = new UserOriginClient(handoff.origin, nginx.ca);
+    const landed = await stu.request('GET', handoff.pathname + handoff.search);
+    assert.equal(landed.status, 302);
+    assert.equal(landed.location, '/user/stu/lab');
+    assert.match(landed.setCookies.find((c) => c.startsWith('oerhub-user-stu=')) ?? '', /;\s*Secure/i);
+    const lab = await stu.request('GET', '/user/stu/lab');
     assert.equal(lab.status, 200);
-    const xsrf = [...client.cookies.values()].find((c) => c.name === '_xsrf');
+    const xsrf = stu.cookies.get('_xsrf');
     assert.ok(xsrf, 'Jupyter set its _xsrf cookie');
-    const created = await client.request('POST', '/user/stu/api/kernels', { headers: { accept: 'application/json', 'content-type': 'application/json', 'x-xsrftoken': xsrf.value } });
-    // The HttpsClient sends no body with this request; Jupyter then starts the default kernel.
+    const created = await stu.request('POST', '/user/stu/api/kernels', { accept: 'application/json', 'content-type': 'application/json', 'x-xsrftoken': xsrf });
+    // No body with this request; Jupyter then starts the default kernel.
     assert.equal(created.status, 201, created.body.slice(0, 300));
     const kernelId = (JSON.parse(created.body) as { id: string }).id;
-    const ws = await client.websocket(`/user/stu/api/kernels/${kernelId}/channels`);
+    const ws = await stu.websocket(`/user/stu/api/kernels/${kernelId}/channels`);
     try {
       assert.equal(await execute(ws, 'print(6*7)'), '42\n');
       assert.equal(await execute(ws, 'print(sum(range(10)))'), '45\n');

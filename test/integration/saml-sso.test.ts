@@ -268,7 +268,7 @@ describe('SAML sign-in with an institutional identity provider', function () {
     const r = await post(hub, { SAMLResponse: b64(withComment) }, startedIn.get(a.SAMLResponse));
     if (r.status === 303) {
       const c = new HubClient(hub.url);
-      for (const line of r.headers.getSetCookie()) c.cookies.set(line.split('=')[0], { name: line.split('=')[0], value: line.split(';')[0].split('=').slice(1).join('='), path: '/hub/' });
+      for (const line of r.headers.getSetCookie()) c.jar.store(line, '/hub/', new URL(hub.url).hostname);
       const me = JSON.parse((await c.get('/hub/api/user', { accept: 'application/json' })).body) as { name: string };
       assert.equal(me.name, 'stu.evil');
     } else {

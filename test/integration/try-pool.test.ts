@@ -143,7 +143,8 @@ describe('"Try it": the warm pool, limits and the waiting page', function () {
 
     // Their own links lead to their own server.
     const mine = await v.get('/hub/user-redirect/lab');
-    assert.equal(mine.location, `/user/${second.escapedName}/lab`);
+    assert.equal(new URL(mine.location ?? '').origin, v.contentOrigin(second.escapedName));
+    assert.equal(new URL(mine.location ?? '').searchParams.get('next'), `/user/${second.escapedName}/lab`);
     // Without the other's cookie: refused (a page sends them to sign in, the API says 403).
     const api = await v.get(`/user/${first.escapedName}/api/contents`, { accept: 'application/json' });
     assert.equal(api.status, 403);
