@@ -55,6 +55,11 @@ export interface ServerManagerOptions {
   routes: RouteTable;
   activity: ActivityTracker;
   log: Logger;
+  /**
+   * Put each start's progress in the store, for progress pages served by other hub processes.
+   * Default: with Redis, the one store several processes share; a single process needs only its own buses.
+   */
+  shareProgress?: boolean;
 }
 
 // A finished start's events stay this long for progress pages that connect late.
@@ -85,6 +90,7 @@ export class ServerManager {
   private readonly buses = new Map<string, ProgressBus>();
   /** Every start's progress in the store, for pages served by the other hub processes. */
   private readonly progress: ProgressRelay;
+  private readonly shareProgress: boolean;
   private readonly pending = new Map<string, Promise<void>>();
   private readonly aborts = new Map<string, AbortController>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -99,6 +105,7 @@ export class ServerManager {
 
   constructor(private readonly o: ServerManagerOptions) {
     this.locks = new ServerLocks(o.store, o.log.child({ part: 'server-locks' }));
+    this.shareProgress = o.shareProgress ?? o.store.kind === 'redis';
     this.progress = new ProgressRelay({
       store: o.store,
       log: o.log.child({ part: 'progress' }),
@@ -217,7 +224,7 @@ export class ServerManager {
         ephemeral: (opts.ephemeral ?? false) || user.source === 'anonymous',
         startedAt: Date.now(),
       };
-      bus = new ProgressBus(this.progress.recorder(name));
+      bus = new ProgressBus(this.shareProgress ? this.progress.recorder(name) : undefined);
       this.buses.set(name, bus);
       bus.emit({ progress: 0, message: 'Asking for a server' });
       try {
@@ -249,14 +256,14 @@ export class ServerManager {
   /**
    * Progress of the user's current or last start, replayed from its beginning, whichever hub
    * process runs it: from this process's own bus while the start runs here, otherwise from the
-   * store. Without stored events (none kept, or the store was away) the server's state decides:
+   * store (see `shareProgress`). Without stored events (none kept, or the store was away) the server's state decides:
    * ready when running, the failure's reason, or "not running". Call the returned function to
    * stop listening.
    */
   watch(user: UserRecord, listener: (e: StartEvent) => void): () => void {
     const bus = this.buses.get(user.escapedName);
-    // Only while it runs: once it is over, another process may already run a newer start, which only the store knows.
-    if (bus && !bus.done) return bus.watch(listener);
+    // Shared: only while it runs, for once it is over another process may run a newer start, which only the store knows.
+    if (bus && (!bus.done || !this.shareProgress)) return bus.watch(listener);
     return this.progress.follow(user.escapedName, listener, () => this.outcomeOf(user), bus?.events);
   }
 

@@ -117,7 +117,8 @@ describe('start progress on two hub processes sharing one Redis', function () {
     if (!store) stores.push(own);
     if (!spawners.includes(spawner)) spawners.push(spawner);
     const config = loadConfig({ overrides: { serverPollIntervalS: 0, startTimeoutS: 30, serverStopWaitS: 10 } });
-    const manager = new ServerManager({ config, servers: new ServerRepo(own), store: own, spawner, routes: new RouteTable(), activity: new ActivityTracker(), log: silent });
+    // Explicit, so that two managers on one memory store (two "processes" in one) share progress as on Redis.
+    const manager = new ServerManager({ config, servers: new ServerRepo(own), store: own, spawner, routes: new RouteTable(), activity: new ActivityTracker(), log: silent, shareProgress: true });
     managers.push(manager);
     await manager.reconcile();
     return manager;
