@@ -106,6 +106,10 @@ export class ProgressRelay {
     const key = progressKey(escapedName);
     let chain = Promise.resolve();
     let warned = false;
+    // What the list should hold, and whether it is known to hold it: after a failed write the
+    // next one rewrites it whole, so a blip of the store costs a page nothing once it is back.
+    const kept: string[] = [];
+    let inStore = false;
     const warn = (what: string, err: unknown): void => {
       // One line per start: an outage would otherwise log every step of every start.
       if (warned) return;
@@ -116,13 +120,19 @@ export class ProgressRelay {
       if (this.closed) return;
       const entry = JSON.stringify({ ...event, start, seq } satisfies StoredEvent);
       const last = Boolean(event.ready || event.failed);
+      const keep = seq < MAX_STORED_EVENTS || last;
+      if (keep) kept.push(entry);
+      const upTo = kept.length;
       // In order, one after another: a page must never find "ready" stored before "starting".
       const write = (chain = chain.then(async () => {
         try {
-          if (seq === 0) await this.o.store.atomic({ then: [{ type: 'delete', key }, { type: 'listPush', key, values: [entry] }] });
-          else if (seq < MAX_STORED_EVENTS || last) await this.o.store.listPush(key, entry);
+          // The first event of a start (or the first after a failed write) replaces the list: the previous start's steps go.
+          if (!inStore) await this.o.store.atomic({ then: [{ type: 'delete', key }, { type: 'listPush', key, values: kept.slice(0, upTo) }] });
+          else if (keep) await this.o.store.listPush(key, entry);
+          inStore = true;
           await this.o.store.expire(key, last ? this.o.keepFinishedMs : this.o.keepStartingMs);
         } catch (err) {
+          inStore = false;
           warn('store', err);
         }
         try {

@@ -52,16 +52,18 @@ class SlowFailingSpawner extends SlowSpawner {
 
 /** A memory store that can't write start progress (a blip of the store that hits only those writes; it can't be timed for real). */
 class ProgressLosingStore extends MemoryStore {
+  /** While true, every progress write fails. */
+  losing = true;
   override async listPush(key: string, ...values: string[]): Promise<number> {
-    if (key.startsWith('progress:')) throw new StoreUnavailable('fake outage (progress list)');
+    if (this.losing && key.startsWith('progress:')) throw new StoreUnavailable('fake outage (progress list)');
     return super.listPush(key, ...values);
   }
   override async atomic(operation: AtomicOperation): Promise<boolean> {
-    if (operation.then.some((w) => w.key.startsWith('progress:'))) throw new StoreUnavailable('fake outage (progress list)');
+    if (this.losing && operation.then.some((w) => w.key.startsWith('progress:'))) throw new StoreUnavailable('fake outage (progress list)');
     return super.atomic(operation);
   }
   override async publish(channel: string, message: string): Promise<void> {
-    if (channel.startsWith('progress:')) throw new StoreUnavailable('fake outage (progress channel)');
+    if (this.losing && channel.startsWith('progress:')) throw new StoreUnavailable('fake outage (progress channel)');
     return super.publish(channel, message);
   }
 }
@@ -214,6 +216,24 @@ describe('start progress on two hub processes sharing one Redis', function () {
     assert.equal(last.url, '/user/dana/lab');
     assert.equal(await a.status(dana), 'running');
     assert.equal(spawner.starts, 1);
+  });
+
+  it('after a blip of the store during a start, a page opened on the other process shows every step again', async () => {
+    const store = new ProgressLosingStore();
+    const spawner = new SlowSpawner();
+    const a = await hubProcess('', spawner, store);
+    const b = await hubProcess('', spawner, store);
+    assert.equal(await a.start(dana), 'starting');
+    await spawner.reached.opened;
+    // The store is back before the start ends: its last write puts the steps it missed back too.
+    const onA = collect(a);
+    store.losing = false;
+    spawner.ready.open();
+    assert.equal((await onA.ended).ready, true);
+    const onB = collect(b);
+    await onB.ended;
+    assert.deepEqual(onB.events, onA.events);
+    assert.deepEqual(onB.events.map((e) => e.message), ['Asking for a server', 'Starting a fake server', 'Your server is ready']);
   });
 
   describe('over HTTP: two hubs behind one address', function () {
