@@ -50,6 +50,14 @@ class SlowFailingSpawner extends SlowSpawner {
   }
 }
 
+/** Reports many small steps, as an image pull layer by layer would. */
+class ChattySpawner extends FakeSpawner {
+  override async start(spec: SpawnSpec, options: StartOptions): Promise<StartedServer> {
+    for (let i = 1; i <= 250; i++) options.onProgress({ progress: 10 + Math.floor(i / 5), message: `Pulling layer ${i} of 250` });
+    return super.start(spec, options);
+  }
+}
+
 /** A memory store that can't write start progress (a blip of the store that hits only those writes; it can't be timed for real). */
 class ProgressLosingStore extends MemoryStore {
   /** While true, every progress write fails. */
@@ -234,6 +242,23 @@ describe('start progress on two hub processes sharing one Redis', function () {
     await onB.ended;
     assert.deepEqual(onB.events, onA.events);
     assert.deepEqual(onB.events.map((e) => e.message), ['Asking for a server', 'Starting a fake server', 'Your server is ready']);
+  });
+
+  it('a start with hundreds of steps keeps a bounded record in Redis, and a late page on the other process still ends in ready', async () => {
+    const prefix = `progress-${randomUUID()}:`;
+    const spawner = new ChattySpawner();
+    const a = await hubProcess(prefix, spawner);
+    const b = await hubProcess(prefix, spawner);
+    await a.start(dana);
+    const own = collect(a);
+    assert.equal((await own.ended).ready, true);
+    const late = collect(b);
+    const last = await late.ended;
+    assert.equal(last.ready, true);
+    assert.equal(late.events[0]?.message, 'Asking for a server');
+    const stored = await stores[0].listRange('progress:dana');
+    assert.ok(stored.length <= 101, `${stored.length} events stored`);
+    assert.ok(own.events.length > 250);
   });
 
   describe('over HTTP: two hubs behind one address', function () {
