@@ -8,7 +8,7 @@ import type { ServerRecord, ServerRepo, UserRecord } from '../store/repos.js';
 import type { Spawner, SpawnSpec, SpawnerState } from '../spawner/spawner.js';
 import type { RouteTable } from '../proxy/route-table.js';
 import type { ActivityTracker } from '../proxy/activity.js';
-import { ProgressBus, type StartEvent } from './progress.js';
+import { ProgressBus, ProgressRelay, type StartEvent } from './progress.js';
 import { ServerLocks } from './server-lock.js';
 import { HubStarting, ServerBusy } from './lifecycle-errors.js';
 
@@ -55,10 +55,17 @@ export interface ServerManagerOptions {
   routes: RouteTable;
   activity: ActivityTracker;
   log: Logger;
+  /**
+   * Put each start's progress in the store, for progress pages served by other hub processes.
+   * Default: with Redis, the one store several processes share; a single process needs only its own buses.
+   */
+  shareProgress?: boolean;
 }
 
 // A finished start's events stay this long for progress pages that connect late.
 const KEEP_FINISHED_MS = 60_000;
+// How often a progress page served by another hub process than the start re-reads the stored events.
+const PROGRESS_RESYNC_MS = 2_000;
 // How often a start or stop that finds the lock taken asks again.
 const LOCK_RETRY_MS = 100;
 const INTERRUPTED = 'The last start of your server was interrupted (the hub restarted). Please start it again.';
@@ -79,7 +86,11 @@ class StartCancelled extends HubError {
  * an explicit stop (or finding it dead) ever ends a running server.
  */
 export class ServerManager {
+  /** Starts run by this process: their progress pages here need no store. */
   private readonly buses = new Map<string, ProgressBus>();
+  /** Every start's progress in the store, for pages served by the other hub processes. */
+  private readonly progress: ProgressRelay;
+  private readonly shareProgress: boolean;
   private readonly pending = new Map<string, Promise<void>>();
   private readonly aborts = new Map<string, AbortController>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -94,6 +105,14 @@ export class ServerManager {
 
   constructor(private readonly o: ServerManagerOptions) {
     this.locks = new ServerLocks(o.store, o.log.child({ part: 'server-locks' }));
+    this.shareProgress = o.shareProgress ?? o.store.kind === 'redis';
+    this.progress = new ProgressRelay({
+      store: o.store,
+      log: o.log.child({ part: 'progress' }),
+      keepFinishedMs: KEEP_FINISHED_MS,
+      keepStartingMs: o.config.startTimeoutS * 1000 + KEEP_FINISHED_MS,
+      resyncMs: PROGRESS_RESYNC_MS,
+    });
     this.flushTimer = setInterval(() => void this.flushActivity(), o.config.activityFlushMs);
     this.flushTimer.unref();
   }
@@ -205,7 +224,7 @@ export class ServerManager {
         ephemeral: (opts.ephemeral ?? false) || user.source === 'anonymous',
         startedAt: Date.now(),
       };
-      bus = new ProgressBus();
+      bus = new ProgressBus(this.shareProgress ? this.progress.recorder(name) : undefined);
       this.buses.set(name, bus);
       bus.emit({ progress: 0, message: 'Asking for a server' });
       try {
@@ -234,13 +253,18 @@ export class ServerManager {
     return 'starting';
   }
 
-  /** Progress of the user's current or last start, replayed from its beginning. */
+  /**
+   * Progress of the user's current or last start, replayed from its beginning, whichever hub
+   * process runs it: from this process's own bus while the start runs here, otherwise from the
+   * store (see `shareProgress`). Without stored events (none kept, or the store was away) the server's state decides:
+   * ready when running, the failure's reason, or "not running". Call the returned function to
+   * stop listening.
+   */
   watch(user: UserRecord, listener: (e: StartEvent) => void): () => void {
     const bus = this.buses.get(user.escapedName);
-    if (bus) return bus.watch(listener);
-    if (this.o.routes.get(user.escapedName)) listener({ progress: 100, message: 'Your server is ready', ready: true, url: this.urlOf(user) });
-    else listener({ progress: 0, message: 'Your server is not running.', failed: true });
-    return () => undefined;
+    // Shared: only while it runs, for once it is over another process may run a newer start, which only the store knows.
+    if (bus && (!bus.done || !this.shareProgress)) return bus.watch(listener);
+    return this.progress.follow(user.escapedName, listener, () => this.outcomeOf(user), bus?.events);
   }
 
   /**
@@ -436,7 +460,23 @@ export class ServerManager {
         await this.o.spawner.stop(this.orphanSpec(found.escapedName), found.state).catch((err: Error) => this.o.log.error({ server: found.escapedName, err: err.message }, 'could not stop a server at exit'));
       }
     }
+    await this.progress.close();
     this.locks.close();
+  }
+
+  /** How the user's last start ended, as its final event; null while it is still starting. Throws StoreUnavailable. */
+  private async outcomeOf(user: UserRecord): Promise<StartEvent | null> {
+    const { state, reason } = await this.state(user);
+    switch (state) {
+      case 'starting':
+        return null;
+      case 'running':
+        return { progress: 100, message: 'Your server is ready', ready: true, url: this.urlOf(user) };
+      case 'failed':
+        return { progress: 100, message: reason ?? 'Your server could not be started.', failed: true };
+      default:
+        return { progress: 0, message: 'Your server is not running.', failed: true };
+    }
   }
 
   private checkProfile(profile: string | undefined): string | undefined {
