@@ -6,7 +6,7 @@ import { loadConfig, type ConfigKey } from '../../server/config/index.js';
 import { createHub, type Hub } from '../../server/index.js';
 import { HubClient } from '../helpers/client.js';
 import { FakeSpawner, Gate } from '../helpers/fake-spawners.js';
-import { ADMIN_PASSWORD, createUsers, tempDataDir, waitForReady } from '../helpers/hub.js';
+import { ADMIN_PASSWORD, TEST_COOKIE_SECRET, createUsers, tempDataDir, waitForReady } from '../helpers/hub.js';
 import { freePort } from '../helpers/ports.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
@@ -44,6 +44,7 @@ describe('the server lifecycle through the hub: restarts, clicks during reconcil
         adminPassword: ADMIN_PASSWORD,
         store: 'redis',
         redisUrl: redis.url,
+        cookieSecret: TEST_COOKIE_SECRET,
         redisKeyPrefix: `${label}-${process.pid}:`,
         poolSize: 0,
         stopServersOnExit: false,
