@@ -339,9 +339,10 @@ describe('start progress on two hub processes sharing one Redis', function () {
       assert.equal(last?.url, '/user/dana/lab');
 
       // The page's next step, on B: the server, through B's proxy.
-      const redirect = await onB.get('/hub/user-redirect/lab');
+      const { hub: redirect, handoff } = await onB.openServer('/lab');
       assert.equal(redirect.status, 302);
-      assert.equal(redirect.location, '/user/dana/lab');
+      assert.equal(handoff?.status, 302, 'B hands the sign-in over to dana\'s own origin');
+      assert.equal(new URL(handoff?.location ?? '', 'http://x').pathname, '/user/dana/lab');
       assert.equal((await onB.get('/user/dana/api/status', { accept: 'application/json' })).status, 200);
       assert.equal(spawner.starts, 1);
     });

@@ -103,9 +103,9 @@ describe('the server lifecycle through the hub: restarts, clicks during reconcil
     spawner.listing.open();
     const second = await starting;
     hubs.push(second);
-    const link = await client.get('/hub/user-redirect/lab');
-    assert.equal(link.status, 302);
-    assert.equal(link.location, '/user/dana/lab');
+    const link = await client.openServer('/lab');
+    assert.equal(link.hub.status, 302);
+    assert.equal(new URL(link.handoff?.location ?? '', 'http://x').pathname, '/user/dana/lab');
     assert.equal((await client.get('/user/dana/api/status', { accept: 'application/json' })).status, 200);
     assert.equal(spawner.starts, 1, 'the running server was adopted, not replaced');
     assert.equal(spawner.stops, 0);
@@ -126,7 +126,7 @@ describe('the server lifecycle through the hub: restarts, clicks during reconcil
     assert.equal((await erin.login('erin', 'erin-password')).status, 303);
     await erin.get('/hub/spawn');
     await waitForReady(erin, 'erin');
-    assert.equal((await erin.get('/hub/user-redirect/lab')).status, 302);
+    assert.equal((await erin.openServer('/lab')).handoff?.status, 302);
     assert.equal((await erin.get('/user/erin/api/status', { accept: 'application/json' })).status, 200);
 
     await spawner.crash('erin');
@@ -162,7 +162,7 @@ describe('the server lifecycle through the hub: restarts, clicks during reconcil
     assert.equal((await finn.login('finn', 'finn-password')).status, 303);
     await finn.get('/hub/spawn');
     await waitForReady(finn, 'finn');
-    assert.equal((await finn.get('/hub/user-redirect/lab')).status, 302);
+    assert.equal((await finn.openServer('/lab')).handoff?.status, 302);
 
     await spawner.crash('finn');
     // Nobody asks the hub about finn meanwhile; only its poller can notice.
