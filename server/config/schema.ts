@@ -4,6 +4,7 @@ import { dockerShape } from './docker-schema.js';
 import { ssoShape } from './sso-schema.js';
 import { poolShape } from './pool-schema.js';
 import { storeShape } from './store-schema.js';
+import { clusterShape } from './cluster-schema.js';
 
 /**
  * Every option of the hub. The description is the documentation: `--help` and the README's
@@ -40,6 +41,7 @@ export const configShape = {
   ...dockerShape,
   ...ssoShape,
   ...poolShape,
+  ...clusterShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

@@ -1,4 +1,8 @@
-/** Where one user's server is, and the header that opens it. Kept in memory: the proxy reads it on every request. */
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import type { ServerRecord } from '../store/repos.js';
+
+/** Where one user's server is, and the header that opens it. Read from a local cache on every proxied request. */
 export interface Route {
   user: string;
   escapedName: string;
@@ -8,23 +12,159 @@ export interface Route {
   authorization: string;
 }
 
-/** The proxy's in-memory route table, filled by the server manager (and at start from the store). */
+/** The server records a route's secret comes from (ServerRepo): it is stored there only, never twice. */
+export interface RouteRecords {
+  get(escapedName: string): Promise<ServerRecord | null>;
+  list(): Promise<ServerRecord[]>;
+}
+
+export interface RouteTableOptions {
+  store: Store;
+  records: RouteRecords;
+  log: Logger;
+  /**
+   * How often the whole table is read again from the store, in case an invalidation was missed
+   * (pub/sub drops messages while the store is unreachable). 0: never.
+   */
+  resyncMs: number;
+}
+
+// The routes hash (escapedName -> {user, target}) and the channel that says one name changed.
+const ROUTES_KEY = 'routes';
+const CHANNEL = 'routes-changed';
+
+interface StoredRoute {
+  user: string;
+  target: string;
+}
+
+/**
+ * The proxy's route table, shared by every hub process on the store: `add` and `remove`
+ * write the `routes` hash and publish the changed name; every process (this one included)
+ * re-reads that name into its local Map, so `get` stays synchronous and cheap on the proxy's
+ * hot path. A server started through one hub process is routed by all of them. The secret
+ * is not in the hash: it is taken from the server's record.
+ */
 export class RouteTable {
-  private readonly routes = new Map<string, Route>();
+  private readonly cache = new Map<string, Route>();
+  /** Per name, the sequence number of the newest change or re-read: an older re-read that finishes late is dropped. */
+  private readonly latest = new Map<string, number>();
+  private seq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => Promise<void>) | undefined;
+  private loading: Promise<void> | undefined;
+  private closed = false;
 
+  constructor(private readonly o: RouteTableOptions) {}
+
+  /**
+   * Subscribe to changes, then read every route (so no change between the two is missed), and
+   * re-read them every resyncMs. Throws StoreUnavailable if the store can't be reached.
+   */
+  async start(): Promise<void> {
+    this.unsubscribe ??= await this.o.store.subscribe(CHANNEL, (name) => void this.refresh(name));
+    await this.load();
+    if (this.o.resyncMs > 0 && !this.timer) {
+      this.timer = setInterval(() => {
+        this.load().catch((err: Error) => this.o.log.debug({ err: err.message }, 'could not re-read the routes; trying again later'));
+      }, this.o.resyncMs);
+      this.timer.unref();
+    }
+  }
+
+  /** The route of a user's server in this process's cache, or undefined. */
   get(escapedName: string): Route | undefined {
-    return this.routes.get(escapedName);
+    return this.cache.get(escapedName);
   }
 
-  add(route: Route): void {
-    this.routes.set(route.escapedName, route);
+  /**
+   * Route the server in every hub process. The server's record (with its secret) must already
+   * be in the store. This process routes it at once; throws StoreUnavailable if the others
+   * could not be told (then only this process routes it until the store is back). Safe to repeat.
+   */
+  async add(route: Route): Promise<void> {
+    this.mark(route.escapedName);
+    this.cache.set(route.escapedName, route);
+    const stored: StoredRoute = { user: route.user, target: route.target.origin };
+    await this.o.store.hashSet(ROUTES_KEY, { [route.escapedName]: JSON.stringify(stored) });
+    await this.o.store.publish(CHANNEL, route.escapedName);
   }
 
-  remove(escapedName: string): void {
-    this.routes.delete(escapedName);
+  /** Stop routing the server in every hub process. This process stops at once; throws StoreUnavailable as `add` does. Safe to repeat. */
+  async remove(escapedName: string): Promise<void> {
+    this.mark(escapedName);
+    this.cache.delete(escapedName);
+    await this.o.store.hashDelete(ROUTES_KEY, escapedName);
+    await this.o.store.publish(CHANNEL, escapedName);
   }
 
+  /** Every route in this process's cache. */
   list(): Route[] {
-    return [...this.routes.values()];
+    return [...this.cache.values()];
+  }
+
+  /** Read every route from the store again (also after an outage). One at a time; a call during a read joins it. */
+  load(): Promise<void> {
+    this.loading ??= this.readAll().finally(() => {
+      this.loading = undefined;
+    });
+    return this.loading;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.loading?.catch(() => undefined);
+    const unsubscribe = this.unsubscribe;
+    this.unsubscribe = undefined;
+    await unsubscribe?.();
+  }
+
+  private mark(escapedName: string): number {
+    const seq = ++this.seq;
+    this.latest.set(escapedName, seq);
+    return seq;
+  }
+
+  private async readAll(): Promise<void> {
+    const startedAt = this.seq;
+    const [stored, records] = await Promise.all([this.o.store.hashGetAll(ROUTES_KEY), this.o.records.list()]);
+    if (this.closed) return;
+    const byName = new Map(records.map((r) => [r.escapedName, r]));
+    const fresh = new Map<string, Route>();
+    for (const [name, text] of Object.entries(stored)) {
+      const route = this.toRoute(name, text, byName.get(name) ?? null);
+      if (route) fresh.set(name, route);
+    }
+    // A change made or heard while we read is newer than what we read: keep it.
+    const untouched = (name: string): boolean => (this.latest.get(name) ?? 0) <= startedAt;
+    for (const name of [...this.cache.keys()]) if (!fresh.has(name) && untouched(name)) this.cache.delete(name);
+    for (const [name, route] of fresh) if (untouched(name)) this.cache.set(name, route);
+  }
+
+  private async refresh(escapedName: string): Promise<void> {
+    const seq = this.mark(escapedName);
+    try {
+      const [text, record] = await Promise.all([this.o.store.hashGet(ROUTES_KEY, escapedName), this.o.records.get(escapedName)]);
+      if (this.closed || this.latest.get(escapedName) !== seq) return;
+      const route = this.toRoute(escapedName, text, record);
+      if (route) this.cache.set(escapedName, route);
+      else this.cache.delete(escapedName);
+    } catch (err) {
+      // The periodic re-read repairs it once the store answers.
+      this.o.log.warn({ server: escapedName, err: (err as Error).message }, 'could not re-read a changed route');
+    }
+  }
+
+  private toRoute(escapedName: string, text: string | null, record: ServerRecord | null): Route | undefined {
+    if (text === null || !record?.secret) return undefined;
+    try {
+      const stored = JSON.parse(text) as StoredRoute;
+      return { user: stored.user, escapedName, target: new URL(stored.target), authorization: `token ${record.secret}` };
+    } catch {
+      this.o.log.warn({ server: escapedName }, 'ignoring a corrupt route in the store');
+      return undefined;
+    }
   }
 }
