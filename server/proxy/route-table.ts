@@ -55,18 +55,24 @@ export class RouteTable {
   private loading: Promise<void> | undefined;
   private closed = false;
 
-  constructor(private readonly o: RouteTableOptions) {}
+  /** Writes the store has not taken yet (it was unreachable): name -> route, or null for a removal. */
+  private readonly unsynced = new Map<string, Route | null>();
+
+  /** Without options, a table of this process only (unit tests with no store). */
+  constructor(private readonly o?: RouteTableOptions) {}
 
   /**
    * Subscribe to changes, then read every route (so no change between the two is missed), and
    * re-read them every resyncMs. Throws StoreUnavailable if the store can't be reached.
    */
   async start(): Promise<void> {
+    if (!this.o) return;
     this.unsubscribe ??= await this.o.store.subscribe(CHANNEL, (name) => void this.refresh(name));
     await this.load();
     if (this.o.resyncMs > 0 && !this.timer) {
+      const { log } = this.o;
       this.timer = setInterval(() => {
-        this.load().catch((err: Error) => this.o.log.debug({ err: err.message }, 'could not re-read the routes; trying again later'));
+        this.load().catch((err: Error) => log.debug({ err: err.message }, 'could not re-read the routes; trying again later'));
       }, this.o.resyncMs);
       this.timer.unref();
     }
@@ -78,24 +84,23 @@ export class RouteTable {
   }
 
   /**
-   * Route the server in every hub process. The server's record (with its secret) must already
-   * be in the store. This process routes it at once; throws StoreUnavailable if the others
-   * could not be told (then only this process routes it until the store is back). Safe to repeat.
+   * Route the server, in this process at once and in every other hub process on the store once
+   * the returned promise resolves (await it before telling the user the server is ready). The
+   * server's record, with its secret, must already be in the store. Never rejects: if the store
+   * can't be reached, the write is kept and made again before the next re-read (until then only
+   * this process routes it). Safe to repeat.
    */
-  async add(route: Route): Promise<void> {
+  add(route: Route): Promise<void> {
     this.mark(route.escapedName);
     this.cache.set(route.escapedName, route);
-    const stored: StoredRoute = { user: route.user, target: route.target.origin };
-    await this.o.store.hashSet(ROUTES_KEY, { [route.escapedName]: JSON.stringify(stored) });
-    await this.o.store.publish(CHANNEL, route.escapedName);
+    return this.writeThrough(route.escapedName, route);
   }
 
-  /** Stop routing the server in every hub process. This process stops at once; throws StoreUnavailable as `add` does. Safe to repeat. */
-  async remove(escapedName: string): Promise<void> {
+  /** Stop routing the server, here at once and in every hub process once the promise resolves. Never rejects, as `add`. Safe to repeat. */
+  remove(escapedName: string): Promise<void> {
     this.mark(escapedName);
     this.cache.delete(escapedName);
-    await this.o.store.hashDelete(ROUTES_KEY, escapedName);
-    await this.o.store.publish(CHANNEL, escapedName);
+    return this.writeThrough(escapedName, null);
   }
 
   /** Every route in this process's cache. */
@@ -127,9 +132,38 @@ export class RouteTable {
     return seq;
   }
 
+  private async writeThrough(escapedName: string, route: Route | null): Promise<void> {
+    if (!this.o) return;
+    this.unsynced.delete(escapedName);
+    try {
+      await this.write(this.o, escapedName, route);
+    } catch (err) {
+      // Unless a newer change of this name came meanwhile, keep it for the next re-read.
+      if (route === null ? !this.cache.has(escapedName) : this.cache.get(escapedName) === route) this.unsynced.set(escapedName, route);
+      this.o.log.warn({ server: escapedName, err: (err as Error).message }, 'could not share a route change with the other hub processes; retrying');
+    }
+  }
+
+  private async write(o: RouteTableOptions, escapedName: string, route: Route | null): Promise<void> {
+    if (route) {
+      const stored: StoredRoute = { user: route.user, target: route.target.origin };
+      await o.store.hashSet(ROUTES_KEY, { [escapedName]: JSON.stringify(stored) });
+    } else {
+      await o.store.hashDelete(ROUTES_KEY, escapedName);
+    }
+    await o.store.publish(CHANNEL, escapedName);
+  }
+
   private async readAll(): Promise<void> {
+    if (!this.o) return;
+    const o = this.o;
+    // First the writes the store missed: this process's routes are the truth about its starts.
+    for (const [name, route] of [...this.unsynced]) {
+      await this.write(o, name, route);
+      if (this.unsynced.get(name) === route) this.unsynced.delete(name);
+    }
     const startedAt = this.seq;
-    const [stored, records] = await Promise.all([this.o.store.hashGetAll(ROUTES_KEY), this.o.records.list()]);
+    const [stored, records] = await Promise.all([o.store.hashGetAll(ROUTES_KEY), o.records.list()]);
     if (this.closed) return;
     const byName = new Map(records.map((r) => [r.escapedName, r]));
     const fresh = new Map<string, Route>();
@@ -144,16 +178,18 @@ export class RouteTable {
   }
 
   private async refresh(escapedName: string): Promise<void> {
+    if (!this.o) return;
+    const o = this.o;
     const seq = this.mark(escapedName);
     try {
-      const [text, record] = await Promise.all([this.o.store.hashGet(ROUTES_KEY, escapedName), this.o.records.get(escapedName)]);
+      const [text, record] = await Promise.all([o.store.hashGet(ROUTES_KEY, escapedName), o.records.get(escapedName)]);
       if (this.closed || this.latest.get(escapedName) !== seq) return;
       const route = this.toRoute(escapedName, text, record);
       if (route) this.cache.set(escapedName, route);
       else this.cache.delete(escapedName);
     } catch (err) {
       // The periodic re-read repairs it once the store answers.
-      this.o.log.warn({ server: escapedName, err: (err as Error).message }, 'could not re-read a changed route');
+      o.log.warn({ server: escapedName, err: (err as Error).message }, 'could not re-read a changed route');
     }
   }
 
@@ -163,7 +199,7 @@ export class RouteTable {
       const stored = JSON.parse(text) as StoredRoute;
       return { user: stored.user, escapedName, target: new URL(stored.target), authorization: `token ${record.secret}` };
     } catch {
-      this.o.log.warn({ server: escapedName }, 'ignoring a corrupt route in the store');
+      this.o?.log.warn({ server: escapedName }, 'ignoring a corrupt route in the store');
       return undefined;
     }
   }

@@ -125,7 +125,7 @@ export class ServerManager {
     const name = user.escapedName;
     await this.pending.get(name)?.catch(() => undefined);
     const record = await this.o.servers.get(name);
-    await this.o.routes.remove(name);
+    this.o.routes.remove(name);
     if (!record) return;
     await this.o.servers.put({ ...record, phase: 'stopping' });
     if (record.spawnerState) await this.o.spawner.stop(this.specOf(record), record.spawnerState);
@@ -161,7 +161,7 @@ export class ServerManager {
         }
       }
       if (state !== 'stopped') {
-        await this.addRoute(r);
+        this.addRoute(r);
         if (r.phase !== 'running') await this.o.servers.put({ ...r, phase: 'running' });
         known.add(r.escapedName);
         adopted.push(r.user);
@@ -236,7 +236,7 @@ export class ServerManager {
         await this.o.spawner.stop(this.specOf(record), started.state).catch(() => undefined);
         throw err;
       }
-      await this.addRoute(running);
+      this.addRoute(running);
       log.info({ port: started.endpoint.port, ms: Date.now() - record.startedAt }, 'server ready');
       bus.emit({ progress: 100, message: 'Your server is ready', ready: true, url: this.urlOf(user) });
     } catch (err) {
@@ -250,9 +250,9 @@ export class ServerManager {
     }
   }
 
-  private async addRoute(r: ServerRecord): Promise<void> {
+  private addRoute(r: ServerRecord): void {
     if (!r.endpoint) return;
-    await this.o.routes.add({
+    this.o.routes.add({
       user: r.user,
       escapedName: r.escapedName,
       target: new URL(`http://${r.endpoint.host}:${r.endpoint.port}`),
@@ -261,7 +261,7 @@ export class ServerManager {
   }
 
   private async forget(escapedName: string): Promise<void> {
-    await this.o.routes.remove(escapedName);
+    this.o.routes.remove(escapedName);
     await this.o.servers.delete(escapedName);
   }
 
