@@ -10,6 +10,15 @@
 # to $OERHUB_DOCKERD_DIR/dockerd.pid (default /tmp/oerhub-dockerd), so a test can stop and
 # restart it ("Docker going away") without guessing. A daemon started by someone else is used
 # as it is and never stopped by daemon-stop.
+#
+# The daemon runs with $OERHUB_DOCKERD_DIR/daemon.json, which this script writes:
+#   live-restore      containers keep running while dockerd stops or restarts (an engine
+#                     upgrade or crash no longer kills every student's kernel);
+#   userland-proxy    off, so ports published on 127.0.0.1 are forwarded by the kernel's NAT
+#                     rules, which stay while dockerd is down; the docker-proxy processes would
+#                     die with dockerd and refuse connections until it is back (moby#27880).
+# An operator's own engine wants the same two settings in /etc/docker/daemon.json. Note that
+# live-restore can't be combined with swarm mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -17,6 +26,7 @@ export DEBIAN_FRONTEND=noninteractive
 state_dir="${OERHUB_DOCKERD_DIR:-/tmp/oerhub-dockerd}"
 pid_file="$state_dir/dockerd.pid"
 log_file="$state_dir/dockerd.log"
+config_file="$state_dir/daemon.json"
 wait_s="${OERHUB_DOCKERD_WAIT_S:-60}"
 
 log() { printf '\n== %s\n' "$*"; }
@@ -45,9 +55,10 @@ daemon_start() {
   if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
     echo "dockerd (pid $(cat "$pid_file")) is running but not answering yet; waiting"
   else
-    log "starting dockerd (log: $log_file)"
+    log "starting dockerd (log: $log_file, config: $config_file)"
+    printf '%s\n' '{' '  "live-restore": true,' '  "userland-proxy": false' '}' >"$config_file"
     # setsid: the daemon must outlive this script and the shell that ran it.
-    setsid dockerd >>"$log_file" 2>&1 </dev/null &
+    setsid dockerd --config-file "$config_file" >>"$log_file" 2>&1 </dev/null &
     echo $! >"$pid_file"
   fi
   local i

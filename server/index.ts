@@ -15,12 +15,14 @@ import { UserService } from './auth/users.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { ActivityTracker, HubProxy, RouteTable, SessionChecker, type ProxyPages } from './proxy/index.js';
 import { ServerManager } from './servers/server-manager.js';
+import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
 import type { WebDeps } from './web/context.js';
 import { StoreUnavailable } from './errors.js';
 import { PoolRepo, WarmPool, hasBusyKernel, type TryIt } from './pool/index.js';
-import { EphemeralCuller } from './culler/index.js';
+import { EphemeralCuller, PersistentCuller } from './culler/index.js';
+import type { Route } from './proxy/route-table.js';
 import { LeaderDuties, LeaderLock } from './cluster/index.js';
 import { isAnonymousEscapedName, isAnonymousName } from './names.js';
 
@@ -40,6 +42,8 @@ export interface Hub {
   readonly culler: EphemeralCuller;
   /** Whether this process leads the hub processes sharing the store (runs the pool refill and the cullers). */
   readonly leader: LeaderLock;
+  /** Stops students' idle servers (their files stay). */
+  readonly persistentCuller: PersistentCuller;
   /** Generated admin password, present only on the start that created the admin. */
   readonly generatedAdminPassword?: string;
   /** Close everything in reverse order of creation. Servers keep running unless config.stopServersOnExit. */
@@ -52,6 +56,8 @@ export interface HubOptions {
   viewsDir?: string;
   /** Replace the spawner (tests with fake spawners). */
   spawner?: Spawner;
+  /** Replace the cullers' "is a kernel computing?" check (tests: a check that fails, which can't be provoked for real). */
+  hasBusyKernel?: (route: Route) => Promise<boolean>;
 }
 
 const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -143,7 +149,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const leader = new LeaderLock({ store, log: log.child({ part: 'cluster' }), ttlMs: config.leaderLockTtlMs });
     const activity = new ActivityTracker();
     const sessionStore = new HubSessionStore(store, config.sessionMaxAgeS * 1000);
-    const sessions = new SessionChecker(cookieSecret, sessionStore, config.sessionCacheMs);
+    const sessions = new SessionChecker(cookieSecret, sessionStore, config.sessionCacheMs, { staleWhileErrorMs: config.sessionStaleWhileErrorS * 1000 });
     const views = createViews(options.viewsDir ?? path.join(REPO_ROOT, 'views'));
 
     const pages: ProxyPages = {
@@ -173,7 +179,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     });
     closers.push(() => proxy.close());
 
-    const manager = new ServerManager({ config, servers: serverRepo, spawner, routes, activity, log: log.child({ part: 'servers' }) });
+    const manager = new ServerManager({ config, servers: serverRepo, store, spawner, routes, activity, log: log.child({ part: 'servers' }) });
     closers.push(() => manager.close(config.stopServersOnExit));
 
     const pool = new WarmPool({
@@ -203,9 +209,30 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       lastActivity: () => serverRepo.lastActivity(),
       touch: (escapedName) => activity.touch(escapedName),
       route: (escapedName) => routes.get(escapedName),
-      hasBusyKernel,
+      hasBusyKernel: options.hasBusyKernel ?? hasBusyKernel,
     });
     closers.push(() => culler.close());
+    const persistentCuller = new PersistentCuller({
+      config,
+      log: log.child({ part: 'culler' }),
+      servers: () => manager.list(),
+      lastActivity: () => serverRepo.lastActivity(),
+      route: (escapedName) => routes.get(escapedName),
+      hasBusyKernel: options.hasBusyKernel ?? hasBusyKernel,
+      touch: (escapedName) => activity.touch(escapedName),
+      stop: async (server, reason) => {
+        const user = await users.getByEscaped(server.escapedName);
+        if (!user) throw new Error(`no account for server ${server.escapedName}`);
+        log.child({ part: 'culler' }).info({ user: user.name, reason }, 'stopping an idle server; its files are kept');
+        await manager.stop(user);
+      },
+    });
+    closers.push(() => persistentCuller.close());
+    // When the engine is back after an outage (a dockerd restart), check every server at once.
+    const stopWatchingSpawner = spawner.onRecovered?.(() => {
+      void manager.recheck().catch((err: Error) => log.warn({ err: err.message }, 'could not re-check the servers'));
+    });
+    if (stopWatchingSpawner) closers.push(stopWatchingSpawner);
     const tryIt: TryIt = {
       pool,
       deadlines: async (session) => culler.deadlines(session, (await serverRepo.lastActivity()).get(session.escapedName)),
@@ -250,11 +277,18 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const app = createWebApp({ deps, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
 
     const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
-      // The hot path: /user/ goes straight to the proxy, never through express.
-      if (req.url?.startsWith('/user/')) proxy.handleRequest(req, res);
-      else app(req, res);
+      // The hot path: /user/ goes straight to the proxy, never through express. Until reconcile()
+      // has routed the servers that kept running, it gets "the hub is starting" instead of a
+      // "not running" page whose Start button would replace a running server.
+      if (req.url?.startsWith('/user/')) {
+        if (manager.ready) proxy.handleRequest(req, res);
+        else hubStartingPage(views, res);
+      } else app(req, res);
     });
-    server.on('upgrade', (req, socket, head) => proxy.handleUpgrade(req, socket, head));
+    server.on('upgrade', (req, socket, head) => {
+      if (manager.ready) proxy.handleUpgrade(req, socket, head);
+      else socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       log.warn({ code: err.code }, 'bad client request');
       if (socket.writable) socket.end(`HTTP/1.1 ${err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
@@ -282,6 +316,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       [
         { name: 'pool', start: () => pool.start(), stop: () => undefined },
         { name: 'ephemeral-culler', start: () => culler.start(), stop: () => culler.close() },
+        { name: 'persistent-culler', start: () => persistentCuller.start(), stop: () => persistentCuller.close() },
       ],
       log.child({ part: 'cluster' }),
     );
@@ -295,7 +330,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
     log.info({ url, store: store.kind, spawner: spawner.kind, leader: leader.isLeader() }, 'hub started');
-    return { url, config, log, users, manager, proxy, routes, pool, culler, leader, generatedAdminPassword, close: closeAll };
+    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, generatedAdminPassword, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

@@ -26,5 +26,5 @@ export const poolShape = {
     .string()
     .optional()
     .describe('Folder copied into every ephemeral server as samples/ (through the Jupyter contents API). If unset, the sample notebooks shipped with oerhub (course-notebooks/samples).'),
-  cullerIntervalMs: int(100, 3600 * 1000).default(30000).describe('How often the culler checks ephemeral servers for idleness and age, in milliseconds.'),
+  cullerIntervalMs: int(100, 3600 * 1000).default(30000).describe('How often the cullers check servers (ephemeral and persistent) for idleness and age, in milliseconds.'),
 } satisfies Record<string, z.ZodTypeAny>;

@@ -5,6 +5,8 @@ import { ssoShape } from './sso-schema.js';
 import { poolShape } from './pool-schema.js';
 import { storeShape } from './store-schema.js';
 import { clusterShape } from './cluster-schema.js';
+import { serversShape } from './servers-schema.js';
+import { cullerShape } from './culler-schema.js';
 
 /**
  * Every option of the hub. The description is the documentation: `--help` and the README's
@@ -42,6 +44,8 @@ export const configShape = {
   ...ssoShape,
   ...poolShape,
   ...clusterShape,
+  ...serversShape,
+  ...cullerShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

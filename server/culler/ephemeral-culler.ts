@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import type { Route } from '../proxy/route-table.js';
 import type { TrySession } from '../pool/pool-repo.js';
 import type { ReleaseReason } from '../pool/warm-pool.js';
+import { CheckFailures } from './check-failures.js';
 
 /** What the culler needs from the rest of the hub: public interfaces only, never the store. */
 export interface EphemeralCullerOptions {
@@ -38,17 +39,21 @@ export interface CullResult {
  * Destroys ephemeral servers after `tryIdleTimeoutS` without activity and at `tryMaxAgeS` after
  * the visitor got them. Activity is what the proxy saw (HTTP and WebSocket frames) or a kernel
  * still computing with every tab closed: before culling an idle server, it asks the server's
- * api/kernels for a busy kernel. Runs every `cullerIntervalMs` from its own timer, which
- * `close` clears. One pass at a time.
+ * api/kernels for a busy kernel. A check that fails is not "idle": the server is kept that
+ * round and destroyed as idle only after cullerMaxFailedChecks failures in a row (its maximum
+ * age still applies). Runs every `cullerIntervalMs` from its own timer, which `close` clears.
+ * One pass at a time.
  */
 export class EphemeralCuller {
   private readonly now: () => number;
   private readonly busySeenAt = new Map<string, number>();
+  private readonly failures: CheckFailures;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<CullResult[]> | undefined;
 
   constructor(private readonly o: EphemeralCullerOptions) {
     this.now = o.now ?? Date.now;
+    this.failures = new CheckFailures(o.config.cullerMaxFailedChecks);
   }
 
   start(): void {
@@ -80,10 +85,29 @@ export class EphemeralCuller {
     await this.running?.catch(() => undefined);
   }
 
+  /** true/false when the server answered; 'skip' after a failed check, until too many in a row (then false). */
+  private async askKernels(s: TrySession): Promise<boolean | 'skip'> {
+    const route = this.o.route(s.escapedName);
+    try {
+      if (!route) throw new Error('no route to the server in this hub process');
+      const busy = await this.o.hasBusyKernel(route);
+      this.failures.reset(s.name);
+      return busy;
+    } catch (err) {
+      const giveUp = this.failures.fail(s.name);
+      this.o.log.warn(
+        { user: s.name, failed: this.failures.count(s.name), of: this.o.config.cullerMaxFailedChecks, err: (err as Error).message },
+        giveUp ? 'could not ask an idle ephemeral server\'s kernels, too many times in a row; destroying it' : 'could not ask an idle ephemeral server\'s kernels; keeping it this round',
+      );
+      return giveUp ? false : 'skip';
+    }
+  }
+
   private async pass(): Promise<CullResult[]> {
     const out: CullResult[] = [];
     const cull = async (name: string, reason: ReleaseReason): Promise<void> => {
       this.busySeenAt.delete(name);
+      this.failures.reset(name);
       try {
         await this.o.release(name, reason);
         out.push({ name, reason });
@@ -106,10 +130,13 @@ export class EphemeralCuller {
         await cull(s.name, 'gone');
         continue;
       }
-      if (now < idleAt || status !== 'running') continue;
-      const route = this.o.route(s.escapedName);
-      const busy = route ? await this.o.hasBusyKernel(route).catch(() => false) : false;
-      if (busy) {
+      if (now < idleAt || status !== 'running') {
+        this.failures.reset(s.name);
+        continue;
+      }
+      const busy = await this.askKernels(s);
+      if (busy === 'skip') continue;
+      if (busy === true) {
         this.busySeenAt.set(s.name, now);
         this.o.touch(s.escapedName);
         continue;
@@ -121,6 +148,7 @@ export class EphemeralCuller {
     }
     const live = new Set(sessions.map((s) => s.name));
     for (const name of this.busySeenAt.keys()) if (!live.has(name)) this.busySeenAt.delete(name);
+    this.failures.keepOnly(live);
     if (out.length) this.o.log.info({ culled: out }, 'ephemeral servers destroyed');
     return out;
   }

@@ -4,7 +4,7 @@ import { HubError, SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { DockerEngine, DockerRequestFailed, DockerUnavailable, type ContainerCreateOptions } from './docker-engine.js';
-import type { FoundServer, ProgressEvent, SpawnSpec, SpawnerState, Spawner, StartOptions, StartedServer } from './spawner.js';
+import { checkSpec, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
 import { jupyterFlags } from './jupyter-args.js';
 
@@ -47,6 +47,8 @@ const POLL_INTERVAL_MS = 250;
 const INSPECT_EVERY_MS = 1000;
 const LOG_TAIL_LINES = 20;
 const MIB = 1024 * 1024;
+/** While the engine does not answer, it is asked this often whether it is back. */
+const ENGINE_WATCH_MS = 2000;
 const EXITED_MESSAGE = 'Your notebook server stopped while it was starting. Please try again; if it keeps happening, tell your teacher.';
 
 /**
@@ -68,6 +70,12 @@ export class DockerSpawner implements Spawner {
   private readonly engine: DockerEngine;
   private readonly network: string;
   private networkReady: Promise<void> | undefined;
+  /** Engine outage tracking: set by a call that found the engine gone, cleared by the first answer after it. */
+  private engineDown = false;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private pinging = false;
+  private closed = false;
+  private readonly recoveredListeners = new Set<() => void>();
 
   constructor(private readonly o: DockerSpawnerOptions) {
     if (!o.profiles.length) throw new Error('DockerSpawner needs at least one image profile');
@@ -106,7 +114,7 @@ export class DockerSpawner implements Spawner {
    * stays).
    */
   async start(spec: SpawnSpec, options: StartOptions): Promise<StartedServer> {
-    checkSpec(spec);
+    checkSpec(spec, 'start');
     options.signal.throwIfAborted();
     const profile = this.profileOf(spec.profile);
     const log = options.log.child({ user: spec.user, spawner: this.kind, image: profile.image });
@@ -198,8 +206,10 @@ export class DockerSpawner implements Spawner {
       progress(100, 'Your server is ready');
       isReady = true;
       log.info({ container: short(containerId), port, ms: Date.now() - startedAt }, 'notebook server ready');
-      return { endpoint: { host: LOCALHOST, port }, state: { containerId, port, name } };
+      // The profile goes into the state so the culler can apply that profile's limits.
+      return { endpoint: { host: LOCALHOST, port }, state: { containerId, port, name, profile: profile.name } };
     } catch (err) {
+      this.noteFailure(err);
       if (signal.aborted) throw signal.reason;
       throw err;
     } finally {
@@ -218,9 +228,9 @@ export class DockerSpawner implements Spawner {
    * Throws DockerUnavailable when the engine does not answer.
    */
   async stop(spec: SpawnSpec, state: SpawnerState): Promise<void> {
-    checkSpec(spec, false);
+    checkSpec(spec, 'stop');
     const target = typeof state.containerId === 'string' && state.containerId ? state.containerId : this.containerName(spec.escapedName);
-    const removed = await this.engine.stopAndRemove(target, this.o.stopGraceS);
+    const removed = await this.watched(this.engine.stopAndRemove(target, this.o.stopGraceS));
     if (removed) this.o.log.info({ user: spec.user, container: short(target) }, 'container stopped and removed');
   }
 
@@ -228,7 +238,7 @@ export class DockerSpawner implements Spawner {
   async poll(state: SpawnerState): Promise<'running' | 'stopped'> {
     const id = state.containerId;
     if (typeof id !== 'string' || !id) return 'stopped';
-    const info = await this.engine.inspectContainer(id);
+    const info = await this.watched(this.engine.inspectContainer(id));
     return info?.running && info.labels[LABEL_INSTANCE] === this.o.instance ? 'running' : 'stopped';
   }
 
@@ -239,11 +249,12 @@ export class DockerSpawner implements Spawner {
    */
   async listRunning(): Promise<FoundServer[]> {
     const found: FoundServer[] = [];
-    for (const c of await this.engine.listContainers(`${LABEL_INSTANCE}=${this.o.instance}`, true)) {
+    for (const c of await this.watched(this.engine.listContainers(`${LABEL_INSTANCE}=${this.o.instance}`, true))) {
       const escapedName = c.labels[LABEL_USER] ?? '';
       const port = c.hostPort(JUPYTER_PORT);
       if (c.state === 'running' && isEscapedName(escapedName) && port) {
-        found.push({ escapedName, state: { containerId: c.id, port, name: c.name }, endpoint: { host: LOCALHOST, port } });
+        const profile = c.labels[LABEL_PROFILE];
+        found.push({ escapedName, state: { containerId: c.id, port, name: c.name, ...(profile ? { profile } : {}) }, endpoint: { host: LOCALHOST, port } });
       } else if (c.state === 'exited' || c.state === 'dead') {
         this.o.log.info({ container: short(c.id), name: c.name, state: c.state }, 'removing a container of ours that is no longer running');
         await this.engine.stopAndRemove(c.id, 0).catch((e: Error) => this.o.log.warn({ err: e.message }, 'could not remove a dead container'));
@@ -252,8 +263,73 @@ export class DockerSpawner implements Spawner {
     return found;
   }
 
-  /** Nothing to release: the engine client keeps no connection open between calls. */
-  async close(): Promise<void> {}
+  /**
+   * Call `listener` each time the engine answers again after calls found it gone (a dockerd
+   * restart). The hub re-checks every server then. Returns the unsubscribe function.
+   */
+  onRecovered(listener: () => void): () => void {
+    this.recoveredListeners.add(listener);
+    return () => this.recoveredListeners.delete(listener);
+  }
+
+  /** Stops watching for the engine's return; the engine client keeps no connection open between calls. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = undefined;
+    this.recoveredListeners.clear();
+  }
+
+  /** An engine call whose outcome tells whether the engine is down or back. */
+  private async watched<T>(call: Promise<T>): Promise<T> {
+    try {
+      const value = await call;
+      if (this.engineDown) this.recovered();
+      return value;
+    } catch (err) {
+      this.noteFailure(err);
+      throw err;
+    }
+  }
+
+  /** The engine did not answer: keep asking until it does, then tell the hub (onRecovered). */
+  private noteFailure(err: unknown): void {
+    if (!(err instanceof DockerUnavailable) || this.closed) return;
+    if (!this.engineDown) {
+      this.engineDown = true;
+      this.o.log.warn({ err: err.message }, 'the Docker engine does not answer; running servers are kept and checked again once it is back');
+    }
+    if (this.watchTimer) return;
+    this.watchTimer = setInterval(() => {
+      if (this.pinging) return;
+      this.pinging = true;
+      this.engine
+        .ping()
+        .then(
+          () => this.recovered(),
+          () => undefined,
+        )
+        .finally(() => {
+          this.pinging = false;
+        });
+    }, ENGINE_WATCH_MS);
+    this.watchTimer.unref();
+  }
+
+  private recovered(): void {
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.watchTimer = undefined;
+    if (!this.engineDown || this.closed) return;
+    this.engineDown = false;
+    this.o.log.info('the Docker engine answers again; checking every server');
+    for (const listener of this.recoveredListeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message }, 'a listener for the engine\'s return failed');
+      }
+    }
+  }
 
   /** Remove a user's home volume (admin deleting a user; tests). True if it existed. */
   async removeHome(escapedName: string): Promise<boolean> {
@@ -401,17 +477,5 @@ function isRootUser(user: string): boolean {
 function short(id: string): string {
   return /^[0-9a-f]{64}$/.test(id) ? id.slice(0, 12) : id;
 }
-
-/** Refuses specs that could confuse Docker or Jupyter; the hub builds them, so this is a bug guard. */
-function checkSpec(spec: SpawnSpec, needSecret = true): void {
-  const problems: string[] = [];
-  if (!isEscapedName(spec.escapedName)) problems.push('escapedName is not an escaped name');
-  if (!/^\/(?:[^/]+\/)*$/.test(spec.baseUrl)) problems.push('baseUrl must start and end with /');
-  if (!spec.defaultUrl.startsWith('/')) problems.push('defaultUrl must start with /');
-  if (needSecret && !spec.secret) problems.push('secret is empty');
-  for (const key of Object.keys(spec.env)) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) problems.push(`bad env name ${JSON.stringify(key)}`);
-  if (problems.length) throw new SpawnFailed('The hub could not prepare your server.', problems.join('; '));
-}
-
 
 export { DockerUnavailable, HubError };

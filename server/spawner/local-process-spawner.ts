@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
-import type { FoundServer, ProgressEvent, SpawnSpec, SpawnerState, Spawner, StartOptions, StartedServer } from './spawner.js';
+import { checkSpec, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
 import { jupyterFlags } from './jupyter-args.js';
 
@@ -87,7 +87,7 @@ export class LocalProcessSpawner implements Spawner {
    * failure the process group is killed and the state file removed.
    */
   async start(spec: SpawnSpec, options: StartOptions): Promise<StartedServer> {
-    checkSpec(spec);
+    checkSpec(spec, 'start');
     options.signal.throwIfAborted();
     const log = options.log.child({ user: spec.user, spawner: this.kind });
     let lastProgress = 0;
@@ -155,7 +155,7 @@ export class LocalProcessSpawner implements Spawner {
    * a server that is already gone.
    */
   async stop(spec: SpawnSpec, state: SpawnerState): Promise<void> {
-    checkSpec(spec);
+    checkSpec(spec, 'stop');
     const onFile = await this.readRecord(spec.escapedName);
     const target = parseState(state) ?? onFile;
     if (target) await killServer(target.pid, target.startTicks);
@@ -404,16 +404,6 @@ export class LocalProcessSpawner implements Spawner {
     await fs.writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
     await fs.rename(tmp, file);
   }
-}
-
-/** Refuses specs that could escape their folders or confuse Jupyter; the hub builds them, so this is a bug guard. */
-function checkSpec(spec: SpawnSpec): void {
-  const problems: string[] = [];
-  if (!isEscapedName(spec.escapedName)) problems.push('escapedName is not an escaped name');
-  if (!/^\/(?:[^/]+\/)*$/.test(spec.baseUrl)) problems.push('baseUrl must start and end with /');
-  if (!spec.defaultUrl.startsWith('/')) problems.push('defaultUrl must start with /');
-  if (!spec.secret) problems.push('secret is empty');
-  if (problems.length) throw new SpawnFailed('The hub could not prepare your server.', problems.join('; '));
 }
 
 /** The pid/port/startTicks of a SpawnerState, or undefined if it isn't one of ours. */

@@ -1,4 +1,6 @@
+import { SpawnFailed } from '../errors.js';
 import type { Logger } from '../log.js';
+import { isEscapedName } from '../names.js';
 
 /** What the hub asks a spawner to run. Built by the hub only; nothing a user sends ends up here unchecked. */
 export interface SpawnSpec {
@@ -76,6 +78,27 @@ export interface Spawner {
   poll(state: SpawnerState): Promise<'running' | 'stopped'>;
   /** Servers of this hub that are running now (for adoption after a restart and orphan reaping). */
   listRunning(): Promise<FoundServer[]>;
+  /**
+   * Optional: call `listener` whenever the spawner's backend answers again after an outage
+   * (Docker: a dockerd restart), so the hub can poll every server at once. Returns the
+   * unsubscribe function. Spawners whose servers can't outlive such an outage leave it out.
+   */
+  onRecovered?(listener: () => void): () => void;
   /** Release the spawner's own resources. Does not stop servers. */
   close(): Promise<void>;
+}
+
+/**
+ * The one check of a spec, shared by every spawner so their rules can't drift apart. The hub
+ * builds specs itself, so a failure is a bug guard, thrown as SpawnFailed. `stop` does not
+ * need the secret: the hub stops orphans it has no record (and so no secret) for.
+ */
+export function checkSpec(spec: SpawnSpec, purpose: 'start' | 'stop'): void {
+  const problems: string[] = [];
+  if (!isEscapedName(spec.escapedName)) problems.push('escapedName is not an escaped name');
+  if (!/^\/(?:[^/]+\/)*$/.test(spec.baseUrl)) problems.push('baseUrl must start and end with /');
+  if (!spec.defaultUrl.startsWith('/')) problems.push('defaultUrl must start with /');
+  if (purpose === 'start' && !spec.secret) problems.push('secret is empty');
+  for (const key of Object.keys(spec.env)) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) problems.push(`bad env name ${JSON.stringify(key)}`);
+  if (problems.length) throw new SpawnFailed('The hub could not prepare your server.', problems.join('; '));
 }

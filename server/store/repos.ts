@@ -21,7 +21,8 @@ export interface UserRecord {
   createdAt: number;
 }
 
-export type ServerPhase = 'starting' | 'running' | 'stopping';
+/** A server's lifecycle state as recorded; no record means stopped (see servers/server-manager.ts). */
+export type ServerPhase = 'starting' | 'running' | 'stopping' | 'failed';
 
 export interface ServerRecord {
   user: string;
@@ -35,6 +36,8 @@ export interface ServerRecord {
   /** Set once running. */
   endpoint?: { host: string; port: number };
   spawnerState?: Record<string, string | number | boolean>;
+  /** phase 'failed': why, in words the user is shown. */
+  reason?: string;
 }
 
 /** A JSON record from the store; a missing or corrupt one reads as null. */
@@ -138,14 +141,5 @@ export class ServerRepo {
   async lastActivity(): Promise<Map<string, number>> {
     const all = await this.store.hashGetAll('server-activity');
     return new Map(Object.entries(all).map(([k, v]) => [k, Number(v)]));
-  }
-
-  /** A start lock: exactly one caller wins until it releases or ttlMs passes (a crashed hub). */
-  async lockStart(escapedName: string, owner: string, ttlMs: number): Promise<boolean> {
-    return this.store.setIfAbsent(`lock:start:${escapedName}`, owner, ttlMs);
-  }
-
-  async unlockStart(escapedName: string, owner: string): Promise<void> {
-    await this.store.deleteIfEquals(`lock:start:${escapedName}`, owner);
   }
 }

@@ -27,6 +27,10 @@ function toHubError(err: unknown): HubError | null {
   return null;
 }
 
+const STORE_OUTAGE_HEADING = 'The hub\'s state store is unreachable';
+const STORE_OUTAGE_MESSAGE =
+  'The hub\'s state store is unreachable, so signing in and starting or stopping servers do not work right now. Your running notebooks keep working: go back to their tab. Please retry this page in a minute.';
+
 export function notFound(): RequestHandler {
   return (_req, _res, next) => next(new NotFound());
 }
@@ -36,7 +40,7 @@ export function errorHandler(views: nunjucks.Environment, log: Logger): ErrorReq
   return (err: unknown, req, res, _next) => {
     const hubError = toHubError(err);
     const status = hubError?.status ?? 500;
-    const message = hubError?.userMessage ?? 'Something went wrong on our side. It has been logged.';
+    const message = hubError instanceof StoreUnavailable ? STORE_OUTAGE_MESSAGE : hubError?.userMessage ?? 'Something went wrong on our side. It has been logged.';
     const code = hubError?.code ?? 'INTERNAL';
     const fields = { status, code, method: req.method, url: req.originalUrl.slice(0, 200) };
     if (status >= 500 && !hubError) log.error({ ...fields, err }, 'unexpected error');
@@ -53,7 +57,9 @@ export function errorHandler(views: nunjucks.Environment, log: Logger): ErrorReq
       res.status(status).json({ status, code, message });
       return;
     }
-    const html = views.render('error.njk', { status, code, message, heading: headingFor(status), user: null });
+    // A store outage says what is wrong and what still works, so nobody closes a running notebook.
+    const heading = hubError instanceof StoreUnavailable ? STORE_OUTAGE_HEADING : headingFor(status);
+    const html = views.render('error.njk', { status, code, message, heading, user: null });
     res.status(status).set(PAGE_HEADERS).send(html);
   };
 }

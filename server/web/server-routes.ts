@@ -1,5 +1,8 @@
+import type http from 'node:http';
 import { Router, type Request, type Response } from 'express';
+import type nunjucks from 'nunjucks';
 import { Forbidden, BadRequest } from '../errors.js';
+import { sendPage } from './render.js';
 import type { UserRecord } from '../store/repos.js';
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from './context.js';
 import { safeNext } from './safe-redirect.js';
@@ -20,11 +23,14 @@ export function serverRoutes(deps: WebDeps): Router {
     asyncRoute(async (req, res) => {
       const user = currentUser(req);
       const profiles = deps.manager.profiles();
-      render(req, res, 'home.njk', { status: await deps.manager.status(user), defaultUrl: deps.config.defaultUrl, profiles });
+      const { state, reason } = await deps.manager.state(user);
+      render(req, res, 'home.njk', { status: state, reason, defaultUrl: deps.config.defaultUrl, profiles });
     }),
   );
 
   const spawn = asyncRoute(async (req, res) => {
+    // A course link clicked while the hub restarts must not start (and so replace) a server that kept running.
+    if (!deps.manager.ready) return hubStartingPage(deps.views, res);
     const user = currentUser(req);
     const body = (req.body ?? {}) as Record<string, unknown>;
     const rawNext = req.method === 'POST' && body.next !== undefined ? body.next : req.query.next;
@@ -65,6 +71,7 @@ export function serverRoutes(deps: WebDeps): Router {
     asyncRoute(async (req, res) => {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new BadRequest('Only GET is supported here.');
       if (!req.user) return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`);
+      if (!deps.manager.ready) return hubStartingPage(deps.views, res);
       const user = req.user;
       const target = safeNext(`/user/${user.escapedName}${req.url.startsWith('/') ? req.url : '/' + req.url}`);
       if (!target) throw new BadRequest('That address is not valid.');
@@ -77,6 +84,18 @@ export function serverRoutes(deps: WebDeps): Router {
     }),
   );
   return router;
+}
+
+/** Seconds a browser waits before asking a starting hub again. */
+const HUB_STARTING_RETRY_S = 5;
+
+/**
+ * "The hub is starting, your server is safe" (503, Retry-After, no Start button): what /user/,
+ * /hub/spawn and /hub/user-redirect answer until the hub has found the servers that kept running.
+ */
+export function hubStartingPage(views: nunjucks.Environment, res: http.ServerResponse): void {
+  res.setHeader('retry-after', String(HUB_STARTING_RETRY_S));
+  sendPage(views, res, 503, 'not-running.njk', { hubStarting: true, retryAfterS: HUB_STARTING_RETRY_S, user: null });
 }
 
 /** A profile name from a form or query: one plain string, or nothing. */

@@ -1,45 +1,252 @@
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Hub } from '../../server/index.js';
+import { HubClient } from '../helpers/client.js';
+import { ADMIN_PASSWORD, createUsers, tempDataDir, waitForReady } from '../helpers/hub.js';
 import { KernelSocket, startKernel } from '../helpers/kernel.js';
-import { createUsers, signInAndStart, startTestHub, tempDataDir } from '../helpers/hub.js';
-import { startRedis } from '../helpers/redis.js';
+import { freePort } from '../helpers/ports.js';
+import { notebookVenv } from '../helpers/venv.js';
 
-describe('a hub restart with Redis', function () {
-  this.timeout(120_000);
-  let redis: Awaited<ReturnType<typeof startRedis>>;
-  const hubs: Hub[] = [];
+/*
+ * The hub restarted the way an operator does it: `node dist/server/main.js` with its settings
+ * in the environment, stopped with Ctrl-C (SIGINT) or killed (SIGKILL), started again on the
+ * same port and data folder. Jupyter processes are checked by pid, in /proc, not by asking the hub.
+ */
+
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
+const MAIN = path.join(REPO_ROOT, 'dist', 'server', 'main.js');
+const OUTPUT = path.join(REPO_ROOT, 'test-output');
+const WAIT_MS = 120_000;
+
+interface ChildHub {
+  child: ChildProcess;
+  output(): string;
+}
+
+/** Waits for `check` to hold, up to WAIT_MS; the message says what never happened. */
+async function eventually(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+describe('restarting the hub the way an operator does (node dist/server/main.js, Ctrl-C or SIGKILL, start again)', function () {
+  this.timeout(600_000);
+  const running: ChildHub[] = [];
+  const dataDirs: string[] = [];
 
   before(async () => {
-    redis = await startRedis();
+    if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first with npx tsc -p tsconfig.json (npm test does)`);
   });
+
   after(async () => {
-    for (const h of hubs.reverse()) await h.close().catch(() => undefined);
-    await redis?.stop();
+    for (const h of [...running]) await stopHub(h, 'SIGKILL');
+    // Whatever a failed test left, no Jupyter of ours may outlive the suite.
+    for (const dir of dataDirs) {
+      for (const pid of jupyterPids(dir)) process.kill(-pid, 'SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
-  it('keeps running servers: the signed-in student reaches the same server and kernel afterwards', async () => {
-    const dataDir = tempDataDir('restart');
-    const settings = { store: 'redis', redisUrl: redis.url, redisKeyPrefix: `restart-${Date.now()}:`, dataDir };
-    const first = await startTestHub('hub-restart-1', { ...settings, stopServersOnExit: false });
-    hubs.push(first);
-    await createUsers(first, { dana: 'dana-password' });
-    const dana = await signInAndStart(first, 'dana', 'dana-password');
-    const kernelId = await startKernel(dana, 'dana');
-    const before = await KernelSocket.open(dana, 'dana', kernelId);
-    await before.execute('x = 41');
-    before.close();
-    await first.close();
+  /** Start the hub program and wait until it says it runs. */
+  async function startHub(label: string, env: Record<string, string>): Promise<ChildHub> {
+    fs.mkdirSync(OUTPUT, { recursive: true });
+    const logFile = path.join(OUTPUT, `${label}.log`);
+    const child = spawn(process.execPath, [MAIN], {
+      cwd: REPO_ROOT,
+      // Only what the hub needs: any other OERHUB_* variable of the test process would be refused.
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      fs.appendFileSync(logFile, chunk);
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    const hub = { child, output: () => output };
+    running.push(hub);
+    await eventually(`${label} says it runs`, () => {
+      if (child.exitCode !== null) throw new Error(`${label} exited (${child.exitCode}):\n${output}`);
+      return output.includes('oerhub is running');
+    });
+    return hub;
+  }
 
-    const second = await startTestHub('hub-restart-2', { ...settings, stopServersOnExit: true });
-    hubs.push(second);
-    // Same browser, same cookies, new hub process (on another port).
-    const client = Object.assign(Object.create(Object.getPrototypeOf(dana) as object) as typeof dana, dana, { baseUrl: second.url });
-    const status = await client.get('/user/dana/api/status', { accept: 'application/json' });
-    assert.equal(status.status, 200);
-    const home = await client.get('/hub/home');
-    assert.match(home.body, /Running/);
-    const after = await KernelSocket.open(client, 'dana', kernelId);
-    assert.equal(await after.execute('print(x + 1)'), '42\n');
-    after.close();
+  /** Signal the hub and wait for it to exit; returns its exit code (null when killed). */
+  async function stopHub(hub: ChildHub, signal: NodeJS.Signals): Promise<number | null> {
+    const { child } = hub;
+    running.splice(running.indexOf(hub), 1);
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill(signal);
+      await exited;
+    }
+    return child.exitCode;
+  }
+
+  function baseEnv(port: number, dataDir: string): Record<string, string> {
+    return {
+      OERHUB_PORT: String(port),
+      OERHUB_DATA_DIR: dataDir,
+      OERHUB_NOTEBOOK_VENV: notebookVenv(),
+      OERHUB_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      OERHUB_LOG_LEVEL: 'info',
+    };
+  }
+
+  /** Sign in and start the user's server through the pages, as a student's browser does. */
+  async function signInAndStart(url: string, name: string): Promise<HubClient> {
+    const client = new HubClient(url);
+    assert.equal((await client.login(name, `${name}-password`)).status, 303);
+    await client.get('/hub/spawn');
+    await waitForReady(client, name);
+    assert.equal((await client.get('/hub/user-redirect/lab')).status, 302);
+    return client;
+  }
+
+  it('Ctrl-C and start again, then SIGKILL and start again: accounts, sign-ins and the same server processes are all there; with stopServersOnExit none is left', async () => {
+    const port = await freePort();
+    const dataDir = tempDataDir('restart');
+    dataDirs.push(dataDir);
+    const env = { ...baseEnv(port, dataDir), OERHUB_POOL_SIZE: '0' };
+    const url = `http://127.0.0.1:${port}`;
+
+    const first = await startHub('hub-restart-1', env);
+    await createUsers({ url } as Hub, { ada: 'ada-password', ben: 'ben-password' });
+    const ada = await signInAndStart(url, 'ada');
+    const ben = await signInAndStart(url, 'ben');
+    const kernelId = await startKernel(ada, 'ada');
+    const kernel = await KernelSocket.open(ada, 'ada', kernelId);
+    await kernel.execute('x = 41');
+    kernel.close();
+    const pids = { ada: serverPid(dataDir, 'ada'), ben: serverPid(dataDir, 'ben') };
+    assert.deepEqual(jupyterPids(dataDir).sort(), Object.values(pids).sort());
+
+    assert.equal(await stopHub(first, 'SIGINT'), 0);
+    assert.ok(isAlive(pids.ada) && isAlive(pids.ben), "a hub restart keeps students' servers running");
+
+    const second = await startHub('hub-restart-2', env);
+    assert.doesNotMatch(second.output(), /First admin account/);
+    await expectAdopted(dataDir, ada, ben, pids, kernelId, '42\n');
+
+    // A crash, not a clean stop: the servers are still adopted, never restarted.
+    assert.equal(await stopHub(second, 'SIGKILL'), null);
+    const third = await startHub('hub-restart-3', { ...env, OERHUB_STOP_SERVERS_ON_EXIT: 'true' });
+    await expectAdopted(dataDir, ada, ben, pids, kernelId, '43\n');
+
+    // Stopping with stopServersOnExit: every Jupyter process of this hub goes, checked by pid.
+    assert.equal(await stopHub(third, 'SIGINT'), 0);
+    assert.ok(!isAlive(pids.ada) && !isAlive(pids.ben));
+    assert.deepEqual(jupyterPids(dataDir), []);
+    assert.deepEqual(fs.readdirSync(path.join(dataDir, 'servers')), []);
+  });
+
+  it('after a SIGKILL with the memory store (state lost), the next start stops every Jupyter it finds, "Try it" folders included', async () => {
+    const port = await freePort();
+    const dataDir = tempDataDir('restart-orphans');
+    dataDirs.push(dataDir);
+    const env = { ...baseEnv(port, dataDir), OERHUB_STORE: 'memory', OERHUB_POOL_SIZE: '1' };
+    const url = `http://127.0.0.1:${port}`;
+
+    const first = await startHub('hub-restart-orphans-1', env);
+    await createUsers({ url } as Hub, { cy: 'cy-password' });
+    await signInAndStart(url, 'cy');
+    // The warm "Try it" server, with its own throwaway folder.
+    await eventually('a warm "Try it" server runs', () => ephemeralNames(dataDir).length === 1);
+    const [warm] = ephemeralNames(dataDir);
+    const warmFolder = path.join(dataDir, 'ephemeral', warm!);
+    await eventually('the warm server is ready', () => fs.existsSync(path.join(warmFolder, 'samples')));
+    const before = jupyterPids(dataDir);
+    assert.equal(before.length, 2);
+
+    assert.equal(await stopHub(first, 'SIGKILL'), null);
+    assert.ok(before.every(isAlive), 'a killed hub leaves its servers running');
+
+    // Nothing in the (new, empty) store knows them: the new hub must stop them for real.
+    const second = await startHub('hub-restart-orphans-2', { ...env, OERHUB_POOL_SIZE: '0', OERHUB_STOP_SERVERS_ON_EXIT: 'true' });
+    await eventually('the old servers are gone', () => !before.some(isAlive));
+    assert.deepEqual(jupyterPids(dataDir), []);
+    assert.equal(fs.existsSync(warmFolder), false, 'the "Try it" folder went with its server');
+    assert.ok(fs.existsSync(path.join(dataDir, 'homes', 'cy')), "a student's home stays");
+    assert.match(second.output(), /stopping orphan server/);
+    assert.equal(await stopHub(second, 'SIGINT'), 0);
   });
 });
+
+/** The same server processes answer through the new hub, with the kernel's state, to the same browser cookies. */
+async function expectAdopted(dataDir: string, ada: HubClient, ben: HubClient, pids: { ada: number; ben: number }, kernelId: string, expected: string): Promise<void> {
+  assert.equal(serverPid(dataDir, 'ada'), pids.ada);
+  assert.equal(serverPid(dataDir, 'ben'), pids.ben);
+  for (const [client, name] of [[ada, 'ada'], [ben, 'ben']] as const) {
+    const home = await client.get('/hub/home');
+    assert.equal(home.status, 200, `${name} is still signed in`);
+    assert.match(home.body, /Running/);
+    assert.equal((await client.get(`/user/${name}/api/status`, { accept: 'application/json' })).status, 200);
+  }
+  // A course link clicked now reaches the running server; it does not start another.
+  assert.equal((await ada.get('/hub/user-redirect/lab')).status, 302);
+  const kernel = await KernelSocket.open(ada, 'ada', kernelId);
+  try {
+    assert.equal(await kernel.execute('x += 1; print(x)'), expected);
+  } finally {
+    kernel.close();
+  }
+  assert.deepEqual(jupyterPids(dataDir).sort(), [pids.ada, pids.ben].sort());
+}
+
+/** The pid in the local spawner's state file for this user. */
+function serverPid(dataDir: string, escapedName: string): number {
+  const state = JSON.parse(fs.readFileSync(path.join(dataDir, 'servers', `${escapedName}.json`), 'utf8')) as { pid: number };
+  return state.pid;
+}
+
+/** Names of the ephemeral servers with a state file. */
+function ephemeralNames(dataDir: string): string[] {
+  const dir = path.join(dataDir, 'servers');
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .filter((f) => (JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { ephemeral?: boolean }).ephemeral === true)
+    .map((f) => f.slice(0, -'.json'.length));
+}
+
+/** Every Jupyter process serving a folder under dataDir, found in /proc (not through the hub). */
+function jupyterPids(dataDir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cmdline: string;
+    try {
+      cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    const args = cmdline.split('\0');
+    if (args.some((a) => a.startsWith(`--ServerApp.root_dir=${dataDir}/`)) && !isZombie(Number(entry))) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !isZombie(pid);
+  } catch {
+    return false;
+  }
+}
