@@ -3,23 +3,26 @@ import http from 'node:http';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Request } from 'express';
 import { csrfSync } from 'csrf-sync';
 import type { HubConfig } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
 import { createStore, describeStoreFailure, type Store } from './store/index.js';
 import { ServerRepo, UserRepo } from './store/repos.js';
-import { createSpawner, type Spawner } from './spawner/index.js';
+import { blockedForOthers, createSpawner, hostFacts, planLocalIsolation, type LocalIsolationMode, type Spawner } from './spawner/index.js';
 import { HubSessionStore } from './auth/session-store.js';
 import { UserService } from './auth/users.js';
+import { createAuthenticators, IdentityService } from './auth/index.js';
 import { LoginThrottle } from './auth/login-throttle.js';
+import { dropForwardedHeaders, FrontDoorListener } from './auth/front-door.js';
 import { ActivityTracker, HubProxy, RouteTable, SessionChecker, type ProxyPages } from './proxy/index.js';
 import { ServerManager } from './servers/server-manager.js';
 import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
 import type { WebDeps } from './web/context.js';
-import { StoreUnavailable } from './errors.js';
+import { HubError, StoreUnavailable } from './errors.js';
 import { PoolRepo, WarmPool, hasBusyKernel, type TryIt } from './pool/index.js';
 import { EphemeralCuller, PersistentCuller } from './culler/index.js';
 import type { Route } from './proxy/route-table.js';
@@ -70,13 +73,52 @@ export class StartupError extends Error {
   override name = 'StartupError';
 }
 
-function prepareDataDir(dir: string): void {
+/** Folders of dataDir that hold servers' homes; every other entry is the hub's own. */
+const HOME_FOLDERS = new Set(['homes', 'ephemeral']);
+
+/**
+ * Creates the data folder and makes the hub's own files in it private: files 0600, folders
+ * 0700. With Unix-account isolation the folder itself is 0711, so each server's account can
+ * pass through (never list) it to its own 0700 home under homes/ or ephemeral/.
+ */
+function prepareDataDir(dir: string, isolation: LocalIsolationMode): void {
   try {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     fs.accessSync(dir, fs.constants.W_OK);
+    fs.chmodSync(dir, isolation === 'unix-users' ? 0o711 : 0o700);
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) fs.chmodSync(full, HOME_FOLDERS.has(entry.name) && isolation === 'unix-users' ? 0o711 : 0o700);
+      // Older versions and other parts may have made files with the default umask (0644).
+      else if (entry.isFile()) fs.chmodSync(full, fs.statSync(full).mode & 0o700);
+    }
   } catch (err) {
     throw new StartupError(`The data folder ${dir} (dataDir) cannot be created or written: ${(err as NodeJS.ErrnoException).code ?? String(err)}. Choose another with OERHUB_DATA_DIR.`);
   }
+}
+
+/**
+ * The local spawner's isolation, or a StartupError naming the fix when this hub must not start
+ * (see planLocalIsolation): unisolated servers on a hub reachable from outside, or accounts
+ * that could not reach the notebook environment or their homes.
+ */
+function checkLocalIsolation(config: HubConfig, log: Logger): LocalIsolationMode {
+  const plan = planLocalIsolation(config, hostFacts());
+  const problems = [...plan.problems];
+  if (plan.mode === 'unix-users' && !problems.length) {
+    const venv = path.resolve(config.notebookVenv);
+    // The venv's python is a link to the interpreter it was made from (pyenv's lives under /root).
+    const python = path.join(venv, 'bin', 'python');
+    const forVenv = [...blockedForOthers(path.join(venv, 'bin', 'jupyter'), true), ...(fs.existsSync(python) ? blockedForOthers(fs.realpathSync(python), true) : [])];
+    if (forVenv.length) problems.push(`The notebook environment ${venv} (notebookVenv) can't be used by the servers' own accounts: ${forVenv.join(', ')} must be readable by others. Fix: rebuild it with npm run venv (it picks an interpreter every account can run, e.g. /usr/bin/python3), or chmod -R a+rX ${venv} and o+x on the folders above it.`);
+    const dataDir = path.resolve(config.dataDir);
+    const forData = blockedForOthers(path.dirname(dataDir));
+    if (forData.length) problems.push(`The servers' accounts can't reach their homes in ${dataDir} (dataDir): ${forData.join(', ')} must allow others to pass (o+x). Fix: chmod o+x on them, or choose another OERHUB_DATA_DIR.`);
+  }
+  if (problems.length) throw new StartupError(problems.join('\n'));
+  for (const warning of plan.warnings) log.warn({ localIsolation: plan.mode }, warning);
+  if (plan.mode === 'unix-users') log.info({ localIsolation: plan.mode }, 'each notebook server runs as its own Unix account');
+  return plan.mode;
 }
 
 function loadCookieSecret(config: HubConfig): string {
@@ -119,7 +161,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     closers.length = 0;
   };
   try {
-    prepareDataDir(config.dataDir);
+    const isolation = config.spawner === 'local' && !options.spawner ? checkLocalIsolation(config, log) : 'none';
+    prepareDataDir(config.dataDir, isolation);
     const cookieSecret = loadCookieSecret(config);
 
     let store: Store;
@@ -174,7 +217,6 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       pages,
       log: log.child({ part: 'proxy' }),
       allowedOrigins: config.publicUrl ? [new URL(config.publicUrl).origin] : [],
-      trustedProxies: config.trustedProxies,
       maxSockets: config.proxyMaxSockets,
     });
     closers.push(() => proxy.close());
@@ -274,9 +316,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       },
       tryIt,
     };
-    const app = createWebApp({ deps, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
+    const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
+    const authenticators = createAuthenticators({ config, log, store, users, identities, views });
+    const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
 
-    const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      forgetForwarded(req);
       // The hot path: /user/ goes straight to the proxy, never through express. Until reconcile()
       // has routed the servers that kept running, it gets "the hub is starting" instead of a
       // "not running" page whose Start button would replace a running server.
@@ -284,16 +329,25 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         if (manager.ready) proxy.handleRequest(req, res);
         else hubStartingPage(views, res);
       } else app(req, res);
-    });
-    server.on('upgrade', (req, socket, head) => {
+    };
+    const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
+      forgetForwarded(req);
       if (manager.ready) proxy.handleUpgrade(req, socket, head);
       else socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    });
-    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    };
+    // X-Forwarded-* on the TCP port is anyone's say-so (a kernel reaches 127.0.0.1 too): dropped.
+    const forgetForwarded = (req: http.IncomingMessage): void => {
+      const dropped = dropForwardedHeaders(req);
+      if (dropped.length) log.warn({ part: 'front-door', peer: req.socket.remoteAddress, headers: dropped }, 'ignored forwarded headers that did not come through the front door');
+    };
+    const onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
       log.warn({ code: err.code }, 'bad client request');
       if (socket.writable) socket.end(`HTTP/1.1 ${err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
       else socket.destroy();
-    });
+    };
+    const server = http.createServer({ requestTimeout: 0 }, onRequest);
+    server.on('upgrade', onUpgrade);
+    server.on('clientError', onClientError);
     await listen(server, config.port, config.bindHost);
     closers.push(
       () =>
@@ -304,6 +358,16 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
           server.closeAllConnections();
         }),
     );
+    // The front door: nginx's Unix socket, the only place identity and forwarded headers count.
+    if (config.frontDoorSocket) {
+      const door = new FrontDoorListener({ socketPath: config.frontDoorSocket, group: config.frontDoorSocketGroup, log, onRequest, onUpgrade, onClientError });
+      try {
+        await door.listen();
+      } catch (err) {
+        throw new StartupError(err instanceof HubError ? err.message : String(err));
+      }
+      closers.push(() => door.close());
+    }
 
     const generatedAdminPassword = await users.bootstrapAdmin(config.adminPassword);
     const reconciled = await manager.reconcile();

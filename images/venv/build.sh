@@ -5,15 +5,21 @@
 # `npm start` and `npm test`).
 #
 #   OERHUB_NOTEBOOK_VENV  where the environment goes (default ./.venv-notebook, relative to
-#                         the repository root, whatever the current directory is)
+#                         the repository root, whatever the current directory is; as root
+#                         /opt/oerhub/venv-notebook, the hub's default then, because the
+#                         servers' own accounts can't reach a checkout under /root)
 #   PYTHON                interpreter to build it from (default python3)
 set -euo pipefail
+# Notebook servers run as their own unprivileged Unix accounts (localIsolation=unix-users), so
+# everything installed here must be readable by every account, whatever the caller's umask.
+umask 022
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo_root="$(cd "$here/../.." && pwd)"
 python="${PYTHON:-python3}"
 
-venv="${OERHUB_NOTEBOOK_VENV:-./.venv-notebook}"
+if [[ "$(id -u)" == 0 ]]; then default_venv=/opt/oerhub/venv-notebook; else default_venv=./.venv-notebook; fi
+venv="${OERHUB_NOTEBOOK_VENV:-$default_venv}"
 case "$venv" in
   /*) ;;
   *) venv="$repo_root/${venv#./}" ;;
@@ -27,6 +33,30 @@ die() {
   echo "build.sh: $*" >&2
   exit 1
 }
+
+# Whether an account other than ours can run `$1`: the file (through links) is o+rx and every
+# folder above it o+x. pyenv's interpreters live under /root (0700), for example.
+others_can_run() {
+  local target dir perms
+  target="$(readlink -f -- "$(command -v -- "$1" 2>/dev/null || echo "$1")")" || return 1
+  [[ -e "$target" ]] || return 1
+  perms="$(stat -c %A -- "$target")"
+  [[ "${perms:7:1}" == r && "${perms:9:1}" =~ [xt] ]] || return 1
+  dir="$(dirname -- "$target")"
+  while :; do
+    perms="$(stat -c %A -- "$dir")"
+    [[ "${perms:9:1}" =~ [xt] ]] || return 1
+    [[ "$dir" == / ]] && return 0
+    dir="$(dirname -- "$dir")"
+  done
+}
+
+if [[ -z "${PYTHON:-}" ]] && ! others_can_run "$python" && others_can_run /usr/bin/python3; then
+  echo "build.sh: $(command -v "$python" || echo "$python") can't be run by other accounts (the servers' own); using /usr/bin/python3" >&2
+  python=/usr/bin/python3
+elif ! others_can_run "$python"; then
+  echo "build.sh: warning: other accounts can't run $python, so a hub running as root can't start servers from this environment; set PYTHON to an interpreter outside private folders" >&2
+fi
 
 command -v "$python" >/dev/null 2>&1 || die "$python not found. Install Python 3.9 or newer (Debian/Ubuntu: apt-get install python3 python3-venv)."
 # Debian splits venv's pip bootstrap (ensurepip) into python3-venv; without it `-m venv` fails
@@ -50,16 +80,18 @@ compute_hash() {
 
 wanted="$(compute_hash)"
 
-if [[ -f "$stamp" && -x "$venv/bin/jupyter" && "$(cat "$stamp")" == "$wanted" ]] && "$venv/bin/python" -c '' >/dev/null 2>&1; then
+if [[ -f "$stamp" && -x "$venv/bin/jupyter" && "$(cat "$stamp")" == "$wanted" ]] && "$venv/bin/python" -c '' >/dev/null 2>&1 \
+  && { ! others_can_run "$python" || others_can_run "$venv/bin/python"; }; then
   echo "Notebook environment up to date: $venv"
   exit 0
 fi
 
 # An environment whose interpreter no longer runs (Python upgraded or removed) can't be
 # repaired by pip; rebuild it, but only delete a folder that really is a venv.
-if [[ -e "$venv" ]] && ! "$venv/bin/python" -c '' >/dev/null 2>&1; then
+# The same for one whose interpreter other accounts can't run, when a better one is at hand.
+if [[ -e "$venv" ]] && { ! "$venv/bin/python" -c '' >/dev/null 2>&1 || { others_can_run "$python" && ! others_can_run "$venv/bin/python"; }; }; then
   [[ -f "$venv/pyvenv.cfg" ]] || die "$venv exists but is not a Python virtual environment; move it away or set OERHUB_NOTEBOOK_VENV."
-  echo "Rebuilding broken notebook environment: $venv"
+  echo "Rebuilding notebook environment (broken, or its interpreter is private): $venv"
   rm -rf -- "$venv"
 fi
 
@@ -85,6 +117,9 @@ rm -f -- "$stamp"
 # Site-wide JupyterLab settings: no news or update pop-ups asking students about privacy.
 mkdir -p "$venv/share/jupyter/lab/settings"
 cp -- "$here/lab-overrides.json" "$venv/share/jupyter/lab/settings/overrides.json"
+
+# Files an older build made under a stricter umask become readable (never writable) for all.
+chmod -R a+rX,go-w -- "$venv"
 
 echo "$wanted" >"$stamp.tmp"
 mv -f -- "$stamp.tmp" "$stamp"

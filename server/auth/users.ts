@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { randomBytes } from 'node:crypto';
-import { Conflict } from '../errors.js';
+import { Conflict, NotFound } from '../errors.js';
 import { ANONYMOUS_PREFIX, escapeName, isAnonymousName, normalizeUsername } from '../names.js';
 import type { Role, UserRecord, UserRepo, UserSource } from '../store/repos.js';
 import { generatePassword, hashForMissingUser, hashPassword, verifyPassword } from './passwords.js';
@@ -40,13 +40,30 @@ export class UserService {
     return user;
   }
 
-  /** Find or create a user signed in by an external authenticator; roles follow the latest sign-in. */
-  async upsertExternal(rawName: string, source: UserSource, roles: Role[], extra: { displayName?: string; email?: string } = {}): Promise<UserRecord> {
+  /** The normalised form of a name (throws InvalidUsername). */
+  normalize(rawName: string): string {
+    return normalizeUsername(rawName);
+  }
+
+  /**
+   * Create an account for an external identity (IdentityService decides when). Returns null,
+   * changing nothing, when an account of that name exists. Throws InvalidUsername.
+   */
+  async createExternal(rawName: string, source: UserSource, roles: Role[], extra: { displayName?: string; email?: string } = {}): Promise<UserRecord | null> {
     const name = normalizeUsername(rawName);
-    const existing = await this.repo.get(name);
-    const user: UserRecord = { ...(existing ?? this.build(name, source, roles)), ...extra, roles: this.withAdmin(name, roles) };
-    await this.repo.put(user);
+    const user: UserRecord = { ...this.build(name, source, roles), ...extra };
+    if (!(await this.repo.create(user))) return null;
+    this.log.info({ user: name, source, roles: user.roles }, 'user created from an external sign-in');
     return user;
+  }
+
+  /** Change an account's roles or profile (adminUsers always keep admin). Throws NotFound. */
+  async update(name: string, patch: { roles?: Role[]; displayName?: string; email?: string }): Promise<UserRecord> {
+    const user = await this.repo.get(name);
+    if (!user) throw new NotFound(`There is no user named ${name}.`);
+    const next: UserRecord = { ...user, ...patch, roles: this.withAdmin(name, patch.roles ?? user.roles) };
+    await this.repo.put(next);
+    return next;
   }
 
   /**

@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { configSchema, configShape, type ConfigKey, type HubConfig } from './schema.js';
@@ -78,15 +77,9 @@ function ssoProblems(c: HubConfig): string[] {
     }
     if (Boolean(c.samlSpKeyFile) !== Boolean(c.samlSpCertFile)) out.push(`samlSpCertFile (${envName('samlSpCertFile')}): set samlSpKeyFile and samlSpCertFile together`);
   }
-  for (const entry of c.trustedHeaderProxies) {
-    const [addr, bits] = entry.split('/');
-    const family = net.isIP(addr);
-    if (!family || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32)))) {
-      out.push(`trustedHeaderProxies (${envName('trustedHeaderProxies')}): ${entry} is not an IP address or CIDR range`);
-    }
-  }
-  if (c.trustedHeader && c.trustedHeaderProxies.length === 0) {
-    out.push(`trustedHeaderProxies (${envName('trustedHeaderProxies')}): trustedHeader needs the addresses of the proxies allowed to send it`);
+  // Identity headers are believed only through the front door: user code can reach 127.0.0.1.
+  if (c.trustedHeader && !c.frontDoorSocket) {
+    out.push(`frontDoorSocket (${envName('frontDoorSocket')}): trustedHeader needs the Unix socket nginx proxies to (e.g. /run/oerhub/hub.sock); the header is never believed on the TCP port`);
   }
   return out;
 }

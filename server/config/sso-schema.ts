@@ -4,8 +4,8 @@ import { list, bool, int } from './types.js';
 /**
  * Options of SAML and trusted-header sign-on (issue 4). Merged into the one config schema in
  * schema.ts; same rules: every key has a description, env var OERHUB_ + SCREAMING_SNAKE_CASE.
- * Cross-field rules (SAML needs publicUrl and IdP metadata, trusted headers need proxy
- * addresses) are checked in config/index.ts.
+ * Cross-field rules (SAML needs publicUrl and IdP metadata, trusted headers need the front
+ * door socket) are checked in config/index.ts.
  */
 export const ssoShape = {
   samlEnabled: bool
@@ -27,6 +27,9 @@ export const ssoShape = {
   samlSpKeyFile: z.string().min(1).optional().describe("PEM private key of this hub's SAML signing key: signs AuthnRequests and LogoutRequests. Needed for single logout."),
   samlSpCertFile: z.string().min(1).optional().describe('PEM certificate of samlSpKeyFile, published in /hub/saml/metadata.'),
   samlWantResponseSigned: bool.default(false).describe('Also require the whole SAML Response to be signed. Assertions must always be signed.'),
+  samlAllowSha1: bool
+    .default(false)
+    .describe('Accept SAML responses signed or digested with SHA-1 (broken; refused by default). Only for an IdP that cannot yet sign with SHA-256; logged at every start and every such sign-in.'),
   samlClockSkewS: int(0, 600).default(60).describe('Allowed clock difference with the IdP when checking NotBefore/NotOnOrAfter, in seconds.'),
   samlRequestTtlS: int(60, 24 * 3600).default(15 * 60).describe('How long a sign-in started here may take at the IdP, in seconds. Responses to older (or unknown) requests are refused.'),
   samlUsernameAttribute: z
@@ -46,10 +49,7 @@ export const ssoShape = {
     .string()
     .regex(/^[A-Za-z0-9-]+$/, 'a header name such as X-Remote-User')
     .optional()
-    .describe('Trusted-header sign-on: the request header (e.g. X-Remote-User) in which the front proxy passes the signed-in user. Believed only from trustedHeaderProxies.'),
-  trustedHeaderProxies: list
-    .default([])
-    .describe('Addresses (or CIDR ranges) of the proxies allowed to send trustedHeader: the TCP peer, not X-Forwarded-For. From anyone else the header is ignored.'),
+    .describe('Trusted-header sign-on: the request header (e.g. X-Remote-User) in which the front proxy passes the signed-in user. Believed only on frontDoorSocket (which it needs), never on the TCP port.'),
   trustedHeaderRoles: z
     .string()
     .regex(/^[A-Za-z0-9-]+$/, 'a header name such as X-Remote-Groups')

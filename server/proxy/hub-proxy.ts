@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import type { Logger } from '../log.js';
 import { readCookie, serverCookieName, stripOurCookies } from '../auth/server-cookie.js';
+import { cameThroughFrontDoor } from '../auth/front-door.js';
 import type { RouteTable, Route } from './route-table.js';
 import type { SessionChecker, SessionCheck } from './session-check.js';
 import { parseUserPath } from './user-path.js';
@@ -25,8 +26,6 @@ export interface HubProxyOptions {
   log: Logger;
   /** Origins accepted on WebSocket upgrades; empty: same host as the request. */
   allowedOrigins: readonly string[];
-  /** Addresses whose X-Forwarded-* we believe (nginx). */
-  trustedProxies: readonly string[];
   maxSockets: number;
 }
 
@@ -43,11 +42,9 @@ export class HubProxy {
   private readonly proxy: ProxyServer;
   private readonly agent: http.Agent;
   private readonly socketsBySession = new Map<string, Set<Duplex>>();
-  private readonly trusted: Set<string>;
   private closed = false;
 
   constructor(private readonly opts: HubProxyOptions) {
-    this.trusted = new Set(opts.trustedProxies.flatMap((a) => [a, `::ffff:${a}`]));
     // Bounded keep-alive pool per notebook server: reuse sockets, never grow without limit.
     // Keep as many idle as may be busy, or steady load churns connections (measured in bench/proxy.ts).
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets, timeout: 120_000 });
@@ -166,7 +163,8 @@ export class HubProxy {
 
   private prepare(req: http.IncomingMessage, route: Route): void {
     const h = req.headers;
-    const fromProxy = this.trusted.has(req.socket.remoteAddress ?? '');
+    // X-Forwarded-* is believed iff the request came through the front door socket (nginx).
+    const fromProxy = cameThroughFrontDoor(req);
     const proto = (fromProxy && firstValue(h['x-forwarded-proto'])) || ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
     const host = (fromProxy && firstValue(h['x-forwarded-host'])) || h.host || '';
     const clientFor = (fromProxy && firstValue(h['x-forwarded-for'])) || req.socket.remoteAddress || '';
@@ -194,7 +192,7 @@ export class HubProxy {
     // Browsers always send Origin on WebSocket upgrades; a client without one is not a browser page.
     if (origin === undefined) return true;
     if (this.opts.allowedOrigins.length) return this.opts.allowedOrigins.includes(origin);
-    const fromProxy = this.trusted.has(req.socket.remoteAddress ?? '');
+    const fromProxy = cameThroughFrontDoor(req);
     const host = (fromProxy && firstValue(req.headers['x-forwarded-host'])) || req.headers.host;
     try {
       return host !== undefined && new URL(origin).host === host;

@@ -2,6 +2,7 @@ import type { HubConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { DockerSpawner } from './docker-spawner.js';
 import { LocalProcessSpawner } from './local-process-spawner.js';
+import { hostFacts, planLocalIsolation } from './local-isolation.js';
 import type { Spawner } from './spawner.js';
 
 export type {
@@ -17,18 +18,24 @@ export type {
 export { LocalProcessSpawner, type LocalProcessSpawnerOptions } from './local-process-spawner.js';
 export { DockerSpawner, type DockerSpawnerOptions } from './docker-spawner.js';
 export { DockerUnavailable } from './docker-engine.js';
+export { blockedForOthers, hostFacts, planLocalIsolation, type HostFacts, type LocalIsolationMode, type LocalIsolationPlan } from './local-isolation.js';
 
 /** The spawner the configuration asks for. The caller owns it and calls close() at shutdown. */
 export function createSpawner(config: HubConfig, log: Logger): Spawner {
   switch (config.spawner) {
-    case 'local':
+    case 'local': {
+      // createHub has refused to start if this plan has problems.
+      const plan = planLocalIsolation(config, hostFacts());
       return new LocalProcessSpawner({
         venvDir: config.notebookVenv,
         dataDir: config.dataDir,
         app: config.notebookApp,
         startTimeoutS: config.startTimeoutS,
+        isolation: plan.mode,
+        onlyUsers: plan.onlyUsers,
         log: log.child({ part: 'spawner' }),
       });
+    }
     case 'docker':
       return new DockerSpawner({
         socketPath: config.dockerSocket,

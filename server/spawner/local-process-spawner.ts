@@ -10,6 +10,8 @@ import { isEscapedName } from '../names.js';
 import { checkSpec, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
 import { jupyterFlags } from './jupyter-args.js';
+import type { LocalIsolationMode } from './local-isolation.js';
+import { UnixAccounts, giveHome, type UnixAccount } from './unix-accounts.js';
 
 export interface LocalProcessSpawnerOptions {
   /** Python virtual environment with jupyterlab and oerhub_singleuser (images/venv/build.sh). */
@@ -20,6 +22,14 @@ export interface LocalProcessSpawnerOptions {
   app: 'lab' | 'server';
   /** Seconds a server may take to answer before its start counts as failed. */
   startTimeoutS: number;
+  /**
+   * `unix-users` (needs root): each server runs as its own Unix account with a 0700 home.
+   * `none`: as the hub's own user. createSpawner passes what planLocalIsolation decided;
+   * code that builds a spawner by hand gets `none`.
+   */
+  isolation?: LocalIsolationMode;
+  /** When set, only these users (the admins of an unisolated public hub) may start a server. */
+  onlyUsers?: readonly string[];
   log: Logger;
 }
 
@@ -59,8 +69,10 @@ const EXITED_MESSAGE = 'Your notebook server stopped while it was starting. Plea
  * keeps students' servers running; their pid, port and start time are kept in
  * `<dataDir>/servers/<escapedName>.json` to find them again. Linux only (reads /proc).
  *
- * Not an isolation boundary: every server runs as the hub's OS user. Use it for one-machine
- * courses and development; untrusted users belong in containers.
+ * With `isolation: 'unix-users'` (the hub runs as root) each server runs as its own
+ * unprivileged account (UnixAccounts) with a 0700 home and a minimal environment, so it can't
+ * read another server's files or /proc/<pid>/environ, nor the hub's data folder or environment.
+ * With `none` every server runs as the hub's OS user: no isolation boundary at all.
  */
 export class LocalProcessSpawner implements Spawner {
   readonly kind = 'local';
@@ -69,6 +81,9 @@ export class LocalProcessSpawner implements Spawner {
   private readonly app: 'lab' | 'server';
   private readonly startTimeoutS: number;
   private readonly log: Logger;
+  /** Present when servers run as their own accounts. */
+  private readonly accounts?: UnixAccounts;
+  private readonly onlyUsers?: readonly string[];
 
   constructor(options: LocalProcessSpawnerOptions) {
     // Resolved once so a later chdir can't point the hub at other folders.
@@ -77,6 +92,8 @@ export class LocalProcessSpawner implements Spawner {
     this.app = options.app;
     this.startTimeoutS = options.startTimeoutS;
     this.log = options.log;
+    this.onlyUsers = options.onlyUsers;
+    if (options.isolation === 'unix-users') this.accounts = new UnixAccounts({ dataDir: this.dataDir, log: this.log });
   }
 
   /**
@@ -90,6 +107,12 @@ export class LocalProcessSpawner implements Spawner {
     checkSpec(spec, 'start');
     options.signal.throwIfAborted();
     const log = options.log.child({ user: spec.user, spawner: this.kind });
+    if (this.onlyUsers && !this.onlyUsers.includes(spec.user)) {
+      throw new SpawnFailed(
+        'This hub starts notebook servers for its administrators only: it cannot keep servers apart on this machine. Please tell your administrator.',
+        'servers are not isolated (localIsolation none, or the hub is not root) and the hub is reachable from outside; run the hub as root or use spawner=docker',
+      );
+    }
     let lastProgress = 0;
     const progress = (event: ProgressEvent): void => {
       // Strictly increasing: the spawn page draws a progress bar that must never go back.
@@ -110,7 +133,7 @@ export class LocalProcessSpawner implements Spawner {
     }
 
     progress({ progress: 10, message: 'Preparing your home folder' });
-    const home = await this.prepareFolders(spec);
+    const { home, account } = await this.prepareFolders(spec, log);
 
     const timeoutMs = this.startTimeoutS * 1000;
     const timeout = new AbortController();
@@ -122,7 +145,7 @@ export class LocalProcessSpawner implements Spawner {
       for (let attempt = 1; ; attempt++) {
         const port = await findFreePort();
         signal.throwIfAborted();
-        const outcome = await this.launch(spec, home, port, jupyter, signal, log, () => {
+        const outcome = await this.launch(spec, home, account, port, jupyter, signal, log, () => {
           const fraction = Math.min(1, (Date.now() - startedAt) / timeoutMs);
           progress({ progress: 40 + Math.floor(50 * fraction), message: 'Waiting for Jupyter to answer' });
         });
@@ -145,6 +168,8 @@ export class LocalProcessSpawner implements Spawner {
       throw err;
     } finally {
       clearTimeout(timer);
+      // Started (its state file now vouches for the account) or failed (reapable): either way done.
+      this.accounts?.release(spec.escapedName);
     }
   }
 
@@ -204,8 +229,13 @@ export class LocalProcessSpawner implements Spawner {
     return found;
   }
 
-  /** Nothing to release: every timer and child handle belongs to a single start() or stop() call. */
-  async close(): Promise<void> {}
+  /**
+   * Every timer and child handle belongs to a single start() or stop() call. What is left: the
+   * accounts of ephemeral servers that are gone by now (the hub stops servers before this).
+   */
+  async close(): Promise<void> {
+    await this.accounts?.reapEphemeral((name) => this.isRunning(name));
+  }
 
   private homeDir(spec: SpawnSpec): string {
     return spec.ephemeral ? this.ephemeralDir(spec.escapedName) : path.join(this.dataDir, 'homes', spec.escapedName);
@@ -246,23 +276,44 @@ export class LocalProcessSpawner implements Spawner {
     return undefined;
   }
 
-  private async prepareFolders(spec: SpawnSpec): Promise<string> {
+  /**
+   * The server's home (0700, its account's when isolated) and the account it runs as. State
+   * files and logs stay the hub's (0700 folders, 0600 files): a server never reads them.
+   */
+  private async prepareFolders(spec: SpawnSpec, log: Logger): Promise<{ home: string; account?: UnixAccount }> {
     for (const dir of [this.serversDir(), path.dirname(this.logPath(spec.escapedName))]) {
       await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      await fs.chmod(dir, 0o700);
     }
     const home = this.homeDir(spec);
     // A throwaway server must never see files left by an earlier one of the same name.
     if (spec.ephemeral) await removeTree(home);
+    if (this.accounts) {
+      // Other accounts may pass through (not list) the data folder and homes/ to reach their own home.
+      await fs.mkdir(path.dirname(home), { recursive: true, mode: 0o711 });
+      for (const dir of [this.dataDir, path.dirname(home)]) await fs.chmod(dir, ((await fs.stat(dir)).mode & 0o700) | 0o011);
+    }
     await fs.mkdir(home, { recursive: true, mode: 0o700 });
     // mkdir's mode only applies to new folders; homes made by hand or older versions get fixed too.
     await fs.chmod(home, 0o700);
-    return home;
+    if (!this.accounts) return { home };
+    // Accounts of "Try it" servers that are gone go first: system uids are few.
+    await this.accounts.reapEphemeral((name) => this.isRunning(name));
+    const account = await this.accounts.acquire(spec.escapedName, home, spec.ephemeral);
+    try {
+      await giveHome(home, account, log);
+    } catch (err) {
+      this.accounts.release(spec.escapedName);
+      throw err;
+    }
+    return { home, account };
   }
 
   /** Starts Jupyter on `port` and waits until it answers, exits, or `signal` aborts (then kills it and throws). */
   private async launch(
     spec: SpawnSpec,
     home: string,
+    account: UnixAccount | undefined,
     port: number,
     jupyter: string,
     signal: AbortSignal,
@@ -272,21 +323,7 @@ export class LocalProcessSpawner implements Spawner {
     const logFile = this.logPath(spec.escapedName);
     await rotateLog(logFile);
     const out = await fs.open(logFile, 'w', 0o600);
-    let child: ChildProcess;
-    try {
-      child = spawn(jupyter, this.jupyterArgs(spec, home, port), {
-        cwd: home,
-        env: await this.childEnv(spec, home),
-        // Own process group: stop() signals the group, and the server survives the hub.
-        detached: true,
-        stdio: ['ignore', out.fd, out.fd],
-      });
-    } finally {
-      // The child has its own copy of the descriptor.
-      await out.close();
-    }
-    child.unref();
-
+    const env = await this.childEnv(spec, home, account);
     let exit: ExitInfo | undefined;
     const exitedOrDone = new AbortController();
     const onExit = (code: number | null, sig: NodeJS.Signals | null): void => {
@@ -297,8 +334,26 @@ export class LocalProcessSpawner implements Spawner {
       exit ??= { code: null, signal: null, error };
       exitedOrDone.abort();
     };
-    child.once('exit', onExit);
-    child.once('error', onError);
+    let child: ChildProcess;
+    try {
+      child = spawn(jupyter, this.jupyterArgs(spec, home, port, account), {
+        cwd: home,
+        env,
+        // libuv drops the hub's supplementary groups before setgid/setuid.
+        ...(account ? { uid: account.uid, gid: account.gid } : {}),
+        // Own process group: stop() signals the group, and the server survives the hub.
+        detached: true,
+        stdio: ['ignore', out.fd, out.fd],
+      });
+      // Before any await: a failed exec (EACCES as the server's account) is emitted on the next tick.
+      child.once('exit', onExit);
+      child.once('error', onError);
+    } finally {
+      // The child has its own copy of the descriptor.
+      await out.close();
+    }
+    child.unref();
+
     const detach = (): void => {
       child.off('exit', onExit);
       child.off('error', onError);
@@ -347,15 +402,19 @@ export class LocalProcessSpawner implements Spawner {
     }
   }
 
-  private jupyterArgs(spec: SpawnSpec, home: string, port: number): string[] {
+  private jupyterArgs(spec: SpawnSpec, home: string, port: number, account: UnixAccount | undefined): string[] {
     const args = jupyterFlags(spec, { app: this.app, ip: LOCALHOST, port, rootDir: home });
     // Jupyter refuses to run as root unless told; in a root container that is the only user.
-    if (process.getuid?.() === 0) args.push('--allow-root');
+    if (!account && process.getuid?.() === 0) args.push('--allow-root');
     return args;
   }
 
-  /** A minimal environment: the hub's own variables (OERHUB_* secrets above all) stay in the hub. */
-  private async childEnv(spec: SpawnSpec, home: string): Promise<Record<string, string>> {
+  /**
+   * A minimal, explicit environment: nothing of the hub's own (OERHUB_* secrets above all). The
+   * server's secret is in it, so it sits in /proc/<pid>/environ, which only the server's own
+   * account (and root) can read when servers are isolated.
+   */
+  private async childEnv(spec: SpawnSpec, home: string, account: UnixAccount | undefined): Promise<Record<string, string>> {
     const jupyterData = path.join(home, '.local', 'share', 'jupyter');
     const env: Record<string, string> = {
       PATH: `${path.join(this.venvDir, 'bin')}:${SYSTEM_PATH}`,
@@ -373,8 +432,15 @@ export class LocalProcessSpawner implements Spawner {
       JUPYTER_RUNTIME_DIR: path.join(jupyterData, 'runtime'),
       OERHUB_SERVER_SECRET: spec.secret,
       OERHUB_USER: spec.user,
+      ...(account ? { USER: account.name, LOGNAME: account.name } : {}),
     };
     return env;
+  }
+
+  /** Whether this user's server (by its state file) is alive. */
+  private async isRunning(escapedName: string): Promise<boolean> {
+    const record = await this.readRecord(escapedName);
+    return record !== undefined && (await isAlive(record.pid, record.startTicks));
   }
 
   private async readRecord(escapedName: string): Promise<ServerRecord | undefined> {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import express, { type Express } from 'express';
 import session from 'express-session';
-import { Passport, type Strategy } from 'passport';
+import { Passport } from 'passport';
 import { pinoHttp } from 'pino-http';
 import type { CsrfSync } from 'csrf-sync';
 import { SESSION_COOKIE } from '../auth/server-cookie.js';
@@ -9,9 +9,8 @@ import type { HubSessionStore } from '../auth/session-store.js';
 import { apiRoutes } from '../api/routes.js';
 import { authRoutes, landingFor } from './auth-routes.js';
 import { safeNext } from './safe-redirect.js';
-import { SamlAuthenticator } from '../auth/saml/index.js';
-import { samlRoutes } from '../auth/saml/routes.js';
-import { trustedHeaderAuth } from '../auth/trusted-header.js';
+import { identityRoutes, type Authenticator, type IdentityService } from '../auth/index.js';
+import { dropForwardedHeaders, trustOneHop } from '../auth/front-door.js';
 import { serverRoutes } from './server-routes.js';
 import { adminRoutes } from './admin-routes.js';
 import { tryRoutes } from './try-routes.js';
@@ -22,18 +21,28 @@ import type { WebDeps } from './context.js';
 
 export interface WebAppOptions {
   deps: WebDeps;
+  /** The sign-in methods (createAuthenticators), mounted in this order. */
+  authenticators: readonly Authenticator[];
+  identities: IdentityService;
   sessionStore: HubSessionStore;
   csrf: CsrfSync;
   staticDir: string;
 }
 
 /** Express for pages and the API. /user/ traffic never comes here: the proxy takes it first. */
-export function createWebApp({ deps, sessionStore, csrf, staticDir }: WebAppOptions): Express {
+export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir }: WebAppOptions): Express {
   const { config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
-  // X-Forwarded-* is believed only from the configured proxy addresses.
-  app.set('trust proxy', config.trustedProxies);
+  // One hop: on the front door socket that is nginx's X-Forwarded-*; on the TCP port those
+  // headers were dropped at the door (front-door.ts), so req.ip is the real peer.
+  app.set('trust proxy', trustOneHop);
+  // createHub drops them already; repeated here (idempotent) so no other caller of this app can
+  // make trustOneHop believe a TCP client's X-Forwarded-For.
+  app.use((req, _res, next) => {
+    dropForwardedHeaders(req);
+    next();
+  });
   // Cookie paths are case-sensitive, so routes must be too: /HUB/ would run without a session.
   app.set('case sensitive routing', true);
 
@@ -83,29 +92,24 @@ export function createWebApp({ deps, sessionStore, csrf, staticDir }: WebAppOpti
   app.use(passport.initialize());
   app.use(passport.session());
 
-  // Single sign-on. The front proxy's header (only from the configured proxy addresses) signs
-  // the user in before any route runs.
-  if (config.trustedHeader) app.use(trustedHeaderAuth({ config, users: deps.users, log }));
-  // SAML's ACS comes before the body parsers and the XSRF check: the IdP's cross-site POST
-  // carries no session cookie (SameSite=Lax) and no XSRF token; SAML's signature and the
-  // InResponseTo consumed from the store protect it instead.
-  let saml: SamlAuthenticator | undefined;
-  if (config.samlEnabled) {
-    saml = new SamlAuthenticator({ config, log: log.child({ part: 'saml' }), store: deps.store, users: deps.users });
-    // passport-saml is typed against express 4's Request; at runtime it is a passport Strategy.
-    passport.use('saml', saml.strategy as unknown as Strategy);
-    app.use(samlRoutes({ saml, passport, views: deps.views, log, landing: landingFor, safeNext }));
-  }
+  // Sign-in methods, built by createHub. What they mount runs before the body parsers and the
+  // XSRF check: the front proxy's header signs the user in before any route runs, and SAML's
+  // ACS takes the IdP's cross-site POST, which carries no session cookie (SameSite=Lax) and no
+  // XSRF token; SAML's signature, the browser-bound request id and the replay guard protect it.
+  const early = express.Router({ caseSensitive: true });
+  for (const a of authenticators) a.mount?.({ router: early, passport, views: deps.views, log, landing: landingFor, safeNext });
+  app.use(early);
 
   app.use(express.urlencoded({ extended: false, limit: '32kb' }));
   app.use(express.json({ limit: '64kb' }));
   app.use(csrf.csrfSynchronisedProtection);
 
-  app.use(authRoutes(deps, { saml }));
+  app.use(authRoutes(deps, { authenticators }));
   app.use(serverRoutes(deps));
   app.use(tryRoutes(deps));
   app.use(adminRoutes(deps));
   app.use(apiRoutes(deps));
+  app.use(identityRoutes(identities, log));
   app.use(notFound());
   app.use(errorHandler(deps.views, log));
   return app;

@@ -7,12 +7,11 @@ import type { UserRecord } from '../store/repos.js';
 import { asyncRoute, renderer, type WebDeps } from './context.js';
 import { safeNext } from './safe-redirect.js';
 import { clearServerCookie } from './server-cookie-issuer.js';
-import type { SamlAuthenticator } from '../auth/saml/index.js';
-import { samlLogoutUrl } from '../auth/saml/routes.js';
+import type { Authenticator } from '../auth/index.js';
 
-/** Sign-in methods besides the local form, built in createWebApp. */
+/** The sign-in methods (built by createHub): choices on the login page, single logout. */
 export interface AuthExtras {
-  saml?: SamlAuthenticator;
+  authenticators?: readonly Authenticator[];
 }
 
 /**
@@ -38,7 +37,8 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
   const router = Router();
   const baseRender = renderer(deps);
   // The login page offers SAML (when configured) above the local form.
-  const samlButton = extras.saml ? { label: deps.config.samlLoginLabel } : null;
+  const choice = extras.authenticators?.find((a) => a.loginChoice)?.loginChoice;
+  const samlButton = choice ? { label: choice.label } : null;
   const render: typeof baseRender = (req, res, template, ctx = {}, status) =>
     baseRender(req, res, template, template === 'login.njk' ? { saml: samlButton, ...ctx } : ctx, status);
   // A coarse flood guard per address; the per-user failure count below is the real limit.
@@ -85,7 +85,8 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
       const sid = req.sessionID;
       // Ask the IdP to end its session too (single logout), if it offers that; decided before
       // the session (which holds the SAML NameID and SessionIndex) is destroyed.
-      const idpLogout = await samlLogoutUrl(extras.saml, req, deps.log);
+      let idpLogout: string | null = null;
+      for (const a of extras.authenticators ?? []) idpLogout ??= (await a.signOutUrl?.(req)) ?? null;
       await new Promise<void>((resolve, reject) => req.session.destroy((err: unknown) => (err ? reject(err) : resolve())));
       res.clearCookie(SESSION_COOKIE, { path: '/hub/' });
       if (user) {
@@ -94,7 +95,9 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
         deps.log.info({ user: user.name }, 'signed out');
       }
       req.user = undefined;
-      if (idpLogout) return res.redirect(303, idpLogout);
+      // A page that goes on to the IdP, not a redirect: a form POST redirected to another origin
+      // is blocked by our own CSP (form-action 'self'), which would leave the IdP session alive.
+      if (idpLogout) return render(req, res, 'saml-logout.njk', { user: null, csrfToken: '', idpLogout });
       render(req, res, 'logout.njk', { user: null, csrfToken: '' });
     }),
   );

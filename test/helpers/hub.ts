@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,9 +53,32 @@ export async function startTestHub(label: string, overrides: Partial<Record<Conf
   return Object.assign(Object.create(Object.getPrototypeOf(hub) as object) as Hub, hub, {
     close: async () => {
       await hub.close();
+      removeServerAccounts(ownDataDir);
       fs.rmSync(ownDataDir, { recursive: true, force: true });
     },
   });
+}
+
+/**
+ * Remove the Unix accounts a root hub made for its servers (dataDir/accounts), so test users
+ * don't pile up in /etc/passwd across runs. A hub that stops its servers on exit has let go of
+ * them; one that is still in use (a process left running) is kept by userdel, which is fine.
+ */
+export function removeServerAccounts(dataDir: string): void {
+  let files: string[];
+  try {
+    files = fs.readdirSync(path.join(dataDir, 'accounts'));
+  } catch {
+    return;
+  }
+  for (const file of files) {
+    try {
+      const { name } = JSON.parse(fs.readFileSync(path.join(dataDir, 'accounts', file), 'utf8')) as { name?: unknown };
+      if (typeof name === 'string' && /^oh[-_][a-z0-9_-]+$/.test(name)) spawnSync('userdel', [name], { stdio: 'ignore' });
+    } catch {
+      // Not an account record: nothing to remove.
+    }
+  }
 }
 
 /** Create local users through the admin API, as an admin would. */

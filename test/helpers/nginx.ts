@@ -23,17 +23,30 @@ export interface TestNginx {
 }
 
 /**
+ * A fresh path for a hub's front door socket (frontDoorSocket), short enough for a Unix socket.
+ * The folder is removed with the returned cleanup.
+ */
+export function frontDoorPath(): { socket: string; remove(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oerhub-door-'));
+  return { socket: path.join(dir, 'hub.sock'), remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
  * Start Debian's nginx with one of the shipped site configs (nginx/oerhub.conf or
  * nginx/oerhub-trusted-header.conf) rendered for this test: listening on free 127.0.0.1 ports,
- * proxying to the test hub, with a self-signed certificate made by nginx/make-cert.sh. nginx runs
- * in the foreground as our child, so stop() ends exactly what we started. Throws if nginx is
- * missing: CI installs it, and a skipped test would hide that.
+ * proxying to the test hub's front door socket (`hubSocket`, the hub's frontDoorSocket), with a
+ * self-signed certificate made by nginx/make-cert.sh (also used for the user-content wildcard
+ * block, here *.localhost). nginx runs in the foreground as our child, so stop() ends exactly
+ * what we started. Throws if nginx is missing: CI installs it, and a skipped test would hide that.
  */
-export async function startNginx(options: { site: 'oerhub.conf' | 'oerhub-trusted-header.conf'; hubPort: number; ssoAgentPort?: number }): Promise<TestNginx> {
+export async function startNginx(options: { site: 'oerhub.conf' | 'oerhub-trusted-header.conf'; hubSocket: string; ssoAgentPort?: number }): Promise<TestNginx> {
   if (!fs.existsSync(NGINX)) throw new Error(`nginx is missing at ${NGINX}: apt-get install -y nginx-light`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oerhub-nginx-'));
   const tls = path.join(dir, 'tls');
   execFileSync('bash', [path.join(REPO, 'nginx/make-cert.sh'), '127.0.0.1', tls, '2'], { stdio: 'ignore' });
+  // The user-content block's wildcard certificate: the same trial certificate will do here.
+  fs.copyFileSync(path.join(tls, 'cert.pem'), path.join(tls, 'users-cert.pem'));
+  fs.copyFileSync(path.join(tls, 'key.pem'), path.join(tls, 'users-key.pem'));
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, 'tmp', d), { recursive: true });
   const [httpsPort, httpPort] = [await freePort(), await freePort()];
   let site = fs.readFileSync(path.join(REPO, 'nginx', options.site), 'utf8');
@@ -47,8 +60,10 @@ export async function startNginx(options: { site: 'oerhub.conf' | 'oerhub-truste
   replace(/listen 80;/g, `listen 127.0.0.1:${httpPort};`);
   replace(/listen \[::\]:80;\n/g, '');
   replace(/server_name hub\.example\.edu;/g, 'server_name 127.0.0.1;');
+  replace(/server_name hub\.example\.edu \*\.users\.example\.edu;/g, 'server_name 127.0.0.1 *.localhost;');
+  replace(/server_name \*\.users\.example\.edu;/g, 'server_name *.localhost;');
   replace(/return 301 https:\/\/\$host\$request_uri;/, `return 301 https://$host:${httpsPort}$request_uri;`);
-  replace('server 127.0.0.1:8000;', `server 127.0.0.1:${options.hubPort};`);
+  replace('server unix:/run/oerhub/hub.sock;', `server unix:${options.hubSocket};`);
   replace(/\/etc\/oerhub\/tls\//g, `${tls}/`);
   replace(/\/var\/www\/letsencrypt/g, path.join(dir, 'acme'));
   if (options.ssoAgentPort) replace('http://127.0.0.1:9000/validate', `http://127.0.0.1:${options.ssoAgentPort}/validate`);

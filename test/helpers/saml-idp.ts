@@ -57,6 +57,9 @@ export interface LoginResponse {
 }
 
 const REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
+/** RSA with SHA-1, which the hub refuses unless samlAllowSha1 is set. */
+export const SHA1_SIGNATURE = 'http://www.w3.org/2000/09/xmldsig#rsa-sha1';
+const SESSION_COOKIE = 'idp-session';
 const UNSPECIFIED = 'urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified';
 
 function xmlEscape(s: string): string {
@@ -82,8 +85,13 @@ export class TestIdp {
   readonly users = new Map<string, IdpUser>();
   /** Every LogoutRequest received (single logout). */
   readonly logoutRequests: string[] = [];
+  /**
+   * Browser sessions at the IdP (cookie value -> username), as a real IdP keeps them: a browser
+   * with one is signed in again without a password until single logout ends it.
+   */
+  readonly sessions = new Map<string, string>();
 
-  private constructor(server: http.Server, url: string, entityId: string, keys: KeyPair) {
+  private constructor(server: http.Server, url: string, entityId: string, keys: KeyPair, signatureAlgorithm?: string) {
     this.server = server;
     this.url = url;
     this.entityId = entityId;
@@ -97,11 +105,16 @@ export class TestIdp {
       nameIDFormat: [UNSPECIFIED],
       singleSignOnService: [{ Binding: REDIRECT, Location: `${url}/sso` }],
       singleLogoutService: [{ Binding: REDIRECT, Location: `${url}/slo` }],
+      ...(signatureAlgorithm ? { requestSignatureAlgorithm: signatureAlgorithm } : {}),
     });
   }
 
-  /** Start on 127.0.0.1; `entityId` lets a second IdP impersonate the first (other keys). */
-  static async start(options: { entityId?: string; keys?: KeyPair } = {}): Promise<TestIdp> {
+  /**
+   * Start on 127.0.0.1; `entityId` lets a second IdP impersonate the first (other keys);
+   * `signatureAlgorithm` (e.g. SHA1_SIGNATURE) signs responses with another algorithm, and the
+   * matching digest.
+   */
+  static async start(options: { entityId?: string; keys?: KeyPair; signatureAlgorithm?: string } = {}): Promise<TestIdp> {
     // samlify refuses to run without a schema validator; this is the real xmllint (emscripten).
     samlify.setSchemaValidator(xmllint);
     // The emscripten xmllint takes seconds on its first call; pay that here, not inside a test.
@@ -111,7 +124,7 @@ export class TestIdp {
     const server = http.createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const idp = new TestIdp(server, url, options.entityId ?? `${url}/metadata`, options.keys ?? makeKeyPair('idp'));
+    const idp = new TestIdp(server, url, options.entityId ?? `${url}/metadata`, options.keys ?? makeKeyPair('idp'), options.signatureAlgorithm);
     server.on('request', (req, res) => {
       idp.handle(req, res).catch((err: Error) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
@@ -226,8 +239,19 @@ export class TestIdp {
       res.end(this.metadata);
       return;
     }
+    const sid = /(?:^|;\s*)idp-session=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+    const postForm = (response: LoginResponse): void =>
+      html(
+        200,
+        `<form method="post" action="${htmlEscape(response.acsUrl)}" id="saml-post"><input type="hidden" name="SAMLResponse" value="${htmlEscape(response.SAMLResponse)}">` +
+          `<input type="hidden" name="RelayState" value="${htmlEscape(response.RelayState)}"><button type="submit" id="idp-continue">Continue</button></form>` +
+          `<script>document.getElementById('saml-post').submit()</script>`,
+      );
     if (url.pathname === '/sso' && req.method === 'GET') {
       const request = await this.parseRequest(url.href);
+      // Still signed in here: no password asked (that is what single logout must end).
+      const known = sid ? this.sessions.get(sid) : undefined;
+      if (known) return postForm(await this.respond(request, known));
       html(
         200,
         `<h1>Test University</h1><form method="post" action="/sso/login">` +
@@ -243,20 +267,21 @@ export class TestIdp {
       const user = this.users.get(username);
       if (!user || user.password !== body.get('password')) return html(401, '<h1>Test University</h1><p id="idp-error">Wrong username or password.</p>');
       const response = await this.respond({ id: body.get('id') ?? '', relayState: body.get('relayState') ?? '', acsUrl: body.get('acsUrl') ?? '' }, username);
-      html(
-        200,
-        `<form method="post" action="${htmlEscape(response.acsUrl)}" id="saml-post"><input type="hidden" name="SAMLResponse" value="${htmlEscape(response.SAMLResponse)}">` +
-          `<input type="hidden" name="RelayState" value="${htmlEscape(response.RelayState)}"><button type="submit" id="idp-continue">Continue</button></form>` +
-          `<script>document.getElementById('saml-post').submit()</script>`,
-      );
-      return;
+      const newSid = randomUUID();
+      this.sessions.set(newSid, username);
+      res.setHeader('set-cookie', `${SESSION_COOKIE}=${newSid}; Path=/; HttpOnly; SameSite=Lax`);
+      return postForm(response);
     }
     if (url.pathname === '/slo' && req.method === 'GET' && url.searchParams.get('SAMLRequest')) {
       const query = Object.fromEntries(url.searchParams);
       const parsed = await this.idp.parseLogoutRequest(this.requireSp(), 'redirect', { query, octetString: url.search.slice(1) });
-      this.logoutRequests.push(String((parsed.extract as { nameID?: string }).nameID ?? ''));
+      const nameID = String((parsed.extract as { nameID?: string }).nameID ?? '');
+      this.logoutRequests.push(nameID);
+      // End this browser's session, and every session of that subject.
+      if (sid) this.sessions.delete(sid);
+      for (const [k, name] of this.sessions) if (String(this.users.get(name)?.nameID ?? this.users.get(name)?.attributes.uid ?? name) === nameID) this.sessions.delete(k);
       const out = this.idp.createLogoutResponse(this.requireSp(), parsed as unknown as Parameters<typeof this.idp.createLogoutResponse>[1], 'redirect', query.RelayState ?? '') as { context: string };
-      res.writeHead(302, { location: out.context });
+      res.writeHead(302, { location: out.context, 'set-cookie': `${SESSION_COOKIE}=; Path=/; Max-Age=0` });
       res.end();
       return;
     }

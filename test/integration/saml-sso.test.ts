@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import type { Hub } from '../../server/index.js';
 import { HubClient, type Reply } from '../helpers/client.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
-import { startSamlHub, TestIdp, type LoginResponse } from '../helpers/saml-idp.js';
+import { SHA1_SIGNATURE, startSamlHub, TestIdp, type LoginResponse } from '../helpers/saml-idp.js';
 import { freePort } from '../helpers/ports.js';
+import { launchBrowser } from '../helpers/browser.js';
+import type { Browser } from 'playwright-core';
 
 const ACS = '/hub/saml/acs';
 const LOG_DIR = path.resolve(__dirname, '../../test-output');
@@ -19,9 +22,19 @@ async function startLogin(hub: Hub, next?: string): Promise<{ client: HubClient;
   return { client, authUrl: r.location! };
 }
 
-function post(hub: Hub, form: Record<string, string>): Promise<Reply> {
-  // A fresh client: the IdP's cross-site POST carries no hub cookie (SameSite=Lax).
-  return new HubClient(hub.url).request('POST', ACS, { form });
+/** The browser that started each sign-in, by the response the IdP gave it (see signed()). */
+const startedIn = new Map<string, HubClient>();
+
+/**
+ * POST a response to the ACS as the IdP's auto-posting form does: from the browser that started
+ * that sign-in (it carries the sign-in cookie, not the session: SameSite=Lax), or from a fresh
+ * browser for a response no browser asked for. `from` overrides the choice.
+ */
+function post(hub: Hub, form: Record<string, string>, from?: HubClient): Promise<Reply> {
+  const client = new HubClient(hub.url);
+  const browser = from ?? startedIn.get(form.SAMLResponse ?? '');
+  if (browser) for (const [k, c] of browser.cookies) client.cookies.set(k, c);
+  return client.request('POST', ACS, { form });
 }
 
 function b64(xml: string): string {
@@ -64,13 +77,15 @@ describe('SAML sign-in with an institutional identity provider', function () {
 
   /** A fresh, legitimate AuthnRequest of the hub, answered by `by` (default: the real IdP). */
   async function signed(user = 'stu', options: Parameters<TestIdp['answer']>[2] = {}, by?: TestIdp, next?: string): Promise<LoginResponse> {
-    const { authUrl } = await startLogin(hub, next);
-    return (by ?? idp).answer(authUrl, user, options);
+    const { client, authUrl } = await startLogin(hub, next);
+    const response = await (by ?? idp).answer(authUrl, user, options);
+    startedIn.set(response.SAMLResponse, client);
+    return response;
   }
 
-  async function assertRefused(form: Record<string, string>, why: string): Promise<Reply> {
+  async function assertRefused(form: Record<string, string>, why: string, from?: HubClient): Promise<Reply> {
     const before = refusalsLogged(label);
-    const r = await post(hub, form);
+    const r = await post(hub, form, from);
     assert.ok(r.status === 400 || r.status === 403, `${why}: answered ${r.status} ${r.location ?? ''}`);
     assert.match(r.body, /Sign-in with your institution failed/, why);
     assert.deepEqual(r.headers.getSetCookie(), [], `${why}: a cookie was set`);
@@ -250,7 +265,7 @@ describe('SAML sign-in with an institutional identity provider', function () {
     const a = await signed('dotted');
     const withComment = a.xml.replace('xsi:type="xs:string">stu.evil<', 'xsi:type="xs:string">stu<!---->.evil<');
     assert.notEqual(withComment, a.xml);
-    const r = await post(hub, { SAMLResponse: b64(withComment) });
+    const r = await post(hub, { SAMLResponse: b64(withComment) }, startedIn.get(a.SAMLResponse));
     if (r.status === 303) {
       const c = new HubClient(hub.url);
       for (const line of r.headers.getSetCookie()) c.cookies.set(line.split('=')[0], { name: line.split('=')[0], value: line.split(';')[0].split('=').slice(1).join('='), path: '/hub/' });
@@ -272,10 +287,12 @@ describe('SAML sign-in with an institutional identity provider', function () {
     assert.equal((await client.request('POST', ACS, { form: { SAMLResponse: response.SAMLResponse } })).status, 303);
     const page = await client.get('/hub/logout');
     const out = await client.request('POST', '/hub/logout', { form: { _csrf: HubClient.csrfFrom(page.body) } });
-    assert.equal(out.status, 303);
-    assert.ok(out.location?.startsWith(`${idp.url}/slo?SAMLRequest=`), out.location ?? '');
+    // A page that goes on to the IdP (a redirect of the form POST would break the hub's CSP).
+    assert.equal(out.status, 200);
+    const idpLogout = /id="idp-logout" href="([^"]+)"/.exec(out.body)?.[1]?.replace(/&amp;/g, '&') ?? '';
+    assert.ok(idpLogout.startsWith(`${idp.url}/slo?SAMLRequest=`), idpLogout);
     assert.ok(!client.cookie('oerhub-session'), 'local session cookie cleared');
-    const atIdp = await fetch(out.location!, { redirect: 'manual' });
+    const atIdp = await fetch(idpLogout, { redirect: 'manual' });
     assert.equal(atIdp.status, 302, await atIdp.clone().text());
     assert.equal(idp.logoutRequests.at(-1), 'Stu');
     const back = atIdp.headers.get('location') ?? '';
@@ -285,6 +302,58 @@ describe('SAML sign-in with an institutional identity provider', function () {
     assert.match(done.body, /You are signed out/);
     const me = await client.get('/hub/api/user', { accept: 'application/json' });
     assert.equal(me.status, 401);
+  });
+
+  it("refuses login CSRF: the attacker's own unused response, auto-posted from another site into a victim's browser, signs nobody in", async () => {
+    // The attacker starts a sign-in in their own browser and keeps the IdP's answer unposted.
+    const attacker = await signed('evil');
+    // The victim's browser never started it; it may even have started a sign-in of its own.
+    const victim = new HubClient(hub.url);
+    await victim.get('/hub/saml/login');
+    const r = await assertRefused({ SAMLResponse: attacker.SAMLResponse }, 'login CSRF', victim);
+    assert.match(r.body, /started in another browser/);
+    assert.equal((await victim.get('/hub/api/user', { accept: 'application/json' })).status, 401);
+    // And with no hub cookie at all (a browser that has never been here).
+    const other = await signed('evil');
+    await assertRefused({ SAMLResponse: other.SAMLResponse }, 'login CSRF, no cookie', new HubClient(hub.url));
+  });
+
+  it('accepts sign-ins started in two tabs of one browser, each answered in turn', async () => {
+    const browser = new HubClient(hub.url);
+    const tab1 = await browser.get('/hub/saml/login');
+    const tab2 = await browser.get('/hub/saml/login');
+    const first = await idp.answer(tab1.location!, 'stu');
+    const second = await idp.answer(tab2.location!, 'stu');
+    assert.equal((await post(hub, { SAMLResponse: second.SAMLResponse }, browser)).status, 303);
+    assert.equal((await post(hub, { SAMLResponse: first.SAMLResponse }, browser)).status, 303);
+  });
+
+  it('refuses a response signed with SHA-1 (signature and digest) by default, and logs why', async () => {
+    const sha1 = await TestIdp.start({ entityId: idp.entityId, keys: idp.keys, signatureAlgorithm: SHA1_SIGNATURE });
+    try {
+      for (const [name, u] of idp.users) sha1.addUser(name, u);
+      sha1.registerSp(await (await fetch(`${hub.url}/hub/saml/metadata`)).text());
+      const weak = await signed('stu', {}, sha1);
+      assert.match(weak.xml, /xmldsig#rsa-sha1/);
+      await assertRefused({ SAMLResponse: weak.SAMLResponse }, 'SHA-1');
+      assert.match(fs.readFileSync(path.join(LOG_DIR, `${label}.log`), 'utf8').split('\n').filter((l) => l.includes('SAML sign-in refused')).at(-1) ?? '', /SHA-1 signature or digest .*samlAllowSha1/);
+    } finally {
+      await sha1.close();
+    }
+  });
+
+  it('bounds a SAMLResponse in a query string before inflating it: a deflate bomb gets a fast 400', async () => {
+    const bomb = zlib.deflateRawSync(Buffer.alloc(5 * 1024 * 1024, 'a')).toString('base64');
+    assert.ok(bomb.length < 8 * 1024, `the bomb is small (${bomb.length} bytes of base64)`);
+    const before = refusalsLogged(label);
+    const r = await new HubClient(hub.url).get(`/hub/saml/slo?SAMLResponse=${encodeURIComponent(bomb)}`);
+    assert.equal(r.status, 400);
+    assert.equal(refusalsLogged(label), before + 1);
+    const big = await new HubClient(hub.url).get(`/hub/saml/slo?SAMLResponse=${'A'.repeat(10_000)}`);
+    assert.equal(big.status, 400);
+    // Sign-in answers never come in a query string.
+    assert.equal((await new HubClient(hub.url).get(`/hub/saml/login?SAMLResponse=${encodeURIComponent(bomb)}`)).status, 400);
+    assert.equal((await fetch(`${hub.url}/hub/health`)).status, 200);
   });
 });
 
@@ -313,15 +382,97 @@ describe('SAML replay protection across hub processes sharing Redis', function (
   });
 
   it('accepts a response at the process that did not make the request, and refuses its replay at the other, also after a restart', async () => {
-    const { authUrl } = await startLogin(a);
+    const { client, authUrl } = await startLogin(a);
     const response = await idp.answer(authUrl, 'stu');
-    const first = await post(b, { SAMLResponse: response.SAMLResponse });
+    const first = await post(b, { SAMLResponse: response.SAMLResponse }, client);
     assert.equal(first.status, 303, first.body);
-    const replay = await post(a, { SAMLResponse: response.SAMLResponse });
+    const replay = await post(a, { SAMLResponse: response.SAMLResponse }, client);
     assert.equal(replay.status, 403);
     assert.deepEqual(replay.headers.getSetCookie(), []);
     await b.close();
     b = await startSamlHub('saml-redis-b2', idp, { store: 'redis', redisUrl: redis.url, publicUrl: a.config.publicUrl });
-    assert.equal((await post(b, { SAMLResponse: response.SAMLResponse })).status, 403);
+    assert.equal((await post(b, { SAMLResponse: response.SAMLResponse }, client)).status, 403);
+  });
+});
+
+describe('SAML with an IdP that still signs with SHA-1, allowed by the operator', function () {
+  this.timeout(60_000);
+  let idp: TestIdp;
+  let hub: Hub;
+
+  before(async () => {
+    idp = await TestIdp.start({ signatureAlgorithm: SHA1_SIGNATURE });
+    idp.addUser('stu', { password: 'x', attributes: { uid: 'stu' } });
+    hub = await startSamlHub('saml-sha1', idp, { samlAllowSha1: true });
+  });
+
+  after(async () => {
+    await hub?.close();
+    await idp?.close();
+  });
+
+  it('signs the user in with samlAllowSha1, and logs the weak algorithm at start and at the sign-in', async () => {
+    const { client, authUrl } = await startLogin(hub);
+    const response = await idp.answer(authUrl, 'stu');
+    assert.match(response.xml, /xmldsig#rsa-sha1/);
+    const acs = await client.request('POST', ACS, { form: { SAMLResponse: response.SAMLResponse } });
+    assert.equal(acs.status, 303, acs.body.slice(0, 300));
+    const log = fs.readFileSync(path.join(LOG_DIR, 'saml-sha1.log'), 'utf8');
+    assert.match(log, /SHA-1 are accepted \(samlAllowSha1\)/);
+    assert.match(log, /accepted a SAML response signed with SHA-1/);
+  });
+});
+
+describe('Chromium at a lab PC: single logout ends the sign-in at the institution too', function () {
+  this.timeout(120_000);
+  let idp: TestIdp;
+  let hub: Hub;
+  let browser: Browser;
+
+  before(async () => {
+    idp = await TestIdp.start();
+    idp.addUser('stu', { password: 'stu-pw', attributes: { uid: 'stu', displayName: 'Stu Dent', eduPersonAffiliation: 'student' } });
+    hub = await startSamlHub('saml-chromium-slo', idp);
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await hub?.close();
+    await idp?.close();
+  });
+
+  it('a student signs out; the next person clicking "Sign in with your institution" is asked for a password', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${hub.url}/hub/login`);
+    await page.click('#saml-login');
+    await page.waitForURL(`${idp.url}/sso?**`);
+    await page.fill('#idp-username', 'stu');
+    await page.fill('#idp-password', 'stu-pw');
+    await page.click('#idp-login');
+    await page.waitForURL(`${hub.url}/hub/home`);
+    assert.equal(await page.textContent('.who'), 'Stu Dent');
+    assert.equal(idp.sessions.size, 1, 'the IdP remembers this browser');
+
+    // The nav's "Sign out" form, as the student clicks it; no CSP violation may stop the way to the IdP.
+    const blocked: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) blocked.push(m.text());
+    });
+    await page.click('header form[action="/hub/logout"] button');
+    await page.waitForURL(`${hub.url}/hub/logout`);
+    assert.match((await page.textContent('main')) ?? '', /You are signed out/);
+    assert.deepEqual(blocked, []);
+    assert.deepEqual(idp.logoutRequests, ['stu']);
+    assert.equal(idp.sessions.size, 0, 'the IdP ended its session');
+
+    // The next person at this PC.
+    await page.goto(`${hub.url}/hub/login`);
+    await page.click('#saml-login');
+    await page.waitForURL(`${idp.url}/sso?**`);
+    assert.ok(await page.isVisible('#idp-password'), 'asked for a password');
+    assert.equal((await context.request.get(`${hub.url}/hub/api/user`, { headers: { accept: 'application/json' } })).status(), 401, 'not signed in at the hub');
+    await context.close();
   });
 });

@@ -44,7 +44,7 @@ describe('configuration', () => {
   it('lists every option with --help', () => {
     const main = path.resolve(__dirname, '../../dist/server/main.js');
     const out = execFileSync(process.execPath, [main, '--help'], { encoding: 'utf8' });
-    for (const key of ['port', 'store', 'redisUrl', 'notebookVenv', 'trustedProxies']) assert.match(out, new RegExp(`\\b${key}\\b`));
+    for (const key of ['port', 'store', 'redisUrl', 'notebookVenv', 'frontDoorSocket']) assert.match(out, new RegExp(`\\b${key}\\b`));
     assert.match(out, /OERHUB_REDIS_URL/);
   });
 

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../server/config/index.js';
 import { ConfigError } from '../../server/errors.js';
-import { checkXmlShape } from '../../server/auth/saml/guards.js';
+import zlib from 'node:zlib';
+import { checkRedirectMessage, checkXmlShape, isSha1, signatureAlgorithms } from '../../server/auth/saml/guards.js';
+import { mergeRoles } from '../../server/auth/identities.js';
 import { attributeValues, rolesFrom } from '../../server/auth/saml/attributes.js';
-import { proxyAddressList } from '../../server/auth/trusted-header.js';
 
 function problems(env: Record<string, string>): string {
   try {
@@ -29,14 +30,12 @@ describe('SSO configuration checks', () => {
     assert.match(problems({ ...base, OERHUB_SAML_IDP_METADATA_URL: 'https://idp.example.edu/md', OERHUB_SAML_SP_KEY_FILE: '/k.pem' }), /samlSpCertFile/);
   });
 
-  it('needs proxy addresses for a trusted header, and refuses entries that are not addresses', () => {
-    assert.match(problems({ OERHUB_TRUSTED_HEADER: 'X-Remote-User' }), /trustedHeaderProxies \(OERHUB_TRUSTED_HEADER_PROXIES\)/);
-    assert.equal(problems({ OERHUB_TRUSTED_HEADER: 'X-Remote-User', OERHUB_TRUSTED_HEADER_PROXIES: '127.0.0.1, 10.1.0.0/16, ::1' }), '');
-    assert.match(problems({ OERHUB_TRUSTED_HEADER: 'X-Remote-User', OERHUB_TRUSTED_HEADER_PROXIES: 'nginx.local' }), /nginx\.local is not an IP address/);
-    assert.throws(() => proxyAddressList(['nginx.local']), /not an IP address/);
-    const list = proxyAddressList(['127.0.0.1', '10.1.0.0/16']);
-    assert.ok(list.check('10.1.2.3', 'ipv4'));
-    assert.ok(!list.check('127.0.0.2', 'ipv4'));
+  it('needs the front door socket for a trusted header: it is never believed on the TCP port', () => {
+    assert.match(problems({ OERHUB_TRUSTED_HEADER: 'X-Remote-User' }), /frontDoorSocket \(OERHUB_FRONT_DOOR_SOCKET\): trustedHeader needs the Unix socket/);
+    assert.equal(problems({ OERHUB_TRUSTED_HEADER: 'X-Remote-User', OERHUB_FRONT_DOOR_SOCKET: '/run/oerhub/hub.sock' }), '');
+    assert.match(problems({ OERHUB_FRONT_DOOR_SOCKET: 'hub.sock' }), /frontDoorSocket .*absolute path/);
+    // The address-based settings are gone: a start that still sets them says so.
+    assert.match(problems({ OERHUB_TRUSTED_PROXIES: '127.0.0.1' }), /OERHUB_TRUSTED_PROXIES: unknown environment variable/);
   });
 });
 
@@ -65,5 +64,31 @@ describe('SAML response shape checks and attribute mapping', () => {
     assert.deepEqual(rolesFrom(attributeValues(attrs, 'eduPersonAffiliation'), rules), ['instructor']);
     assert.deepEqual(rolesFrom(['student', 'hub-admins'], rules), ['student', 'admin']);
     assert.deepEqual(rolesFrom([], rules), ['student']);
+  });
+});
+
+describe('SAML algorithm and redirect-message checks, and role merging', () => {
+  it('names every signature and digest algorithm, and knows which are SHA-1', () => {
+    const xml = '<r><ds:SignatureMethod Algorithm="http://www.w3.org/2000/09/xmldsig#rsa-sha1"/><DigestMethod Algorithm=\'http://www.w3.org/2001/04/xmlenc#sha256\'/></r>';
+    assert.deepEqual(signatureAlgorithms(xml), ['http://www.w3.org/2000/09/xmldsig#rsa-sha1', 'http://www.w3.org/2001/04/xmlenc#sha256']);
+    assert.ok(isSha1('http://www.w3.org/2000/09/xmldsig#sha1'));
+    assert.ok(isSha1('http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha1'));
+    assert.ok(!isSha1('http://www.w3.org/2001/04/xmldsig-more#rsa-sha256'));
+  });
+
+  it('bounds a query-string message before and while inflating it', () => {
+    const ok = zlib.deflateRawSync(Buffer.from('<samlp:LogoutResponse/>')).toString('base64');
+    assert.deepEqual(checkRedirectMessage(ok), { ok: true });
+    const bomb = zlib.deflateRawSync(Buffer.alloc(2 * 1024 * 1024)).toString('base64');
+    assert.match((checkRedirectMessage(bomb) as { reason: string }).reason, /inflates beyond/);
+    assert.match((checkRedirectMessage('A'.repeat(9000)) as { reason: string }).reason, /larger than/);
+    assert.match((checkRedirectMessage('%%%') as { reason: string }).reason, /not base64/);
+  });
+
+  it('merges hub-granted and IdP roles: a grant is kept, an instructor is no student', () => {
+    assert.deepEqual(mergeRoles(['instructor'], ['student']), ['instructor']);
+    assert.deepEqual(mergeRoles([], ['student']), ['student']);
+    assert.deepEqual(mergeRoles(['admin'], ['student']), ['admin', 'student']);
+    assert.deepEqual(mergeRoles([], []), ['student']);
   });
 });

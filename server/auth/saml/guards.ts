@@ -1,3 +1,5 @@
+import zlib from 'node:zlib';
+
 /**
  * A cheap, linear look at a SAMLResponse before any XML parser or signature library sees it.
  * It refuses what no honest IdP sends and what has broken SAML libraries before: huge or
@@ -111,4 +113,39 @@ export function checkXmlShape(xml: string): string | null {
   if (roots !== 1) return 'no root element';
   if (assertions !== 1) return 'no Assertion';
   return null;
+}
+
+/** A SAMLResponse or SAMLRequest in a query string (redirect binding) we read at most: logout messages are small. */
+export const MAX_SAML_REDIRECT_BASE64 = 8 * 1024;
+/** What such a message may inflate to: a deflate bomb stops here, not in memory. */
+export const MAX_SAML_REDIRECT_XML = 64 * 1024;
+
+/**
+ * Check a redirect-binding message (base64 of raw DEFLATE) before any library inflates it:
+ * its length first, then an inflate that stops at MAX_SAML_REDIRECT_XML. Never throws.
+ */
+export function checkRedirectMessage(raw: unknown): { ok: true } | { ok: false; reason: string } {
+  if (typeof raw !== 'string' || raw.length === 0) return { ok: false, reason: 'no SAML message in the query' };
+  if (raw.length > MAX_SAML_REDIRECT_BASE64) return { ok: false, reason: `SAML message in the query larger than ${MAX_SAML_REDIRECT_BASE64} bytes` };
+  if (!/^[A-Za-z0-9+/=\r\n]+$/.test(raw)) return { ok: false, reason: 'SAML message in the query is not base64' };
+  try {
+    zlib.inflateRawSync(Buffer.from(raw, 'base64'), { maxOutputLength: MAX_SAML_REDIRECT_XML });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return { ok: false, reason: code === 'ERR_BUFFER_TOO_LARGE' ? `SAML message in the query inflates beyond ${MAX_SAML_REDIRECT_XML} bytes` : 'SAML message in the query is not DEFLATE data' };
+  }
+  return { ok: true };
+}
+
+/** Signature and digest algorithms named in a document (every SignatureMethod and DigestMethod). */
+export function signatureAlgorithms(xml: string): string[] {
+  const out: string[] = [];
+  const re = /<(?:[A-Za-z0-9_.-]+:)?(?:SignatureMethod|DigestMethod)\b[^>]*?\bAlgorithm\s*=\s*(["'])([^"']*)\1/g;
+  for (let m = re.exec(xml); m; m = re.exec(xml)) out.push(m[2]);
+  return out;
+}
+
+/** Whether an algorithm URI is SHA-1 based (rsa-sha1, dsa-sha1, hmac-sha1, ecdsa-sha1, sha1). */
+export function isSha1(algorithm: string): boolean {
+  return /[#-]sha1$/i.test(algorithm.trim());
 }

@@ -1,18 +1,20 @@
 import fs from 'node:fs';
-import { createHash } from 'node:crypto';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash, randomBytes } from 'node:crypto';
+import { parse as parseCookies } from 'cookie';
 import type { Request } from 'express';
 import { DOMParser } from '@xmldom/xmldom';
 import { MultiSamlStrategy, SAML, generateServiceProviderMetadata, ValidateInResponseTo, type CacheProvider, type PassportSamlConfig, type Profile, type VerifyWithRequest } from '@node-saml/passport-saml';
 import type { HubConfig } from '../../config/index.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';
-import type { UserService } from '../users.js';
+import type { IdentityService } from '../identities.js';
 import type { UserRecord } from '../../store/repos.js';
 import { HubError, InvalidUsername } from '../../errors.js';
 import { IdpMetadataSource, pemCertificates, type IdpInfo } from './metadata.js';
 import { attributeValues, rolesFrom } from './attributes.js';
 
-export { checkSamlResponseShape, MAX_SAML_RESPONSE_BASE64 } from './guards.js';
+export { checkSamlResponseShape, checkRedirectMessage, isSha1, signatureAlgorithms, MAX_SAML_RESPONSE_BASE64 } from './guards.js';
 export { parseIdpMetadata, type IdpInfo } from './metadata.js';
 
 export const SAML_PATHS = {
@@ -23,7 +25,10 @@ export const SAML_PATHS = {
 } as const;
 
 const BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
+const PERSISTENT = 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent';
 const REQUEST_PREFIX = 'saml:request:';
+/** sha256 of the nonce of the browser that started a request, kept beside the request id. */
+const BROWSER_PREFIX = 'saml:request-browser:';
 const ASSERTION_PREFIX = 'saml:assertion:';
 /** Assertions without any expiry are remembered this long (they are refused by age long before). */
 const DEFAULT_ASSERTION_MEMORY_MS = 24 * 3600 * 1000;
@@ -55,7 +60,7 @@ export interface SamlDeps {
   config: HubConfig;
   log: Logger;
   store: Store;
-  users: UserService;
+  identities: IdentityService;
 }
 
 type XmlJs = { $?: Record<string, string>; _?: string } & Record<string, unknown>;
@@ -83,7 +88,11 @@ export class SamlAuthenticator {
   private readonly spKey?: string;
   private readonly spCert?: string;
   private readonly cacheProvider: CacheProvider;
+  /** The browser (hash of its nonce) whose sign-in is being started, for saveAsync to record. */
+  private readonly startingBrowser = new AsyncLocalStorage<string>();
   readonly strategy: MultiSamlStrategy;
+  /** The cookie that ties each AuthnRequest to the browser that started it (login CSRF). */
+  readonly browserCookie: { name: string; path: string; secure: boolean; sameSite: 'none' | 'lax'; maxAgeMs: number };
 
   constructor(private readonly deps: SamlDeps) {
     const { config, log, store } = deps;
@@ -105,9 +114,19 @@ export class SamlAuthenticator {
       this.spCert = readFile(config.samlSpCertFile, 'samlSpCertFile');
     }
     const ttlMs = config.samlRequestTtlS * 1000;
+    // The IdP POSTs the response cross-site: over https the cookie must be SameSite=None to come
+    // with it, and __Host- so no other host (a user-content subdomain) can plant its own. Over
+    // plain http (a trial) only Lax is possible, so the IdP must be same-site (e.g. localhost).
+    const https = base.startsWith('https:');
+    this.browserCookie = https
+      ? { name: '__Host-oerhub-saml', path: '/', secure: true, sameSite: 'none', maxAgeMs: ttlMs }
+      : { name: 'oerhub-saml', path: '/hub/saml/', secure: false, sameSite: 'lax', maxAgeMs: ttlMs };
+    if (config.samlAllowSha1) log.warn({ key: 'samlAllowSha1' }, 'SAML responses signed or digested with SHA-1 are accepted (samlAllowSha1); ask the IdP to sign with SHA-256 and turn this off');
     this.cacheProvider = {
       saveAsync: async (key, value) => {
         await store.set(REQUEST_PREFIX + key, value, ttlMs);
+        const browser = this.startingBrowser.getStore();
+        if (browser) await store.set(BROWSER_PREFIX + key, browser, ttlMs);
         return { value, createdAt: Date.now() };
       },
       getAsync: (key) => store.get(REQUEST_PREFIX + key),
@@ -135,6 +154,20 @@ export class SamlAuthenticator {
       signon,
       noLogoutRequests,
     );
+  }
+
+  /**
+   * The nonce of this browser's sign-in cookie: the one it has (so sign-ins in two tabs both
+   * work), or a new one. The caller sets it with browserCookie.
+   */
+  browserNonce(req: Request): string {
+    const have = parseCookies(req.headers.cookie ?? '')[this.browserCookie.name];
+    return have && /^[A-Za-z0-9_-]{32}$/.test(have) ? have : randomBytes(24).toString('base64url');
+  }
+
+  /** Run `start` (passport's redirect to the IdP) so that the request it makes is tied to `nonce`. */
+  startFor(nonce: string, start: () => void): void {
+    this.startingBrowser.run(sha256(nonce), start);
   }
 
   /** The IdP as its metadata describes it; SamlUnavailable if it was never loaded. */
@@ -217,7 +250,7 @@ export class SamlAuthenticator {
    * us, then the atomic consumption of the request id and the replay guard, then the user.
    */
   private async verify(req: Request, profile: Profile | null): Promise<{ user: UserRecord; session: SamlSessionInfo }> {
-    const { config, store, users } = this.deps;
+    const { config, store, identities } = this.deps;
     if (!profile) throw new SamlRefused('no profile in response');
     const idp = await this.idp();
     if (profile.issuer !== idp.entityId) throw new SamlRefused(`assertion issuer ${String(profile.issuer)} is not ${idp.entityId}`);
@@ -249,6 +282,17 @@ export class SamlAuthenticator {
 
     // Of two concurrent POSTs of the same response, exactly one gets the request id.
     if ((await store.take(REQUEST_PREFIX + requestId)) === null) throw new SamlRefused(`request ${requestId} was already answered or never made here`);
+    // Login CSRF: a response (even a fresh, valid one) is accepted only in the browser that asked
+    // for it, so an attacker's unused response posted from another site signs nobody in.
+    const startedBy = await store.take(BROWSER_PREFIX + requestId);
+    const nonce = parseCookies(req.headers.cookie ?? '')[this.browserCookie.name];
+    if (startedBy === null || !nonce || sha256(nonce) !== startedBy) {
+      throw new SamlRefused(
+        `request ${requestId} was started in another browser (${nonce ? 'other sign-in cookie' : `no ${this.browserCookie.name} cookie`}): login CSRF?`,
+        403,
+        'This sign-in was started in another browser. Please start again from the sign-in page here.',
+      );
+    }
     if (!(await store.setIfAbsent(ASSERTION_PREFIX + sha256(`${idp.entityId}\n${assertionId}`), String(now), memoryMs))) {
       throw new SamlRefused(`assertion ${assertionId} was used before (replay)`);
     }
@@ -260,9 +304,11 @@ export class SamlAuthenticator {
     const displayName = attributeValues(attributes, config.samlDisplayNameAttribute)[0];
     const email = attributeValues(attributes, config.samlEmailAttribute)[0];
     const roles = rolesFrom(attributeValues(attributes, config.samlRolesAttribute), { instructorValues: config.roleInstructorValues, adminValues: config.roleAdminValues });
+    // The person at this IdP: a persistent NameID if the IdP gives one, else the username it sends.
+    const subject = profile.nameIDFormat === PERSISTENT && profile.nameID ? profile.nameID : names[0];
     let user: UserRecord;
     try {
-      user = await users.upsertExternal(names[0], 'saml', roles, { ...(displayName ? { displayName } : {}), ...(email ? { email } : {}) });
+      user = await identities.signIn({ method: 'saml', issuer: idp.entityId, subject }, names[0], roles, { ...(displayName ? { displayName } : {}), ...(email ? { email } : {}) });
     } catch (err) {
       if (err instanceof InvalidUsername) throw new SamlRefused(`username ${JSON.stringify(names[0])}: ${err.userMessage}`, 403, err.userMessage);
       throw err;

@@ -4,12 +4,15 @@ import type nunjucks from 'nunjucks';
 import type { Logger } from '../../log.js';
 import type { UserRecord } from '../../store/repos.js';
 import { HubError } from '../../errors.js';
+import { IdentityConflict } from '../identities.js';
 import { PAGE_HEADERS } from '../../web/render.js';
-import { checkSamlResponseShape, MAX_SAML_RESPONSE_BASE64 } from './guards.js';
+import { checkRedirectMessage, checkSamlResponseShape, isSha1, signatureAlgorithms, MAX_SAML_RESPONSE_BASE64 } from './guards.js';
 import { SAML_PATHS, SamlRefused, type SamlAuthenticator, type SamlSessionInfo } from './index.js';
 
 export interface SamlRouteDeps {
   saml: SamlAuthenticator;
+  /** config.samlAllowSha1: accept SHA-1 signatures and digests (logged). */
+  allowSha1: boolean;
   passport: InstanceType<typeof Passport>;
   views: nunjucks.Environment;
   log: Logger;
@@ -31,7 +34,7 @@ declare module 'express-session' {
  * ACS trusts only what SAML itself proves (signature, audience, time, and an InResponseTo
  * that is consumed from the store, not from the session).
  */
-export function samlRoutes({ saml, passport, views, log, landing, safeNext }: SamlRouteDeps): Router {
+export function samlRoutes({ saml, allowSha1, passport, views, log, landing, safeNext }: SamlRouteDeps): Router {
   const router = Router();
 
   /** A refusal: a page, a log line, and nothing that would create a session. */
@@ -50,15 +53,31 @@ export function samlRoutes({ saml, passport, views, log, landing, safeNext }: Sa
     res.status(200).set({ 'content-type': 'application/samlmetadata+xml; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }).send(saml.spMetadata());
   });
 
+  // A SAML message in a query string is looked at (bounded, then inflated with a cap) before
+  // passport-saml inflates it without one. Sign-in answers come only by POST to the ACS.
+  router.get([SAML_PATHS.login, SAML_PATHS.acs, SAML_PATHS.slo], (req, res, next) => {
+    const query = req.query as Record<string, unknown>;
+    if (query.SAMLResponse === undefined && query.SAMLRequest === undefined) return next();
+    if (req.path !== SAML_PATHS.slo) return refuse(req, res, 400, 'a SAML message in the query string of the sign-in endpoint', 'That sign-in response was not understood. Please start again from the sign-in page.');
+    const check = checkRedirectMessage(query.SAMLResponse ?? query.SAMLRequest);
+    if (!check.ok) return refuse(req, res, 400, check.reason, 'That sign-out response was not understood.');
+    if (typeof query.SigAlg === 'string' && isSha1(query.SigAlg) && !allowSha1) return refuse(req, res, 400, `SHA-1 signature on a logout message (${query.SigAlg}); set samlAllowSha1 to accept it`, 'That sign-out response was not understood.');
+    next();
+  });
+
   router.get(SAML_PATHS.login, (req, res, next) => {
     if (req.user) {
       res.redirect(303, landing(req.user, req.query.next));
       return;
     }
     const relayState = safeNext(req.query.next);
+    // Ties the AuthnRequest to this browser: the ACS accepts its answer only with this cookie.
+    const nonce = saml.browserNonce(req);
+    const c = saml.browserCookie;
+    res.cookie(c.name, nonce, { path: c.path, httpOnly: true, secure: c.secure, sameSite: c.sameSite, maxAge: c.maxAgeMs });
     // additionalParams is passport-saml's option: it carries RelayState to the IdP.
     const options = { session: false, additionalParams: relayState ? { RelayState: relayState } : {} } as AuthenticateOptions;
-    passport.authenticate('saml', options)(req, res, next);
+    saml.startFor(nonce, () => passport.authenticate('saml', options)(req, res, next));
   });
 
   // The IdP's form POST. Its own size limit: the hub's 32 kB would cut real responses, and
@@ -72,7 +91,18 @@ export function samlRoutes({ saml, passport, views, log, landing, safeNext }: Sa
       const shape = checkSamlResponseShape(form.SAMLResponse);
       if (!shape.ok) return refuse(req, res, 400, shape.reason, 'That sign-in response was not understood. Please start again from the sign-in page.');
       res.locals.samlXml = shape.xml;
+      const sha1 = signatureAlgorithms(shape.xml).filter(isSha1);
+      if (sha1.length) {
+        if (!allowSha1) return refuse(req, res, 403, `SHA-1 signature or digest (${[...new Set(sha1)].join(', ')}); set samlAllowSha1 to accept it`);
+        log.warn({ part: 'saml', algorithms: [...new Set(sha1)] }, 'accepted a SAML response signed with SHA-1 (samlAllowSha1)');
+      }
       passport.authenticate('saml', { session: false }, (err: unknown, user: UserRecord | false, info: unknown) => {
+        if (err instanceof IdentityConflict) {
+          // The name is someone else's here: a clear page, and the account is untouched (logged by IdentityService).
+          const html = views.render('identity-conflict.njk', { message: err.userMessage, method: 'SAML', user: null, csrfToken: '' });
+          res.status(409).set(PAGE_HEADERS).send(html);
+          return;
+        }
         if (err || !user) {
           const status = err instanceof HubError && err.status === 503 ? 503 : 403;
           const detail = err instanceof HubError ? (err.detail ?? err.message) : err instanceof Error ? err.message : 'no user';
@@ -106,6 +136,7 @@ export function samlRoutes({ saml, passport, views, log, landing, safeNext }: Sa
   // happened, so whatever the answer says, the user lands on the signed-out page; it is only logged.
   const sloResponse = (req: Request, res: Response, next: NextFunction): void => {
     const form = (req.method === 'POST' ? req.body : req.query) as Record<string, unknown>;
+    // (A query's message was bounded and test-inflated above.)
     if (typeof form.SAMLResponse !== 'string' || form.SAMLResponse.length > MAX_SAML_RESPONSE_BASE64) {
       res.redirect(303, '/hub/logout');
       return;
@@ -136,7 +167,8 @@ export function samlRoutes({ saml, passport, views, log, landing, safeNext }: Sa
 
 /** The IdP logout URL for a user who signs out, or null (local sign-out only). */
 export async function samlLogoutUrl(saml: SamlAuthenticator | undefined, req: Request, log: Logger): Promise<string | null> {
-  if (!saml || req.user?.source !== 'saml') return null;
+  // Whoever signed in with SAML this session (a linked local account too) has its NameID here.
+  if (!saml || !req.session?.saml) return null;
   try {
     return await saml.logoutUrl(req.session?.saml);
   } catch (err) {
