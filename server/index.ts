@@ -26,6 +26,7 @@ import { HubError, StoreUnavailable } from './errors.js';
 import { PoolRepo, WarmPool, hasBusyKernel, type TryIt } from './pool/index.js';
 import { EphemeralCuller, PersistentCuller } from './culler/index.js';
 import type { Route } from './proxy/route-table.js';
+import { LeaderDuties, LeaderLock } from './cluster/index.js';
 import { isAnonymousEscapedName, isAnonymousName } from './names.js';
 
 export interface Hub {
@@ -42,6 +43,8 @@ export interface Hub {
   readonly pool: WarmPool;
   /** Destroys idle and expired ephemeral servers. */
   readonly culler: EphemeralCuller;
+  /** Whether this process leads the hub processes sharing the store (runs the pool refill and the cullers). */
+  readonly leader: LeaderLock;
   /** Stops students' idle servers (their files stay). */
   readonly persistentCuller: PersistentCuller;
   /** Generated admin password, present only on the start that created the admin. */
@@ -62,6 +65,8 @@ export interface HubOptions {
 
 const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const REVOKE_CHANNEL = 'session-revoked';
+// A hub process that is not the leader asks the leader here to refill the warm pool.
+const POOL_FILL_CHANNEL = 'pool-fill';
 
 /** A hub startup failure with a message that says what to do. */
 export class StartupError extends Error {
@@ -179,7 +184,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const spawner = options.spawner ?? createSpawner(config, log.child({ part: 'spawner' }));
     closers.push(() => spawner.close());
 
-    const routes = new RouteTable();
+    // Shared by every hub process on the store: a server started through one is routed by all.
+    const routes = new RouteTable({ store, records: serverRepo, log: log.child({ part: 'routes' }), resyncMs: config.routeResyncMs });
+    closers.push(() => routes.close());
+    await routes.start();
+    // One hub process among those sharing the store runs the pool refill and the cullers.
+    const leader = new LeaderLock({ store, log: log.child({ part: 'cluster' }), ttlMs: config.leaderLockTtlMs });
     const activity = new ActivityTracker();
     const sessionStore = new HubSessionStore(store, config.sessionMaxAgeS * 1000);
     const sessions = new SessionChecker(cookieSecret, sessionStore, config.sessionCacheMs, { staleWhileErrorMs: config.sessionStaleWhileErrorS * 1000 });
@@ -230,8 +240,14 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       repo: new PoolRepo(store),
       samplesDir: path.resolve(config.trySamplesDir ?? path.join(REPO_ROOT, 'course-notebooks', 'samples')),
       log: log.child({ part: 'pool' }),
+      isLeader: () => leader.isLeader(),
+      askLeaderToFill: () => void store.publish(POOL_FILL_CHANNEL, '').catch((err: Error) => log.warn({ err: err.message }, 'could not ask the leader to refill the pool')),
     });
     closers.push(() => pool.close());
+    const unsubscribeFill = await store.subscribe(POOL_FILL_CHANNEL, () => {
+      if (leader.isLeader()) pool.fill();
+    });
+    closers.push(() => unsubscribeFill());
     const culler = new EphemeralCuller({
       config,
       log: log.child({ part: 'culler' }),
@@ -368,16 +384,29 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const generatedAdminPassword = await users.bootstrapAdmin(config.adminPassword);
     const reconciled = await manager.reconcile();
     if (reconciled.orphans.length) log.warn({ orphans: reconciled.orphans }, 'stopped servers the hub did not know');
-    // After the manager knows which servers still run: keep the pool's live entries, refill.
-    await pool.start();
-    culler.start();
-    persistentCuller.start();
+    // After the manager knows which servers still run, and only on the leader: keep the pool's
+    // live entries and refill; cull. Another process takes these over if the leader goes away.
+    await leader.start();
+    const duties = new LeaderDuties(
+      leader,
+      [
+        { name: 'pool', start: () => pool.start(), stop: () => undefined },
+        { name: 'ephemeral-culler', start: () => culler.start(), stop: () => culler.close() },
+        { name: 'persistent-culler', start: () => persistentCuller.start(), stop: () => persistentCuller.close() },
+      ],
+      log.child({ part: 'cluster' }),
+    );
+    closers.push(async () => {
+      await duties.close();
+      await leader.close();
+    });
+    await duties.settled();
 
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
-    log.info({ url, store: store.kind, spawner: spawner.kind }, 'hub started');
-    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, generatedAdminPassword, close: closeAll };
+    log.info({ url, store: store.kind, spawner: spawner.kind, leader: leader.isLeader() }, 'hub started');
+    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, generatedAdminPassword, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

@@ -4,6 +4,7 @@ import { dockerShape } from './docker-schema.js';
 import { ssoShape } from './sso-schema.js';
 import { poolShape } from './pool-schema.js';
 import { storeShape } from './store-schema.js';
+import { clusterShape } from './cluster-schema.js';
 import { serversShape } from './servers-schema.js';
 import { cullerShape } from './culler-schema.js';
 import { isolationShape } from './isolation-schema.js';
@@ -58,6 +59,7 @@ export const configShape = {
   ...dockerShape,
   ...ssoShape,
   ...poolShape,
+  ...clusterShape,
   ...serversShape,
   ...cullerShape,
   ...isolationShape,

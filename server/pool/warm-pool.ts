@@ -49,6 +49,13 @@ export interface WarmPoolOptions {
   samplesDir: string;
   log: Logger;
   now?: () => number;
+  /**
+   * Whether this hub process may refill (the leader; see cluster/LeaderLock). Elsewhere `fill`
+   * only calls `askLeaderToFill`. Unset: always (one process).
+   */
+  isLeader?: () => boolean;
+  /** Tell the leader a refill may be due (a visitor took a warm server here). */
+  askLeaderToFill?: () => void;
 }
 
 /** The folder the samples land in, inside the visitor's home. */
@@ -249,6 +256,10 @@ export class WarmPool {
   /** Ask the pool to refill (it also does so by itself after every claim and release). */
   fill(): void {
     if (this.closed || !this.enabled) return;
+    if (this.o.isLeader && !this.o.isLeader()) {
+      this.o.askLeaderToFill?.();
+      return;
+    }
     if (this.filling) {
       this.fillAgain = true;
       return;

@@ -155,7 +155,7 @@ export class ServerManager {
           return { state: 'stopped' };
         }
         // Started or adopted by another hub process: route it here too, unless a stop holds its lock.
-        if (!this.o.routes.get(name) && !(await this.locks.isHeld(name))) this.addRoute(record);
+        if (!this.o.routes.get(name) && !(await this.locks.isHeld(name))) void this.addRoute(record);
         return { state: 'running' };
     }
   }
@@ -213,7 +213,7 @@ export class ServerManager {
       }
       // What is left of a dead or interrupted server (stale state file, exited container) goes first.
       if (current?.spawnerState) await this.o.spawner.stop(this.specOf(current), current.spawnerState);
-      this.o.routes.remove(name);
+      void this.o.routes.remove(name);
       record = {
         user: user.name,
         escapedName: name,
@@ -285,7 +285,7 @@ export class ServerManager {
     const owner = await this.acquire(name, (this.o.config.startTimeoutS + this.o.config.serverStopWaitS) * 1000);
     try {
       const record = await this.o.servers.get(name);
-      this.o.routes.remove(name);
+      void this.o.routes.remove(name);
       if (!record) return;
       if (record.spawnerState) {
         await this.o.servers.put({ ...record, phase: 'stopping' });
@@ -293,13 +293,13 @@ export class ServerManager {
           await this.o.spawner.stop(this.specOf(record), record.spawnerState);
         } catch (err) {
           await this.o.servers.put(record).catch(() => undefined);
-          if (record.phase === 'running') this.addRoute(record);
+          if (record.phase === 'running') void this.addRoute(record);
           throw err;
         }
       }
       await this.o.servers.delete(name);
       // Again: a status check may have routed it while the spawner was stopping it.
-      this.o.routes.remove(name);
+      void this.o.routes.remove(name);
       this.o.log.info({ user: user.name, ephemeral: record.ephemeral }, 'server stopped');
     } finally {
       await this.locks.release(name, owner);
@@ -329,7 +329,7 @@ export class ServerManager {
       if (state !== 'stopped') {
         // 'unknown' (the spawner's backend does not answer): keep it rather than lose a student's work.
         if (state === 'unknown') this.o.log.warn({ user: r.user }, 'could not check a server; keeping it');
-        this.addRoute(r);
+        void this.addRoute(r);
         known.add(r.escapedName);
         adopted.push(r.user);
         if (r.phase !== 'running') await this.withLockIfFree(r.escapedName, () => this.o.servers.put({ ...r, phase: 'running' }));
@@ -338,7 +338,7 @@ export class ServerManager {
       const done = await this.withLockIfFree(r.escapedName, async () => {
         // Stopping a dead server cleans up after it (a state file, a "Try it" folder, an exited container).
         if (r.spawnerState) await this.o.spawner.stop(this.specOf(r), r.spawnerState).catch((err: Error) => this.o.log.warn({ user: r.user, err: err.message }, 'could not clean up a dead server'));
-        this.o.routes.remove(r.escapedName);
+        void this.o.routes.remove(r.escapedName);
         if (r.phase === 'starting') await this.o.servers.put({ ...r, phase: 'failed', reason: INTERRUPTED, endpoint: undefined, spawnerState: undefined });
         else await this.o.servers.delete(r.escapedName);
       });
@@ -428,7 +428,7 @@ export class ServerManager {
       const state = await this.liveness(r);
       if (state === 'unknown') out.unknown.push(r.user);
       else if (state === 'running') {
-        if (!this.o.routes.get(r.escapedName)) this.addRoute(r);
+        if (!this.o.routes.get(r.escapedName)) void this.addRoute(r);
         out.alive.push(r.user);
       } else if (await this.noticeDead(r)) out.gone.push(r.user);
     }
@@ -450,7 +450,7 @@ export class ServerManager {
       const stopped = new Set<string>();
       for (const r of await this.o.servers.list().catch(() => [])) {
         if (r.spawnerState) await this.o.spawner.stop(this.specOf(r), r.spawnerState).catch((err: Error) => this.o.log.error({ user: r.user, err: err.message }, 'could not stop a server at exit'));
-        this.o.routes.remove(r.escapedName);
+        void this.o.routes.remove(r.escapedName);
         await this.o.servers.delete(r.escapedName).catch(() => undefined);
         stopped.add(r.escapedName);
       }
@@ -514,7 +514,8 @@ export class ServerManager {
         await this.o.spawner.stop(this.specOf(record), started.state).catch((e: Error) => log.error({ err: e.message }, 'could not stop a server the hub failed to record'));
         throw err;
       }
-      this.addRoute(running);
+      // Before 'ready': the student's next request may reach another hub process.
+      await this.addRoute(running);
       log.info({ port: started.endpoint.port, ms: Date.now() - record.startedAt }, 'server ready');
       return { progress: 100, message: 'Your server is ready', ready: true, url: this.urlOf(user) };
     } catch (err) {
@@ -532,7 +533,7 @@ export class ServerManager {
   /** A running server found by a start: route it (it may have been started by another hub process) and leave it alone. */
   private adopt(record: ServerRecord): ServerStatus {
     if (!this.o.routes.get(record.escapedName)) {
-      this.addRoute(record);
+      void this.addRoute(record);
       this.o.log.info({ user: record.user }, 'adopted a running server');
     }
     return 'running';
@@ -556,7 +557,7 @@ export class ServerManager {
       // Changed meanwhile (a new start, a stop): not the server we found dead.
       if (!now || now.phase !== 'running' || now.secret !== seen.secret) return false;
       this.o.log.warn({ user: now.user, ephemeral: now.ephemeral }, 'server died; route and record removed');
-      this.o.routes.remove(now.escapedName);
+      void this.o.routes.remove(now.escapedName);
       // Cleans up after it: a state file, a "Try it" folder, an exited container.
       if (now.spawnerState) await this.o.spawner.stop(this.specOf(now), now.spawnerState).catch((err: Error) => this.o.log.warn({ user: now.user, err: err.message }, 'could not clean up a dead server'));
       await this.o.servers.delete(now.escapedName);
@@ -607,9 +608,10 @@ export class ServerManager {
     this.pollTimer.unref();
   }
 
-  private addRoute(r: ServerRecord): void {
-    if (!r.endpoint) return;
-    this.o.routes.add({
+  /** Resolves once every hub process on the store can route it (never rejects: see RouteTable.add). */
+  private addRoute(r: ServerRecord): Promise<void> {
+    if (!r.endpoint) return Promise.resolve();
+    return this.o.routes.add({
       user: r.user,
       escapedName: r.escapedName,
       target: new URL(`http://${r.endpoint.host}:${r.endpoint.port}`),

@@ -1,5 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import rateLimit from 'express-rate-limit';
+import { StoreRateLimit } from '../cluster/index.js';
 import { Forbidden, TooManyRequests } from '../errors.js';
 import { SESSION_COOKIE } from '../auth/server-cookie.js';
 import type { UserRecord } from '../store/repos.js';
@@ -41,7 +42,8 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
   const render: typeof baseRender = (req, res, template, ctx = {}, status) =>
     baseRender(req, res, template, template === 'login.njk' ? { saml: samlButton, ...ctx } : ctx, status);
   // A coarse flood guard per address; the per-user failure count below is the real limit.
-  const flood = rateLimit({ windowMs: 60_000, limit: 60, standardHeaders: 'draft-7', legacyHeaders: false, handler: (_req, _res, next) => next(new TooManyRequests()) });
+  // Counted in the store, so the limit holds across hub processes.
+  const flood = rateLimit({ windowMs: 60_000, limit: 60, store: new StoreRateLimit(deps.store, 'login-flood'), standardHeaders: 'draft-7', legacyHeaders: false, handler: (_req, _res, next) => next(new TooManyRequests()) });
 
   router.get('/hub/login', (req, res) => {
     if (req.user) return res.redirect(303, landingFor(req.user, req.query.next));

@@ -1,5 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import rateLimit from 'express-rate-limit';
+import { StoreRateLimit } from '../cluster/index.js';
 import { pipeline } from 'node:stream/promises';
 import { Forbidden, HubError, NotFound, TooManyRequests } from '../errors.js';
 import { isAnonymousName } from '../names.js';
@@ -61,6 +62,8 @@ export function tryRoutes(deps: WebDeps): Router {
   const starts = rateLimit({
     windowMs: config.tryStartsWindowS * 1000,
     limit: config.tryStartsPerAddress,
+    // Counted in the store, so the limit holds across hub processes.
+    store: new StoreRateLimit(deps.store, 'try-starts'),
     standardHeaders: 'draft-7',
     legacyHeaders: false,
     skipFailedRequests: true,
