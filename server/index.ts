@@ -82,9 +82,8 @@ const HOME_FOLDERS = new Set(['homes', 'ephemeral']);
  * pass through (never list) it to its own 0700 home under homes/ or ephemeral/.
  */
 function prepareDataDir(dir: string, isolation: LocalIsolationMode): void {
+  createDataDir(dir);
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.accessSync(dir, fs.constants.W_OK);
     fs.chmodSync(dir, isolation === 'unix-users' ? 0o711 : 0o700);
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const full = path.join(dir, entry.name);
@@ -93,8 +92,22 @@ function prepareDataDir(dir: string, isolation: LocalIsolationMode): void {
       else if (entry.isFile()) fs.chmodSync(full, fs.statSync(full).mode & 0o700);
     }
   } catch (err) {
-    throw new StartupError(`The data folder ${dir} (dataDir) cannot be created or written: ${(err as NodeJS.ErrnoException).code ?? String(err)}. Choose another with OERHUB_DATA_DIR.`);
+    throw dataDirError(dir, err);
   }
+}
+
+/** Creates the data folder (0700) if it is missing; a StartupError naming it when it can't be made or written. Safe to repeat. */
+function createDataDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (err) {
+    throw dataDirError(dir, err);
+  }
+}
+
+function dataDirError(dir: string, err: unknown): StartupError {
+  return new StartupError(`The data folder ${dir} (dataDir) cannot be created or written: ${(err as NodeJS.ErrnoException).code ?? String(err)}. Choose another with OERHUB_DATA_DIR.`);
 }
 
 /**
@@ -109,7 +122,9 @@ function checkLocalIsolation(config: HubConfig, log: Logger): LocalIsolationMode
     const venv = path.resolve(config.notebookVenv);
     // The venv's python is a link to the interpreter it was made from (pyenv's lives under /root).
     const python = path.join(venv, 'bin', 'python');
-    const forVenv = [...blockedForOthers(path.join(venv, 'bin', 'jupyter'), true), ...(fs.existsSync(python) ? blockedForOthers(fs.realpathSync(python), true) : [])];
+    const jupyter = path.join(venv, 'bin', 'jupyter');
+    // A venv without Jupyter gets the spawner's own "not installed" message at the first start.
+    const forVenv = fs.existsSync(jupyter) ? [...blockedForOthers(jupyter, true), ...(fs.existsSync(python) ? blockedForOthers(fs.realpathSync(python), true) : [])] : [];
     if (forVenv.length) problems.push(`The notebook environment ${venv} (notebookVenv) can't be used by the servers' own accounts: ${forVenv.join(', ')} must be readable by others. Fix: rebuild it with npm run venv (it picks an interpreter every account can run, e.g. /usr/bin/python3), or chmod -R a+rX ${venv} and o+x on the folders above it.`);
     const dataDir = path.resolve(config.dataDir);
     const forData = blockedForOthers(path.dirname(dataDir));
@@ -161,6 +176,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     closers.length = 0;
   };
   try {
+    // A data folder that can't exist at all is the first thing to say, before what isolation needs of it.
+    createDataDir(config.dataDir);
     const isolation = config.spawner === 'local' && !options.spawner ? checkLocalIsolation(config, log) : 'none';
     prepareDataDir(config.dataDir, isolation);
     const cookieSecret = loadCookieSecret(config);

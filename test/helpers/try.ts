@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Hub } from '../../server/index.js';
@@ -24,36 +23,8 @@ export class VisitorClient extends HubClient {
     baseUrl: string,
     readonly address: string,
   ) {
-    super(baseUrl);
+    super(baseUrl, { localAddress: loopbackFor(address) });
     this.peer = loopbackFor(address);
-  }
-
-  override request(method: string, path: string, init: { headers?: Record<string, string>; body?: string; form?: Record<string, string> } = {}): Promise<Reply> {
-    const headers: Record<string, string> = { accept: 'text/html', ...init.headers };
-    const cookie = this.cookieHeader(path);
-    if (cookie && !headers.cookie) headers.cookie = cookie;
-    let body = init.body;
-    if (init.form) {
-      body = new URLSearchParams(init.form).toString();
-      headers['content-type'] = 'application/x-www-form-urlencoded';
-    }
-    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
-    const url = new URL(path, this.baseUrl);
-    return new Promise((resolve, reject) => {
-      // fetch can't choose its source address; node:http can.
-      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, localAddress: this.peer, agent: false }, (res) => {
-        const reply = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) for (const one of Array.isArray(v) ? v : v === undefined ? [] : [v]) reply.append(k, one);
-        for (const line of reply.getSetCookie()) this.jar.store(line, path);
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: reply, body: text, location: reply.get('location') }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
   }
 
   /** Click "Try it": load the page, send its form. Returns the reply to the POST. */
