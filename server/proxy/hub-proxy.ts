@@ -7,6 +7,7 @@ import { readCookie, serverCookieName, stripOurCookies } from '../auth/server-co
 import type { RouteTable, Route } from './route-table.js';
 import type { SessionChecker, SessionCheck } from './session-check.js';
 import { parseUserPath } from './user-path.js';
+import { isAnonymousEscapedName } from '../names.js';
 import type { ActivityTracker } from './activity.js';
 
 /** How the proxy shows a page when it can't forward (rendered by the web part). */
@@ -75,7 +76,7 @@ export class HubProxy {
     const { escapedName } = parsed;
     const cookie = readCookie(req.headers.cookie, serverCookieName(escapedName));
     if (!cookie) {
-      this.unauthenticated(req, res, url);
+      this.unauthenticated(req, res, url, escapedName);
       return;
     }
     const hit = this.opts.sessions.cached(cookie, escapedName);
@@ -84,7 +85,7 @@ export class HubProxy {
       return;
     }
     this.opts.sessions.check(cookie, escapedName).then(
-      (check) => (check ? this.forward(req, res, escapedName, check) : this.unauthenticated(req, res, url)),
+      (check) => (check ? this.forward(req, res, escapedName, check) : this.unauthenticated(req, res, url, escapedName)),
       (err: Error) => {
         this.opts.log.warn({ err: err.message }, 'session check failed');
         this.opts.pages.error(req, res, 503, 'The hub cannot check your sign-in right now. Your work is safe; please retry in a few seconds.');
@@ -180,8 +181,13 @@ export class HubProxy {
     h['x-forwarded-for'] = clientFor;
   }
 
-  private unauthenticated(req: http.IncomingMessage, res: http.ServerResponse, url: string): void {
+  private unauthenticated(req: http.IncomingMessage, res: http.ServerResponse, url: string, escapedName: string): void {
     const wantsPage = (req.method === 'GET' || req.method === 'HEAD') && (req.headers.accept ?? '').includes('text/html');
+    // Nobody can sign in as a "Try it" visitor: once signed out, their old address says the session ended.
+    if (wantsPage && isAnonymousEscapedName(escapedName)) {
+      this.opts.pages.notRunning(res, escapedName, url);
+      return;
+    }
     if (wantsPage) {
       res.writeHead(302, { location: `/hub/login?next=${encodeURIComponent(url)}`, 'cache-control': 'no-store' }).end();
       return;

@@ -8,6 +8,8 @@ import { safeNext } from './safe-redirect.js';
 import { clearServerCookie } from './server-cookie-issuer.js';
 import type { SamlAuthenticator } from '../auth/saml/index.js';
 import { samlLogoutUrl } from '../auth/saml/routes.js';
+import { isAnonymousName } from '../names.js';
+import { TRY_ENDED } from './try-routes.js';
 
 /** Sign-in methods besides the local form, built in createWebApp. */
 export interface AuthExtras {
@@ -93,6 +95,8 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
       }
       req.user = undefined;
       if (idpLogout) return res.redirect(303, idpLogout);
+      // A visitor's workspace is gone with the sign-out: say so, never "your server keeps running".
+      if (user && isAnonymousName(user.name)) return res.redirect(303, TRY_ENDED);
       render(req, res, 'logout.njk', { user: null, csrfToken: '' });
     }),
   );
