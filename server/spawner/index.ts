@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import { DockerSpawner } from './docker-spawner.js';
 import { LocalProcessSpawner } from './local-process-spawner.js';
 import type { Spawner } from './spawner.js';
+import { hubUrlFor } from './jupyter-args.js';
 
 export type {
   Endpoint,
@@ -27,6 +28,7 @@ export function createSpawner(config: HubConfig, log: Logger): Spawner {
         dataDir: config.dataDir,
         app: config.notebookApp,
         startTimeoutS: config.startTimeoutS,
+        hubUrl: hubUrlFor(config.publicUrl),
         log: log.child({ part: 'spawner' }),
       });
     case 'docker':
@@ -45,6 +47,7 @@ export function createSpawner(config: HubConfig, log: Logger): Spawner {
         logMaxFiles: config.dockerLogMaxFiles,
         stopGraceS: config.dockerStopGraceS,
         startTimeoutS: config.startTimeoutS,
+        hubUrl: hubUrlFor(config.publicUrl),
         log: log.child({ part: 'spawner' }),
       });
   }

@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { checkSpec, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
-import { jupyterFlags } from './jupyter-args.js';
+import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
 
 export interface LocalProcessSpawnerOptions {
   /** Python virtual environment with jupyterlab and oerhub_singleuser (images/venv/build.sh). */
@@ -20,6 +20,8 @@ export interface LocalProcessSpawnerOptions {
   app: 'lab' | 'server';
   /** Seconds a server may take to answer before its start counts as failed. */
   startTimeoutS: number;
+  /** The hub's address as the user's browser sees it, ending in /hub/ (OERHUB_HUB_URL: JupyterLab's File > Log Out goes to its sign-out). Default /hub/. */
+  hubUrl?: string;
   log: Logger;
 }
 
@@ -68,6 +70,7 @@ export class LocalProcessSpawner implements Spawner {
   private readonly dataDir: string;
   private readonly app: 'lab' | 'server';
   private readonly startTimeoutS: number;
+  private readonly hubUrl: string;
   private readonly log: Logger;
 
   constructor(options: LocalProcessSpawnerOptions) {
@@ -76,6 +79,7 @@ export class LocalProcessSpawner implements Spawner {
     this.dataDir = path.resolve(options.dataDir);
     this.app = options.app;
     this.startTimeoutS = options.startTimeoutS;
+    this.hubUrl = options.hubUrl ?? DEFAULT_HUB_URL;
     this.log = options.log;
   }
 
@@ -373,6 +377,7 @@ export class LocalProcessSpawner implements Spawner {
       JUPYTER_RUNTIME_DIR: path.join(jupyterData, 'runtime'),
       OERHUB_SERVER_SECRET: spec.secret,
       OERHUB_USER: spec.user,
+      OERHUB_HUB_URL: this.hubUrl,
     };
     return env;
   }
