@@ -183,8 +183,9 @@ export class HubProxy {
 
   private unauthenticated(req: http.IncomingMessage, res: http.ServerResponse, url: string, escapedName: string): void {
     const wantsPage = (req.method === 'GET' || req.method === 'HEAD') && (req.headers.accept ?? '').includes('text/html');
-    // Nobody can sign in as a "Try it" visitor: once signed out, their old address says the session ended.
-    if (wantsPage && isAnonymousEscapedName(escapedName)) {
+    // Nobody can sign in as a "Try it" visitor: once their server is gone (signed out, culled),
+    // its old address says the session ended. While it runs, the usual answer (sign in) stands.
+    if (wantsPage && isAnonymousEscapedName(escapedName) && this.opts.routes.get(escapedName) === undefined) {
       this.opts.pages.notRunning(res, escapedName, url);
       return;
     }
