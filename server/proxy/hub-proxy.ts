@@ -10,6 +10,7 @@ import { cameThroughFrontDoor } from '../auth/front-door.js';
 import type { RouteTable, Route } from './route-table.js';
 import type { SessionChecker, SessionCheck } from './session-check.js';
 import { parseUserPath } from './user-path.js';
+import { isAnonymousEscapedName } from '../names.js';
 import type { ActivityTracker } from './activity.js';
 import type { HostKind, UserOrigins } from './origins.js';
 import { HANDOFF_PATH, type SignInHandoff } from './handoff.js';
@@ -109,7 +110,7 @@ export class HubProxy {
     }
     const cookie = readCookie(req.headers.cookie, serverCookieName(escapedName));
     if (!cookie) {
-      this.unauthenticated(req, res, url);
+      this.unauthenticated(req, res, url, escapedName);
       return;
     }
     const hit = this.opts.sessions.cached(cookie, escapedName);
@@ -118,7 +119,7 @@ export class HubProxy {
       return;
     }
     this.opts.sessions.check(cookie, escapedName).then(
-      (check) => (check ? this.forward(req, res, escapedName, check) : this.unauthenticated(req, res, url)),
+      (check) => (check ? this.forward(req, res, escapedName, check) : this.unauthenticated(req, res, url, escapedName)),
       (err: Error) => {
         this.opts.log.warn({ err: err.message }, 'session check failed');
         this.opts.pages.error(req, res, 503, 'The hub cannot check your sign-in right now. Your work is safe; please retry in a few seconds.');
@@ -219,7 +220,13 @@ export class HubProxy {
     h['x-forwarded-for'] = clientFor;
   }
 
-  private unauthenticated(req: http.IncomingMessage, res: http.ServerResponse, url: string): void {
+  private unauthenticated(req: http.IncomingMessage, res: http.ServerResponse, url: string, escapedName: string): void {
+    // Nobody can sign in as a "Try it" visitor: once their server is gone (signed out, culled),
+    // its old address says the session ended. While it runs, the usual answer (sign in) stands.
+    if (wantsPage(req) && isAnonymousEscapedName(escapedName) && this.opts.routes.get(escapedName) === undefined) {
+      this.opts.pages.notRunning(res, escapedName, url);
+      return;
+    }
     if (wantsPage(req)) {
       // Through the hub's sign-in and back: it hands over with a one-time code (or refuses someone else's server).
       const hub = this.opts.origins.isolated ? this.opts.origins.hubOrigin() : '';

@@ -6,7 +6,7 @@ import { isEscapedName } from '../names.js';
 import { DockerEngine, DockerRequestFailed, DockerUnavailable, type ContainerCreateOptions } from './docker-engine.js';
 import { checkSpec, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
-import { jupyterFlags } from './jupyter-args.js';
+import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
 
 export interface DockerSpawnerOptions {
   /** Unix socket of the Docker engine. */
@@ -29,6 +29,8 @@ export interface DockerSpawnerOptions {
   logMaxFiles: number;
   stopGraceS: number;
   startTimeoutS: number;
+  /** The hub's address as the user's browser sees it, ending in /hub/ (OERHUB_HUB_URL: JupyterLab's File > Log Out goes to its sign-out). Default /hub/. */
+  hubUrl?: string;
   log: Logger;
 }
 
@@ -421,6 +423,7 @@ export class DockerSpawner implements Spawner {
       HOME: home,
       OERHUB_SERVER_SECRET: spec.secret,
       OERHUB_USER: spec.user,
+      OERHUB_HUB_URL: this.o.hubUrl ?? DEFAULT_HUB_URL,
       OERHUB_DATASETS: `${home}/datasets`,
     };
     const memory = this.o.memLimitMb * MIB;

@@ -1,5 +1,16 @@
 import type { SpawnSpec } from './spawner.js';
 
+/** The hub's pages as a server on the hub's own origin sees them. */
+export const DEFAULT_HUB_URL = '/hub/';
+
+/**
+ * The hub's address for a user's server (OERHUB_HUB_URL): absolute from the public URL when one
+ * is configured, so it still points at the hub when servers get origins of their own.
+ */
+export function hubUrlFor(publicUrl: string | undefined): string {
+  return publicUrl ? new URL('/hub/', publicUrl).href : DEFAULT_HUB_URL;
+}
+
 /** Our Jupyter IdentityProvider (images/venv/oerhub_singleuser): accepts only the proxy's secret header. */
 export const IDENTITY_PROVIDER = 'oerhub_singleuser.OerhubIdentityProvider';
 
@@ -27,6 +38,11 @@ export function jupyterFlags(spec: Pick<SpawnSpec, 'baseUrl' | 'defaultUrl'>, o:
     '--no-browser',
   ];
   // Students must not install extensions into the shared environment.
-  if (o.app === 'lab') flags.push('--LabApp.extension_manager=readonly');
+  if (o.app === 'lab') {
+    flags.push('--LabApp.extension_manager=readonly');
+    // window.jupyterapp: the "Try it" workspace page asks JupyterLab to save open notebooks
+    // before "Download my work". Only pages of the same origin can reach it.
+    flags.push('--LabApp.expose_app_in_browser=True');
+  }
   return flags;
 }

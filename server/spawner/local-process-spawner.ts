@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { checkSpec, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
-import { jupyterFlags } from './jupyter-args.js';
+import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
 import type { LocalIsolationMode } from './local-isolation.js';
 import { UnixAccounts, giveHome, type UnixAccount } from './unix-accounts.js';
 
@@ -30,6 +30,8 @@ export interface LocalProcessSpawnerOptions {
   isolation?: LocalIsolationMode;
   /** When set, only these users (the admins of an unisolated public hub) may start a server. */
   onlyUsers?: readonly string[];
+  /** The hub's address as the user's browser sees it, ending in /hub/ (OERHUB_HUB_URL: JupyterLab's File > Log Out goes to its sign-out). Default /hub/. */
+  hubUrl?: string;
   log: Logger;
 }
 
@@ -80,6 +82,7 @@ export class LocalProcessSpawner implements Spawner {
   private readonly dataDir: string;
   private readonly app: 'lab' | 'server';
   private readonly startTimeoutS: number;
+  private readonly hubUrl: string;
   private readonly log: Logger;
   /** Present when servers run as their own accounts. */
   private readonly accounts?: UnixAccounts;
@@ -91,6 +94,7 @@ export class LocalProcessSpawner implements Spawner {
     this.dataDir = path.resolve(options.dataDir);
     this.app = options.app;
     this.startTimeoutS = options.startTimeoutS;
+    this.hubUrl = options.hubUrl ?? DEFAULT_HUB_URL;
     this.log = options.log;
     this.onlyUsers = options.onlyUsers;
     if (options.isolation === 'unix-users') this.accounts = new UnixAccounts({ dataDir: this.dataDir, log: this.log });
@@ -433,6 +437,7 @@ export class LocalProcessSpawner implements Spawner {
       OERHUB_SERVER_SECRET: spec.secret,
       OERHUB_USER: spec.user,
       ...(account ? { USER: account.name, LOGNAME: account.name } : {}),
+      OERHUB_HUB_URL: this.hubUrl,
     };
     return env;
   }

@@ -8,6 +8,8 @@ import { asyncRoute, renderer, type WebDeps } from './context.js';
 import { safeNext } from './safe-redirect.js';
 import { clearServerCookie } from './server-cookie-issuer.js';
 import type { Authenticator } from '../auth/index.js';
+import { isAnonymousName } from '../names.js';
+import { TRY_ENDED } from './try-routes.js';
 
 /** The sign-in methods (built by createHub): choices on the login page, single logout. */
 export interface AuthExtras {
@@ -98,6 +100,8 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
       // A page that goes on to the IdP, not a redirect: a form POST redirected to another origin
       // is blocked by our own CSP (form-action 'self'), which would leave the IdP session alive.
       if (idpLogout) return render(req, res, 'saml-logout.njk', { user: null, csrfToken: '', idpLogout });
+      // A visitor's workspace is gone with the sign-out: say so, never "your server keeps running".
+      if (user && isAnonymousName(user.name)) return res.redirect(303, TRY_ENDED);
       render(req, res, 'logout.njk', { user: null, csrfToken: '' });
     }),
   );

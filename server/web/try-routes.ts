@@ -4,10 +4,12 @@ import { StoreRateLimit } from '../cluster/index.js';
 import { pipeline } from 'node:stream/promises';
 import { Forbidden, HubError, NotFound, TooManyRequests } from '../errors.js';
 import { isAnonymousName } from '../names.js';
+import { readCookie } from '../auth/server-cookie.js';
 import type { UserRecord } from '../store/repos.js';
 import { SAMPLES_FOLDER, WorkspaceTooLarge, workspaceZip, type QueuePlace, type TrySession } from '../pool/index.js';
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from './context.js';
 import { PAGE_HEADERS } from './render.js';
+import { isSecureRequest } from './server-cookie-issuer.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -21,7 +23,12 @@ declare module 'express-session' {
 /** Where a visitor lands in their server. */
 export const TRY_LANDING = `/hub/user-redirect/lab/tree/${SAMPLES_FOLDER}/index.ipynb`;
 const WORKSPACE = '/hub/try/workspace';
-const ENDED = '/hub/try/ended';
+/** Where a visitor lands once their workspace is gone (sign-out, culled, expired). */
+export const TRY_ENDED = '/hub/try/ended';
+const ENDED = TRY_ENDED;
+// Set on the "session ended" page: the sign-out destroyed the session, and this is how the old
+// workspace address still knows to say "your session ended" rather than offer a new start.
+const ENDED_COOKIE = 'oerhub-try-ended';
 // A zip of a throwaway workspace; larger trees are refused rather than streamed for minutes.
 const ZIP_LIMITS = { maxFiles: 5000, maxBytes: 500 * 1024 * 1024 };
 
@@ -75,6 +82,12 @@ export function tryRoutes(deps: WebDeps): Router {
     if (!isAnonymous(user)) return null;
     const session = await pool.session(user);
     return session ? { user, session } : null;
+  };
+
+  const endedPage = (req: Request, res: Response, status: number): void => {
+    // Only a marker (no name, no id), for this browser session, on the try pages only.
+    res.cookie(ENDED_COOKIE, '1', { path: '/hub/try', httpOnly: true, sameSite: 'lax', secure: isSecureRequest(config, req) });
+    render(req, res, 'not-running.njk', { ended: true, user: null }, status);
   };
 
   const waiting = (req: Request, res: Response, place: QueuePlace): void => {
@@ -139,6 +152,7 @@ export function tryRoutes(deps: WebDeps): Router {
     asyncRoute(async (req, res) => {
       if (req.user && !isAnonymous(req.user)) return res.redirect(302, '/hub/home');
       const active = await activeSession(req);
+      if (!active && !req.user && !req.session.tryHad && readCookie(req.headers.cookie, ENDED_COOKIE) !== undefined) return endedPage(req, res, 410);
       if (!active) return res.redirect(302, req.user || req.session.tryHad ? ENDED : '/hub/try');
       const { user } = active;
       if ((await deps.manager.status(user)) === 'starting') {
@@ -196,9 +210,7 @@ export function tryRoutes(deps: WebDeps): Router {
     }),
   );
 
-  router.get(ENDED, (req, res) => {
-    render(req, res, 'not-running.njk', { ended: true, user: null });
-  });
+  router.get(ENDED, (req, res) => endedPage(req, res, 200));
 
   router.get(
     '/hub/api/pool',

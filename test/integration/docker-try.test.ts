@@ -118,7 +118,9 @@ describe('Try it with the Docker spawner', function () {
     assert.ok((await containersOf(instance)).includes(container));
 
     const r = await visitor.endSession();
-    assert.equal(r.status, 200);
+    // A visitor's sign-out lands on "Your session ended" (issue 10).
+    assert.equal(r.status, 303);
+    assert.equal(r.location, '/hub/try/ended');
     // The sign-out waits for the server to be destroyed: the container is gone when the page shows.
     const left = await containersOf(instance);
     assert.ok(!left.includes(container), `container ${container} still listed: ${left.join(', ')}`);
@@ -126,10 +128,10 @@ describe('Try it with the Docker spawner', function () {
     assert.deepEqual(await volumesOf(instance), [], 'no volume left');
     assert.equal(await hub.users.get(taken.name), null, 'the anonymous user is forgotten');
     assert.equal(hub.routes.get(taken.escapedName), undefined, 'no route left');
-    // Signed out: its old address no longer reaches a server (the proxy asks to sign in).
+    // Signed out: its old address no longer reaches a server; it says the session ended (issue 10).
     const old = await visitor.get(`/user/${taken.escapedName}/api/contents/samples`);
-    assert.equal(old.status, 302);
-    assert.equal(old.location, `${hub.url}/hub/login?next=${encodeURIComponent(`/user/${taken.escapedName}/api/contents/samples`)}`);
+    assert.equal(old.status, 410);
+    assert.match(old.body, /Your session ended/);
 
     const status = await waitFor('the pool at 1 ready, none in use', () => poolStatus(admin!), (s) => s.ready === 1 && s.starting === 0 && s.inUse === 0, 180_000, 500);
     assert.equal(status.size, 1);

@@ -170,7 +170,9 @@ describe('"Try it": the warm pool, limits and the waiting page', function () {
   it('"End session" destroys the server and its files: no folder, no process', async () => {
     assert.ok(hub && first && firstVisitor);
     const r = await firstVisitor.endSession();
-    assert.equal(r.status, 200);
+    // A visitor's sign-out lands on "Your session ended" (issue 10).
+    assert.equal(r.status, 303);
+    assert.equal(r.location, '/hub/try/ended');
     await assertDestroyed(hub, first.escapedName, first.pid);
     assert.equal(await hub.users.get(first.name), null, 'the anonymous user is forgotten');
     const status = await poolStatus(admin());

@@ -11,13 +11,16 @@ Use with::
 
     jupyter lab --ServerApp.identity_provider_class=oerhub_singleuser.OerhubIdentityProvider
 
-and the environment ``OERHUB_SERVER_SECRET`` (the secret) and ``OERHUB_USER`` (the name shown
-in JupyterLab).
+and the environment ``OERHUB_SERVER_SECRET`` (the secret), ``OERHUB_USER`` (the name shown
+in JupyterLab) and ``OERHUB_HUB_URL`` (the hub's address as the browser sees it, ending in
+``/hub/``; JupyterLab's File > Log Out goes to its sign-out page).
 """
 
 from __future__ import annotations
 
+import html
 import hmac
+import json
 import os
 import re
 import typing as t
@@ -34,6 +37,9 @@ __version__ = "0.1.0"
 
 SECRET_ENV = "OERHUB_SERVER_SECRET"
 USER_ENV = "OERHUB_USER"
+HUB_URL_ENV = "OERHUB_HUB_URL"
+# The spawners always set OERHUB_HUB_URL; this fallback suits a server on the hub's own origin.
+DEFAULT_HUB_URL = "/hub/"
 
 # Only the header form the proxy sends; `?token=` URL parameters and cookies are ignored so a
 # secret can never be bookmarked, logged by a browser or replayed from a cookie jar.
@@ -46,6 +52,28 @@ class _NoLoginHandler(JupyterHandler):
     @allow_unauthenticated
     def get(self) -> None:
         raise web.HTTPError(403, "Open this notebook server through the hub.")
+
+
+class _HubLogoutHandler(JupyterHandler):
+    """JupyterLab's File > Log Out: signing out happens at the hub, so go to its sign-out page.
+
+    A page rather than a redirect: JupyterLab may run in a frame (the "Try it" workspace), and
+    the hub's pages refuse to be framed, so the whole window (``top``) has to go there.
+    """
+
+    @allow_unauthenticated
+    def get(self) -> None:
+        hub_url = getattr(self.identity_provider, "hub_url", "") or DEFAULT_HUB_URL
+        target = hub_url.rstrip("/") + "/logout"
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        # json.dumps for the script (with "</" broken up), html.escape for the link.
+        as_js = json.dumps(target).replace("</", "<\\/")
+        self.finish(
+            "<!doctype html><html lang=en><head><meta charset=utf-8><title>Sign out of oerhub</title>"
+            f"<script>window.top.location.assign({as_js});</script></head>"
+            f'<body><p><a href="{html.escape(target)}" target="_top">Sign out of oerhub</a></p></body></html>'
+        )
 
 
 class OerhubIdentityProvider(IdentityProvider):
@@ -100,15 +128,23 @@ class OerhubIdentityProvider(IdentityProvider):
     def login_available(self) -> bool:
         return False
 
+    hub_url = Unicode(
+        help="The hub's address as the browser sees it, ending in /hub/ (File > Log Out goes to its /logout). Default: $OERHUB_HUB_URL, else /hub/.",
+    ).tag(config=True)
+
+    @default("hub_url")
+    def _hub_url_default(self) -> str:
+        return os.environ.get(HUB_URL_ENV, "") or DEFAULT_HUB_URL
+
     @property
     def logout_available(self) -> bool:
-        # Signing out happens at the hub; Jupyter's logout page would only confuse.
+        # Jupyter's own logout page would only confuse: /logout is the hop to the hub's sign-out.
         return False
 
     def get_handlers(self) -> list[tuple[str, object]]:
         # Page handlers redirect unauthenticated users to /login; answer that with a 403
-        # instead of a 404 so the cause is plain.
-        return [(r"/login", _NoLoginHandler)]
+        # instead of a 404 so the cause is plain. /logout (File > Log Out) goes to the hub.
+        return [(r"/login", _NoLoginHandler), (r"/logout", _HubLogoutHandler)]
 
     def get_user(self, handler: web.RequestHandler) -> User | None:
         if not self.secret:
