@@ -246,7 +246,16 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     });
     closers.push(() => proxy.close());
 
-    const manager = new ServerManager({ config, servers: serverRepo, store, spawner, routes, activity, log: log.child({ part: 'servers' }) });
+    const manager = new ServerManager({
+      config,
+      servers: serverRepo,
+      store,
+      spawner,
+      routes,
+      activity,
+      hubUrl: () => `${origins.hubOrigin()}/hub/`,
+      log: log.child({ part: 'servers' }),
+    });
     closers.push(() => manager.close(config.stopServersOnExit));
 
     const pool = new WarmPool({

@@ -60,6 +60,8 @@ export interface ServerManagerOptions {
    * Default: with Redis, the one store several processes share; a single process needs only its own buses.
    */
   shareProgress?: boolean;
+  /** The hub's address as users' browsers see it, ending in /hub/ (given to each server for its links back). */
+  hubUrl?: () => string;
 }
 
 // A finished start's events stay this long for progress pages that connect late.
@@ -628,6 +630,7 @@ export class ServerManager {
       defaultUrl: this.o.config.defaultUrl,
       ephemeral: r.ephemeral,
       env: {},
+      ...(this.o.hubUrl ? { hubUrl: this.o.hubUrl() } : {}),
     };
   }
 

@@ -29,8 +29,6 @@ export interface DockerSpawnerOptions {
   logMaxFiles: number;
   stopGraceS: number;
   startTimeoutS: number;
-  /** The hub's address as the user's browser sees it, ending in /hub/ (OERHUB_HUB_URL: JupyterLab's File > Log Out goes to its sign-out). Default /hub/. */
-  hubUrl?: string;
   log: Logger;
 }
 
@@ -423,7 +421,7 @@ export class DockerSpawner implements Spawner {
       HOME: home,
       OERHUB_SERVER_SECRET: spec.secret,
       OERHUB_USER: spec.user,
-      OERHUB_HUB_URL: this.o.hubUrl ?? DEFAULT_HUB_URL,
+      OERHUB_HUB_URL: spec.hubUrl ?? DEFAULT_HUB_URL,
       OERHUB_DATASETS: `${home}/datasets`,
     };
     const memory = this.o.memLimitMb * MIB;

@@ -4,7 +4,6 @@ import { DockerSpawner } from './docker-spawner.js';
 import { LocalProcessSpawner } from './local-process-spawner.js';
 import { hostFacts, planLocalIsolation } from './local-isolation.js';
 import type { Spawner } from './spawner.js';
-import { hubUrlFor } from './jupyter-args.js';
 
 export type {
   Endpoint,
@@ -34,7 +33,6 @@ export function createSpawner(config: HubConfig, log: Logger): Spawner {
         startTimeoutS: config.startTimeoutS,
         isolation: plan.mode,
         onlyUsers: plan.onlyUsers,
-        hubUrl: hubUrlFor(config.publicUrl),
         log: log.child({ part: 'spawner' }),
       });
     }
@@ -54,7 +52,6 @@ export function createSpawner(config: HubConfig, log: Logger): Spawner {
         logMaxFiles: config.dockerLogMaxFiles,
         stopGraceS: config.dockerStopGraceS,
         startTimeoutS: config.startTimeoutS,
-        hubUrl: hubUrlFor(config.publicUrl),
         log: log.child({ part: 'spawner' }),
       });
   }

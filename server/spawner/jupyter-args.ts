@@ -3,14 +3,6 @@ import type { SpawnSpec } from './spawner.js';
 /** The hub's pages as a server on the hub's own origin sees them. */
 export const DEFAULT_HUB_URL = '/hub/';
 
-/**
- * The hub's address for a user's server (OERHUB_HUB_URL): absolute from the public URL when one
- * is configured, so it still points at the hub when servers get origins of their own.
- */
-export function hubUrlFor(publicUrl: string | undefined): string {
-  return publicUrl ? new URL('/hub/', publicUrl).href : DEFAULT_HUB_URL;
-}
-
 /** Our Jupyter IdentityProvider (images/venv/oerhub_singleuser): accepts only the proxy's secret header. */
 export const IDENTITY_PROVIDER = 'oerhub_singleuser.OerhubIdentityProvider';
 

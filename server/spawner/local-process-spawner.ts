@@ -30,8 +30,6 @@ export interface LocalProcessSpawnerOptions {
   isolation?: LocalIsolationMode;
   /** When set, only these users (the admins of an unisolated public hub) may start a server. */
   onlyUsers?: readonly string[];
-  /** The hub's address as the user's browser sees it, ending in /hub/ (OERHUB_HUB_URL: JupyterLab's File > Log Out goes to its sign-out). Default /hub/. */
-  hubUrl?: string;
   log: Logger;
 }
 
@@ -82,7 +80,6 @@ export class LocalProcessSpawner implements Spawner {
   private readonly dataDir: string;
   private readonly app: 'lab' | 'server';
   private readonly startTimeoutS: number;
-  private readonly hubUrl: string;
   private readonly log: Logger;
   /** Present when servers run as their own accounts. */
   private readonly accounts?: UnixAccounts;
@@ -94,7 +91,6 @@ export class LocalProcessSpawner implements Spawner {
     this.dataDir = path.resolve(options.dataDir);
     this.app = options.app;
     this.startTimeoutS = options.startTimeoutS;
-    this.hubUrl = options.hubUrl ?? DEFAULT_HUB_URL;
     this.log = options.log;
     this.onlyUsers = options.onlyUsers;
     if (options.isolation === 'unix-users') this.accounts = new UnixAccounts({ dataDir: this.dataDir, log: this.log });
@@ -437,7 +433,7 @@ export class LocalProcessSpawner implements Spawner {
       OERHUB_SERVER_SECRET: spec.secret,
       OERHUB_USER: spec.user,
       ...(account ? { USER: account.name, LOGNAME: account.name } : {}),
-      OERHUB_HUB_URL: this.hubUrl,
+      OERHUB_HUB_URL: spec.hubUrl ?? DEFAULT_HUB_URL,
     };
     return env;
   }

@@ -19,6 +19,12 @@ export interface SpawnSpec {
   /** Extra environment for the server, set by the hub (never by the user). */
   env: Readonly<Record<string, string>>;
   /**
+   * The hub's address as the user's browser sees it, ending in /hub/ (OERHUB_HUB_URL: JupyterLab's
+   * File > Log Out goes to its sign-out). Absolute, since each server has an origin of its own;
+   * unset: `/hub/`, right only in single-origin mode.
+   */
+  hubUrl?: string;
+  /**
    * Name of an admin-configured image profile (Docker spawner), already checked by the hub
    * against the configured list; unset means the default. Spawners without profiles ignore it.
    */
