@@ -47,10 +47,17 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
   // Counted in the store, so the limit holds across hub processes.
   const flood = rateLimit({ windowMs: 60_000, limit: 60, store: new StoreRateLimit(deps.store, 'login-flood'), standardHeaders: 'draft-7', legacyHeaders: false, handler: (_req, _res, next) => next(new TooManyRequests()) });
 
-  router.get('/hub/login', (req, res) => {
-    if (req.user) return res.redirect(303, landingFor(req.user, req.query.next));
-    render(req, res, 'login.njk', { next: safeNext(req.query.next) ?? '' });
-  });
+  router.get(
+    '/hub/login',
+    asyncRoute(async (req, res) => {
+      if (req.user) return res.redirect(303, landingFor(req.user, req.query.next));
+      // The form's XSRF token lives in the session: store it before the form is shown, so a hub
+      // that can't write (disk full, store down) says so now, not "form expired" after the POST.
+      deps.csrfToken(req);
+      await new Promise<void>((resolve, reject) => req.session.save((err: unknown) => (err ? reject(err as Error) : resolve())));
+      render(req, res, 'login.njk', { next: safeNext(req.query.next) ?? '' });
+    }),
+  );
 
   router.post(
     '/hub/login',

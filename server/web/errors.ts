@@ -53,6 +53,10 @@ export function errorHandler(views: nunjucks.Environment, log: Logger): ErrorReq
       return;
     }
     if (status === 503) res.setHeader('retry-after', '5');
+    // The store can't be written (down, disk full): the answer must not save or touch the session
+    // again. That failure would reach express's final handler after the reply, which prints a
+    // stack and cuts the keep-alive connection, so the browser's next request fails too.
+    if (hubError instanceof StoreUnavailable) Reflect.deleteProperty(req, 'session');
     if (wantsJson(req)) {
       res.status(status).json({ status, code, message });
       return;
