@@ -60,7 +60,7 @@ describe('fault: a student\'s container is killed mid-WebSocket (Docker spawner)
     const startAt = Date.now();
     await kit.get('/hub/spawn');
     await waitForReady(kit, 'kit');
-    assert.equal((await kit.get('/hub/user-redirect/lab')).status, 302);
+    assert.equal((await kit.openServer('/lab')).handoff?.status, 302);
     const restarted = secondsSince(startAt);
     assert.equal(await readFile(kit, 'kit', 'essay.md'), '# my essay\n');
     assert.equal(await readFile(kit, 'kit', 'from-kernel.txt'), 'kernel wrote this');

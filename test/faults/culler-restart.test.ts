@@ -47,7 +47,7 @@ describe('fault: the culler racing a hub restart', function () {
       assert.equal((await client.login(name, `${name}-password`)).status, 303);
       await client.get('/hub/spawn');
       await waitForReady(client, name);
-      assert.equal((await client.get('/hub/user-redirect/lab')).status, 302);
+      assert.equal((await client.openServer('/lab')).handoff?.status, 302);
       await saveFile(client, name, 'notes.txt', `${name}'s notes`);
       clients.set(name, client);
     }
@@ -103,7 +103,7 @@ describe('fault: the culler racing a hub restart', function () {
         // And Start works, with the files.
         await client.get('/hub/spawn');
         await waitForReady(client, name);
-        assert.equal((await client.get('/hub/user-redirect/lab')).status, 302);
+        assert.equal((await client.openServer('/lab')).handoff?.status, 302);
       }
       assert.equal(await readFile(client, name, 'notes.txt'), `${name}'s notes`);
     }

@@ -30,8 +30,8 @@ describe('fault: a double-clicked start', function () {
     for (const c of clicks) assert.ok(c.status === 302 || c.status === 303, `a click answered ${c.status}: ${c.body.slice(0, 200)}`);
     await waitForReady(dot, 'dot');
     const ready = secondsSince(clickedAt);
-    const link = await dot.get('/hub/user-redirect/lab');
-    assert.equal(link.status, 302);
+    const link = await dot.openServer('/lab');
+    assert.equal(link.handoff?.status, 302);
     assert.equal((await dot.get('/user/dot/api/status', { accept: 'application/json' })).status, 200);
 
     const pids = jupyterPids(hub.config.dataDir, 'dot');

@@ -46,7 +46,7 @@ describe('fault: the hub is SIGKILLed with 10 servers running and one kernel com
       assert.equal((await client.login(name, `${name}-password`)).status, 303);
       await client.get('/hub/spawn');
       await waitForReady(client, name);
-      assert.equal((await client.get('/hub/user-redirect/lab')).status, 302);
+      assert.equal((await client.openServer('/lab')).handoff?.status, 302);
       await saveFile(client, name, 'homework.py', `# ${name}'s answer\n`);
       clients.set(name, client);
     }

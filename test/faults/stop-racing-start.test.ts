@@ -25,7 +25,7 @@ describe('fault: stop racing start', function () {
     // A file from before the races: it must be there at the end.
     await sam.get('/hub/spawn');
     await waitForReady(sam, 'sam');
-    assert.equal((await sam.get('/hub/user-redirect/lab')).status, 302);
+    assert.equal((await sam.openServer('/lab')).handoff?.status, 302);
     await saveFile(sam, 'sam', 'before.txt', 'kept');
     assert.equal((await sam.request('DELETE', '/hub/api/users/sam/server', { headers: api })).status, 204);
 
@@ -61,7 +61,7 @@ describe('fault: stop racing start', function () {
     // And a plain start works after all that, with the file.
     await sam.get('/hub/spawn');
     await waitForReady(sam, 'sam');
-    assert.equal((await sam.get('/hub/user-redirect/lab')).status, 302);
+    assert.equal((await sam.openServer('/lab')).handoff?.status, 302);
     assert.equal(jupyterPids(hub.config.dataDir, 'sam').length, 1);
     assert.equal(await readFile(sam, 'sam', 'before.txt'), 'kept');
     reportFault(`stop racing start (stop sent after ${outcomes.join(', ')})`, 'the server stopped (or ran, then Stop worked); no orphan process', 'none', `at most ${(slowest / 1000).toFixed(1)} s from Stop to a settled state`);
