@@ -53,6 +53,15 @@ export interface HubOptions {
 
 const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const REVOKE_CHANNEL = 'session-revoked';
+// A client must send its request headers within this time, or the socket is closed (408): a
+// slow-header (slowloris) client can't hold sockets. Node derives it from requestTimeout, so
+// with requestTimeout 0 it was off.
+const HEADERS_TIMEOUT_MS = 20_000;
+// How often Node checks for that deadline (its default, 30 s, would more than double it).
+const CONNECTIONS_CHECK_MS = 2_000;
+// Hub pages and the API must have received their whole request body by then. Proxied /user/
+// requests get no such limit (a notebook upload may take long on a slow line).
+const HUB_REQUEST_TIMEOUT_MS = 60_000;
 
 /** A hub startup failure with a message that says what to do. */
 export class StartupError extends Error {
@@ -230,15 +239,21 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     };
     const app = createWebApp({ deps, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
 
-    const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
+    const server = http.createServer({ requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: CONNECTIONS_CHECK_MS }, (req, res) => {
       // The hot path: /user/ goes straight to the proxy, never through express.
-      if (req.url?.startsWith('/user/')) proxy.handleRequest(req, res);
-      else app(req, res);
+      if (req.url?.startsWith('/user/')) return proxy.handleRequest(req, res);
+      // A hub request whose body still trickles in after the limit loses its socket.
+      const timer = setTimeout(() => {
+        if (!req.complete) req.socket.destroy();
+      }, HUB_REQUEST_TIMEOUT_MS);
+      res.once('close', () => clearTimeout(timer));
+      app(req, res);
     });
     server.on('upgrade', (req, socket, head) => proxy.handleUpgrade(req, socket, head));
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       log.warn({ code: err.code }, 'bad client request');
-      if (socket.writable) socket.end(`HTTP/1.1 ${err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
       else socket.destroy();
     });
     await listen(server, config.port, config.bindHost);
