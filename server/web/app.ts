@@ -58,6 +58,16 @@ export function createWebApp({ deps, sessionStore, csrf, staticDir }: WebAppOpti
       serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }), res: (res: { statusCode: number }) => ({ status: res.statusCode }) },
     }),
   );
+  // A hub whose public address is https is only ever reached over TLS by browsers, whatever the
+  // hop from the front proxy says: its cookie is Secure even without X-Forwarded-Proto.
+  // express-session sets a Secure cookie only on a request it thinks is secure, hence req.secure.
+  const alwaysSecure = config.secureCookies === 'always' || (config.secureCookies === 'auto' && config.publicUrl?.startsWith('https:') === true);
+  if (alwaysSecure) {
+    app.use((req, _res, next) => {
+      Object.defineProperty(req, 'secure', { value: true, configurable: true });
+      next();
+    });
+  }
   app.use(
     session({
       name: SESSION_COOKIE,
@@ -69,7 +79,7 @@ export function createWebApp({ deps, sessionStore, csrf, staticDir }: WebAppOpti
         path: '/hub/',
         httpOnly: true,
         sameSite: 'lax',
-        secure: config.secureCookies === 'always' ? true : config.secureCookies === 'never' ? false : 'auto',
+        secure: alwaysSecure ? true : config.secureCookies === 'never' ? false : 'auto',
         maxAge: config.sessionMaxAgeS * 1000,
       },
     }),

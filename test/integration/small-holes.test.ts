@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { Hub } from '../../server/index.js';
-import { startTestHub } from '../helpers/hub.js';
+import { HubClient } from '../helpers/client.js';
+import { ADMIN_PASSWORD, startTestHub } from '../helpers/hub.js';
 
 /** Send a request's header line and then one header byte a second, as a slowloris client does. Resolves with what the hub answered once it closes the socket. */
 function slowHeaders(url: string): Promise<{ answer: string; bytesSent: number }> {
@@ -47,5 +48,24 @@ describe('small holes: sockets, cookies, throttles and logs', function () {
     assert.match(answer, /^HTTP\/1\.1 408 /);
     assert.ok(bytesSent > 0, 'the client was still sending when it was cut off');
     assert.equal((await fetch(`${hub.url}/hub/login`)).status, 200);
+  });
+
+  it('behind an https public address the hub cookie is Secure, with or without X-Forwarded-Proto', async () => {
+    const tls = await startTestHub('small-holes-https', { publicUrl: 'https://hub.example.test', tryMaxServers: 0 });
+    try {
+      for (const headers of [{}, { 'x-forwarded-proto': 'http' }, { 'x-forwarded-proto': 'https' }]) {
+        const c = new HubClient(tls.url);
+        const page = await c.get('/hub/login', headers);
+        const signIn = await c.request('POST', '/hub/login', { headers, form: { _csrf: HubClient.csrfFrom(page.body), username: 'admin', password: ADMIN_PASSWORD } });
+        assert.equal(signIn.status, 303, `signed in with ${JSON.stringify(headers)}`);
+        const cookie = signIn.headers.getSetCookie().find((l) => l.startsWith('oerhub-session='));
+        assert.ok(cookie, 'a session cookie was set');
+        assert.match(cookie, /;\s*Secure/i, `Secure with ${JSON.stringify(headers)}`);
+        // And the signed-in session works on the next request.
+        assert.equal((await c.get('/hub/api/user', { accept: 'application/json', ...headers })).status, 200);
+      }
+    } finally {
+      await tls.close();
+    }
   });
 });
