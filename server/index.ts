@@ -224,7 +224,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       views,
       users,
       manager,
-      throttle: new LoginThrottle(store, config.loginRateLimit),
+      throttle: new LoginThrottle(store, { perUser: config.loginRateLimit, perAddress: config.loginAddressFailureLimit }, cookieSecret),
       cookieSecret,
       csrfToken: (req) => csrf.generateToken(req),
       storeHealthy: () => store.ping().then(() => true, () => false),

@@ -3,6 +3,7 @@ import { list, bool, int } from './types.js';
 import { dockerShape } from './docker-schema.js';
 import { ssoShape } from './sso-schema.js';
 import { poolShape } from './pool-schema.js';
+import { throttleShape } from './throttle-schema.js';
 
 /**
  * Every option of the hub. The description is the documentation: `--help` and the README's
@@ -33,7 +34,7 @@ export const configShape = {
   sessionMaxAgeS: int(1, 60 * 60 * 24 * 90).default(60 * 60 * 24 * 7).describe('How long a sign-in lasts, in seconds.'),
   secureCookies: z.enum(['auto', 'always', 'never']).default('auto').describe('Mark cookies Secure: `auto` does so when publicUrl is https or the trusted proxy says the request came over TLS.'),
   trustedProxies: list.default(['127.0.0.1', '::1']).describe('Addresses whose X-Forwarded-* headers are believed (your nginx).'),
-  loginRateLimit: int(1, 10000).default(10).describe('Failed sign-ins allowed per address and username in 15 minutes.'),
+  loginRateLimit: int(1, 10000).default(10).describe('Failed sign-ins allowed per address and username in 15 minutes, and per browser for a user who signed in with it before.'),
   proxyMaxSockets: int(1, 10000).default(64).describe('Keep-alive connections the proxy holds open to each notebook server.'),
   sessionCacheMs: int(0, 600000).default(10000).describe('How long the proxy trusts a checked session before asking the store again. Sign-out on this hub takes effect at once regardless.'),
   activityFlushMs: int(100, 600000).default(30000).describe('How often the proxy writes servers\' last-activity times to the store.'),
@@ -41,6 +42,7 @@ export const configShape = {
   ...dockerShape,
   ...ssoShape,
   ...poolShape,
+  ...throttleShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

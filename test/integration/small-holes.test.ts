@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { Hub } from '../../server/index.js';
 import { HubClient } from '../helpers/client.js';
-import { ADMIN_PASSWORD, startTestHub } from '../helpers/hub.js';
+import { ADMIN_PASSWORD, createUsers, startTestHub } from '../helpers/hub.js';
+import { VisitorClient } from '../helpers/try.js';
 
 /** Send a request's header line and then one header byte a second, as a slowloris client does. Resolves with what the hub answered once it closes the socket. */
 function slowHeaders(url: string): Promise<{ answer: string; bytesSent: number }> {
@@ -34,7 +35,8 @@ describe('small holes: sockets, cookies, throttles and logs', function () {
   this.timeout(120_000);
   let hub: Hub;
   before(async () => {
-    hub = await startTestHub('small-holes');
+    hub = await startTestHub('small-holes', { loginRateLimit: 3, loginAddressFailureLimit: 6 });
+    await createUsers(hub, { bob: 'bob-password', carol: 'carol-password', dave: 'dave-password' });
   });
   after(async () => {
     await hub?.close();
@@ -53,7 +55,8 @@ describe('small holes: sockets, cookies, throttles and logs', function () {
   it('behind an https public address the hub cookie is Secure, with or without X-Forwarded-Proto', async () => {
     const tls = await startTestHub('small-holes-https', { publicUrl: 'https://hub.example.test', tryMaxServers: 0 });
     try {
-      for (const headers of [{}, { 'x-forwarded-proto': 'http' }, { 'x-forwarded-proto': 'https' }]) {
+      const variants: Record<string, string>[] = [{}, { 'x-forwarded-proto': 'http' }, { 'x-forwarded-proto': 'https' }];
+      for (const headers of variants) {
         const c = new HubClient(tls.url);
         const page = await c.get('/hub/login', headers);
         const signIn = await c.request('POST', '/hub/login', { headers, form: { _csrf: HubClient.csrfFrom(page.body), username: 'admin', password: ADMIN_PASSWORD } });
@@ -66,6 +69,58 @@ describe('small holes: sockets, cookies, throttles and logs', function () {
       }
     } finally {
       await tls.close();
+    }
+  });
+
+  it('wrong passwords typed as ｂｏｂ (full-width) count against bob', async () => {
+    const address = '198.51.100.10';
+    for (let i = 0; i < 3; i++) assert.equal((await new VisitorClient(hub.url, address).login('ｂｏｂ', 'guess')).status, 401);
+    const bob = await new VisitorClient(hub.url, address).login('bob', 'bob-password');
+    assert.equal(bob.status, 429);
+    assert.match(bob.body, /Too many failed attempts/);
+  });
+
+  it('a classmate behind the school\'s one address can\'t lock Carol out of the browser she signed in with before', async () => {
+    const school = '198.51.100.20';
+    const carolsBrowser = new VisitorClient(hub.url, school);
+    assert.equal((await carolsBrowser.login('carol', 'carol-password')).status, 303);
+    assert.ok(carolsBrowser.cookie('oerhub-device'), 'her browser is now known');
+    await carolsBrowser.endSession();
+    const classmate = new VisitorClient(hub.url, school);
+    for (let i = 0; i < 3; i++) assert.equal((await classmate.login('carol', 'guess')).status, 401);
+    // An unknown browser at that address is throttled for carol, even with her password...
+    assert.equal((await new VisitorClient(hub.url, school).login('carol', 'carol-password')).status, 429);
+    // ...but her own browser gets her in.
+    assert.equal((await carolsBrowser.login('carol', 'carol-password')).status, 303);
+    assert.equal((await carolsBrowser.me()).name, 'carol');
+  });
+
+  it('a known browser that keeps failing is throttled by itself', async () => {
+    const browser = new VisitorClient(hub.url, '198.51.100.25');
+    assert.equal((await browser.login('bob', 'bob-password')).status, 303);
+    await browser.endSession();
+    for (let i = 0; i < 3; i++) assert.equal((await browser.login('bob', 'guess')).status, 401);
+    assert.equal((await browser.login('bob', 'bob-password')).status, 429);
+  });
+
+  it('password spraying from one address stops unknown browsers there, not students whose browser is known', async () => {
+    const school = '198.51.100.30';
+    const davesBrowser = new VisitorClient(hub.url, school);
+    assert.equal((await davesBrowser.login('dave', 'dave-password')).status, 303);
+    await davesBrowser.endSession();
+    const sprayer = new VisitorClient(hub.url, school);
+    for (const name of ['ann', 'ben', 'cat', 'dan', 'eve', 'fay']) assert.equal((await sprayer.login(name, 'Summer2026!')).status, 401);
+    assert.equal((await new VisitorClient(hub.url, school).login('dave', 'dave-password')).status, 429);
+    assert.equal((await davesBrowser.login('dave', 'dave-password')).status, 303);
+  });
+
+  it('a whole class signing in from one address, first time on each browser, is never refused', async () => {
+    const school = '198.51.100.40';
+    // More sign-ins than any per-address request limit (the old one allowed 60 a minute).
+    for (let i = 0; i < 70; i++) {
+      const name = ['bob', 'carol', 'dave'][i % 3]!;
+      const r = await new VisitorClient(hub.url, school).login(name, `${name}-password`);
+      assert.equal(r.status, 303, `sign-in ${i + 1} of ${name}`);
     }
   });
 });
