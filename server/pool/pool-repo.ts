@@ -34,6 +34,11 @@ export class PoolRepo {
     await this.store.listPush('pool:ready', name);
   }
 
+  /** Take this name off the ready list. True if this call removed it (no one else took it first). */
+  async removeReady(name: string): Promise<boolean> {
+    return (await this.store.listRemove('pool:ready', name)) > 0;
+  }
+
   /** Take the oldest ready name; of two concurrent callers only one gets each name. */
   shiftReady(): Promise<string | null> {
     return this.store.listShift('pool:ready');
@@ -86,16 +91,18 @@ export class PoolRepo {
     return Number((await this.store.get('pool:culled')) ?? 0) || 0;
   }
 
-  // The waiting queue: tickets in arrival order, each with the time its page last asked.
+  // The waiting queue: tickets in arrival order, each with the time its page last asked and the
+  // address that holds it (per-address limits, counted here so every hub process sees them).
 
-  async queue(): Promise<{ ticket: string; seenAt: number }[]> {
+  async queue(): Promise<{ ticket: string; seenAt: number; ip: string }[]> {
     const tickets = await this.store.listRange('pool:queue');
-    const seen = await this.store.hashGetAll('pool:queue-seen');
-    return tickets.map((ticket) => ({ ticket, seenAt: Number(seen[ticket] ?? 0) }));
+    const [seen, ips] = await Promise.all([this.store.hashGetAll('pool:queue-seen'), this.store.hashGetAll('pool:queue-ip')]);
+    return tickets.map((ticket) => ({ ticket, seenAt: Number(seen[ticket] ?? 0), ip: ips[ticket] ?? '' }));
   }
 
-  async enqueue(ticket: string, now: number): Promise<void> {
+  async enqueue(ticket: string, now: number, ip: string): Promise<void> {
     await this.store.hashSet('pool:queue-seen', { [ticket]: String(now) });
+    await this.store.hashSet('pool:queue-ip', { [ticket]: ip });
     await this.store.listPush('pool:queue', ticket);
   }
 
@@ -105,6 +112,19 @@ export class PoolRepo {
 
   async dequeue(...tickets: string[]): Promise<void> {
     for (const t of tickets) await this.store.listRemove('pool:queue', t);
-    if (tickets.length) await this.store.hashDelete('pool:queue-seen', ...tickets);
+    if (tickets.length) {
+      await this.store.hashDelete('pool:queue-seen', ...tickets);
+      await this.store.hashDelete('pool:queue-ip', ...tickets);
+    }
+  }
+
+  /** Servers this address took in the current window (tryStartsPerAddress). */
+  async recentStarts(ip: string): Promise<number> {
+    return Number((await this.store.get(`pool:starts:${ip}`)) ?? 0) || 0;
+  }
+
+  /** Count a server handed to this address; the first one opens a window of windowMs. */
+  async countStart(ip: string, windowMs: number): Promise<void> {
+    await this.store.increment(`pool:starts:${ip}`, windowMs);
   }
 }
