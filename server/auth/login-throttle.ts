@@ -90,6 +90,15 @@ export class LoginThrottle {
     return `${encodedName}.${id}.${this.mac(encodedName, id)}`;
   }
 
+  /**
+   * How a typed username that is no account's appears in the log: a name typed into the form
+   * is often a password typed into the wrong box, so only a keyed hash of it, enough to see the
+   * same guess coming back.
+   */
+  unknownNameForLog(username: string): string {
+    return 'unknown user ' + createHmac('sha256', this.secret).update(`oerhub-log-name\n${throttleName(username)}`).digest('base64url').slice(0, 12);
+  }
+
   private mac(encodedName: string, id: string): string {
     // The context string keeps these MACs apart from anything else signed with the cookie secret.
     return createHmac('sha256', this.secret).update(`oerhub-device\n${encodedName}\n${id}`).digest('base64url');

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
-import type { Logger } from '../log.js';
+import { logUrl, type Logger } from '../log.js';
 import { readCookie, serverCookieName, stripOurCookies } from '../auth/server-cookie.js';
 import type { RouteTable, Route } from './route-table.js';
 import type { SessionChecker, SessionCheck } from './session-check.js';
@@ -68,7 +68,7 @@ export class HubProxy {
       return;
     }
     if (parsed.kind === 'bad') {
-      this.opts.log.warn({ url: url.slice(0, 200), reason: parsed.reason }, 'refused user path');
+      this.opts.log.warn({ url: logUrl(url), reason: parsed.reason }, 'refused user path');
       this.opts.pages.error(req, res, 400, 'That address is not valid.');
       return;
     }
@@ -97,7 +97,7 @@ export class HubProxy {
     const parsed = url.startsWith('/user/') ? parseUserPath(url) : null;
     if (!parsed || parsed.kind !== 'user') return refuseUpgrade(socket, 404);
     if (!this.isAllowedOrigin(req)) {
-      this.opts.log.warn({ origin: req.headers.origin, url: url.slice(0, 200) }, 'refused WebSocket from foreign origin');
+      this.opts.log.warn({ origin: req.headers.origin, url: logUrl(url) }, 'refused WebSocket from foreign origin');
       return refuseUpgrade(socket, 403);
     }
     const { escapedName } = parsed;
@@ -221,7 +221,7 @@ export class HubProxy {
 
   private onProxyError(err: NodeJS.ErrnoException, req: http.IncomingMessage, res: http.ServerResponse | Socket): void {
     // Expected network failures: one line, no stack.
-    this.opts.log.warn({ code: err.code, url: (req.url ?? '').slice(0, 200) }, 'proxy error');
+    this.opts.log.warn({ code: err.code, url: logUrl(req.url) }, 'proxy error');
     if (!(res instanceof http.ServerResponse)) {
       res.destroy();
       return;

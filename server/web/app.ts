@@ -19,6 +19,7 @@ import { vendorAssetsRouter } from './vendor-assets.js';
 import { errorHandler, notFound } from './errors.js';
 import { NotFound } from '../errors.js';
 import type { WebDeps } from './context.js';
+import { logUrl } from '../log.js';
 
 export interface WebAppOptions {
   deps: WebDeps;
@@ -55,7 +56,7 @@ export function createWebApp({ deps, sessionStore, csrf, staticDir }: WebAppOpti
     pinoHttp({
       logger: log.child({ part: 'web' }),
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }), res: (res: { statusCode: number }) => ({ status: res.statusCode }) },
+      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: logUrl(req.url) }), res: (res: { statusCode: number }) => ({ status: res.statusCode }) },
     }),
   );
   // A hub whose public address is https is only ever reached over TLS by browsers, whatever the

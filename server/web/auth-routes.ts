@@ -6,7 +6,7 @@ import type { UserRecord } from '../store/repos.js';
 import { asyncRoute, renderer, type WebDeps } from './context.js';
 import { safeNext } from './safe-redirect.js';
 import { clearServerCookie, isSecureRequest } from './server-cookie-issuer.js';
-import { DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_MS, DEVICE_COOKIE_PATH } from '../auth/login-throttle.js';
+import { DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_MS, DEVICE_COOKIE_PATH, throttleName } from '../auth/login-throttle.js';
 import type { SamlAuthenticator } from '../auth/saml/index.js';
 import { samlLogoutUrl } from '../auth/saml/routes.js';
 
@@ -58,14 +58,16 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
       // Failures are counted per address (the store keeps them for every hub process), except
       // in a browser where this user signed in before: there, per browser (see LoginThrottle).
       const device = deps.throttle.knownDevice(parseCookies(req.headers.cookie ?? '')[DEVICE_COOKIE], username);
+      // Only names of real accounts are logged as typed.
+      const logName = async (): Promise<string> => ((await deps.users.get(throttleName(username)).catch(() => null)) ? throttleName(username) : deps.throttle.unknownNameForLog(username));
       if (await deps.throttle.isBlocked(ip, username, device)) {
-        deps.log.warn({ ip, username }, 'sign-in refused: too many failures');
+        deps.log.warn({ ip, username: await logName() }, 'sign-in refused: too many failures');
         return render(req, res, 'login.njk', { next, username, message: 'Too many failed attempts. Please wait 15 minutes and try again.' }, 429);
       }
       const user = await deps.users.verifyLocal(username, password);
       if (!user) {
         await deps.throttle.recordFailure(ip, username, device);
-        deps.log.warn({ ip, username }, 'sign-in failed: wrong username or password');
+        deps.log.warn({ ip, username: await logName() }, 'sign-in failed: wrong username or password');
         return render(req, res, 'login.njk', { next, username, message: 'Wrong username or password.' }, 401);
       }
       const deviceCookie = await deps.throttle.succeeded(ip, username, device);

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { Hub } from '../../server/index.js';
 import { HubClient } from '../helpers/client.js';
 import { ADMIN_PASSWORD, createUsers, startTestHub } from '../helpers/hub.js';
@@ -122,5 +125,30 @@ describe('small holes: sockets, cookies, throttles and logs', function () {
       const r = await new VisitorClient(hub.url, school).login(name, `${name}-password`);
       assert.equal(r.status, 303, `sign-in ${i + 1} of ${name}`);
     }
+  });
+
+  it('no secret typed or sent in a URL reaches the log: query strings and mistyped usernames are left out', async () => {
+    const secret = (): string => 'S3CRET' + randomBytes(8).toString('hex');
+    const secrets = { login: secret(), missing: secret(), saml: secret(), proxy: secret(), typed: secret() };
+    // The log file is appended to by every run: read only what this test adds.
+    const logFile = path.resolve(__dirname, '../../test-output/small-holes.log');
+    const offset = fs.statSync(logFile).size;
+    await fetch(`${hub.url}/hub/login?next=%2Fhub%2Fhome&token=${secrets.login}`);
+    await fetch(`${hub.url}/hub/no-such-page?repo_token=${secrets.missing}`);
+    await fetch(`${hub.url}/hub/saml/acs?SAMLResponse=${secrets.saml}&RelayState=x`);
+    await fetch(`${hub.url}/user/bob/api/contents?token=${secrets.proxy}`);
+    await fetch(`${hub.url}/user/%2e%2e/x?token=${secrets.proxy}`);
+    // A password typed into the username box, and a wrong password for a real account.
+    const v = new VisitorClient(hub.url, '198.51.100.50');
+    assert.equal((await v.login(`${secrets.typed} horse battery`, 'x')).status, 401);
+    assert.equal((await v.login('bob', 'wrong')).status, 401);
+
+    const log = fs.readFileSync(logFile).subarray(offset).toString('utf8');
+    for (const [where, value] of Object.entries(secrets)) assert.ok(!log.includes(value), `the ${where} secret is not in the log`);
+    const lines = log.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; username?: string; ip?: string; req?: { url: string } });
+    // What was asked is still there, without the values.
+    assert.ok(lines.some((l) => l.req?.url === '/hub/login?next=[redacted]&token=[redacted]'), 'the request line names its path and parameters');
+    const failures = lines.filter((l) => l.msg.startsWith('sign-in failed') && l.ip === '198.51.100.50');
+    assert.deepEqual(failures.map((l) => l.username?.replace(/ \S+$/, ' #')), ['unknown user #', 'bob']);
   });
 });
