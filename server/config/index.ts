@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { configSchema, configShape, type ConfigKey, type HubConfig } from './schema.js';
+import { dockerProblems } from './docker-schema.js';
 
 export { configSchema, configShape, type HubConfig, type ConfigKey };
 
@@ -51,6 +52,7 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     }
   }
   if (parsed.success) problems.push(...ssoProblems(parsed.data));
+  if (parsed.success) problems.push(...dockerProblems(parsed.data));
   if (problems.length || !parsed.success) throw new ConfigError(problems);
   return Object.freeze(parsed.data);
 }
