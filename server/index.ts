@@ -245,7 +245,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       // A hub request whose body still trickles in after the limit loses its socket.
       const timer = setTimeout(() => {
         if (!req.complete) req.socket.destroy();
-      }, HUB_REQUEST_TIMEOUT_MS);
+      }, HUB_REQUEST_TIMEOUT_MS).unref();
       res.once('close', () => clearTimeout(timer));
       app(req, res);
     });
