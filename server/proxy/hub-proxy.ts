@@ -55,8 +55,11 @@ export class HubProxy {
     this.proxy.on('error', (err, req, res) => this.onProxyError(err as NodeJS.ErrnoException, req, res));
     // A browser that gives up on a WebSocket before Jupyter answers must not leave the upstream
     // request (and our half of the socket) hanging until Jupyter's own timeout.
+    // And once the browser's socket is gone, http-proxy only half-closes Jupyter's: Jupyter may
+    // keep its half open for as long as it runs, which leaks the socket (and outlives close()).
     this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
       socket.once('close', () => proxyReq.destroy());
+      proxyReq.once('upgrade', (_res: http.IncomingMessage, upstream: Duplex) => socket.once('close', () => upstream.destroy()));
     });
   }
 
