@@ -67,6 +67,17 @@ const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${p
 const REVOKE_CHANNEL = 'session-revoked';
 // A hub process that is not the leader asks the leader here to refill the warm pool.
 const POOL_FILL_CHANNEL = 'pool-fill';
+// A client must send its request headers within this time, or the socket is closed (408): a
+// slow-header (slowloris) client can't hold sockets. Node derives it from requestTimeout, so
+// with requestTimeout 0 it was off.
+const HEADERS_TIMEOUT_MS = 20_000;
+// How often Node checks for that deadline (its default, 30 s, would more than double it).
+const CONNECTIONS_CHECK_MS = 2_000;
+// Hub pages and the API must have received their whole request body by then. Proxied /user/
+// requests get no such limit (a notebook upload may take long on a slow line).
+const HUB_REQUEST_TIMEOUT_MS = 60_000;
+/** The TCP listener's and the front door's: no overall request limit (proxied uploads), a header limit. */
+const SERVER_TIMEOUTS: http.ServerOptions = { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: CONNECTIONS_CHECK_MS };
 
 /** A hub startup failure with a message that says what to do. */
 export class StartupError extends Error {
@@ -337,7 +348,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       views,
       users,
       manager,
-      throttle: new LoginThrottle(store, config.loginRateLimit),
+      throttle: new LoginThrottle(store, { perUser: config.loginRateLimit, perAddress: config.loginAddressFailureLimit }, cookieSecret),
       cookieSecret,
       csrfToken: (req) => csrf.generateToken(req),
       storeHealthy: () => store.ping().then(() => true, () => false),
@@ -365,7 +376,14 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       if (host.kind !== 'hub' || req.url?.startsWith('/user/')) {
         if (manager.ready) proxy.handleRequest(req, res, host);
         else hubStartingPage(views, res);
-      } else app(req, res);
+      } else {
+        // A hub request whose body still trickles in after the limit loses its socket.
+        const timer = setTimeout(() => {
+          if (!req.complete) req.socket.destroy();
+        }, HUB_REQUEST_TIMEOUT_MS).unref();
+        res.once('close', () => clearTimeout(timer));
+        app(req, res);
+      }
     };
     const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
       forgetForwarded(req);
@@ -379,10 +397,11 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     };
     const onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
       log.warn({ code: err.code }, 'bad client request');
-      if (socket.writable) socket.end(`HTTP/1.1 ${err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nConnection: close\r\n\r\n`);
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
       else socket.destroy();
     };
-    const server = http.createServer({ requestTimeout: 0 }, onRequest);
+    const server = http.createServer(SERVER_TIMEOUTS, onRequest);
     server.on('upgrade', onUpgrade);
     server.on('clientError', onClientError);
     await listen(server, config.port, config.bindHost);
@@ -398,7 +417,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     );
     // The front door: nginx's Unix socket, the only place identity and forwarded headers count.
     if (config.frontDoorSocket) {
-      const door = new FrontDoorListener({ socketPath: config.frontDoorSocket, group: config.frontDoorSocketGroup, log, onRequest, onUpgrade, onClientError });
+      const door = new FrontDoorListener({ socketPath: config.frontDoorSocket, group: config.frontDoorSocketGroup, log, onRequest, onUpgrade, onClientError, serverOptions: SERVER_TIMEOUTS });
       try {
         await door.listen();
       } catch (err) {

@@ -79,6 +79,8 @@ export interface FrontDoorOptions {
   onRequest(req: http.IncomingMessage, res: http.ServerResponse): void;
   onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void;
   onClientError(err: NodeJS.ErrnoException, socket: Duplex): void;
+  /** The HTTP server's timeouts, the same as the TCP listener's (a slow-header client is cut off here too). */
+  serverOptions: http.ServerOptions;
 }
 
 /**
@@ -94,7 +96,7 @@ export class FrontDoorListener {
   private inode: number | undefined;
 
   constructor(private readonly opts: FrontDoorOptions) {
-    this.server = http.createServer({ requestTimeout: 0 }, opts.onRequest);
+    this.server = http.createServer(opts.serverOptions, opts.onRequest);
     this.server.on('connection', (socket: MarkedSocket) => {
       socket[FRONT_DOOR] = true;
     });

@@ -1,3 +1,2 @@
 export { LeaderLock, type LeaderLockOptions, type LeadershipListener } from './leader-lock.js';
 export { LeaderDuties, type LeaderDuty } from './leader-duties.js';
-export { StoreRateLimit } from './rate-limit-store.js';

@@ -21,6 +21,8 @@ export const dockerProfileSchema = z
     displayName: z.string().min(1).max(80),
     image: z.string().min(1).max(255),
     description: z.string().max(300).default(''),
+    /** Names of the datasets this profile mounts; unset: every dataset. */
+    datasets: z.array(simpleName).optional(),
   })
   .strict();
 
@@ -30,6 +32,8 @@ export const dockerDatasetSchema = z
     source: z.string().refine((s) => s.startsWith('/') ? !s.split('/').includes('..') : /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(s), 'a volume name or an absolute host folder without ".."'),
     /** Folder name under <dockerNotebookHome>/datasets/. */
     name: simpleName,
+    /** Also mounted into anonymous "Try it" servers. Off by default: a course's data is not for visitors. */
+    public: z.boolean().default(false),
   })
   .strict();
 
@@ -52,7 +56,7 @@ export const dockerShape = {
       { name: 'python', displayName: 'Python', image: 'oerhub/python:latest', description: 'JupyterLab with pandas, numpy, bokeh and folium' },
       { name: 'r', displayName: 'R', image: 'oerhub/r:latest', description: 'JupyterLab with the R kernel' },
     ])
-    .describe('Images a student may choose from (JSON list of {name, displayName, image, description}); the first is the default. Users only ever send a profile name; the image comes from here.'),
+    .describe('Images a student may choose from (JSON list of {name, displayName, image, description, datasets?}); the first is the default, and the one "Try it" servers use. `datasets` lists the names of the dockerDatasets its servers mount (unset: all). Users only ever send a profile name; the image comes from here.'),
   dockerNetwork: z
     .string()
     .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/)
@@ -60,7 +64,7 @@ export const dockerShape = {
     .describe('Docker network of the notebook containers (default `<instance>-notebooks`). Created if missing as a bridge with inter-container traffic off.'),
   dockerDatasets: json(z.array(dockerDatasetSchema))
     .default([])
-    .describe('Read-only datasets in every container (JSON list of {source, name}): source is a Docker volume or an absolute host folder; it appears at `<dockerNotebookHome>/datasets/<name>`.'),
+    .describe('Read-only datasets (JSON list of {source, name, public?}): source is a Docker volume or an absolute host folder; it appears at `<dockerNotebookHome>/datasets/<name>` in the servers of every profile that lists it (or of every profile without a list). Anonymous "Try it" servers get only those marked `public: true`.'),
   dockerNotebookHome: z
     .string()
     .regex(/^\/[a-zA-Z0-9_/.-]+$/)
@@ -73,3 +77,11 @@ export const dockerShape = {
   dockerLogMaxFiles: int(1, 100).default(3).describe('Rotated container log files kept.'),
   dockerStopGraceS: int(0, 300).default(5).describe('Seconds a container gets to shut its kernels down after SIGTERM before it is killed.'),
 } satisfies Record<string, z.ZodTypeAny>;
+
+/** Cross-field checks of the Docker options: every dataset a profile lists must be configured. */
+export function dockerProblems(config: { dockerProfiles: readonly DockerProfile[]; dockerDatasets: readonly DockerDataset[] }): string[] {
+  const names = new Set(config.dockerDatasets.map((d) => d.name));
+  return config.dockerProfiles.flatMap((p) =>
+    (p.datasets ?? []).filter((n) => !names.has(n)).map((n) => `dockerProfiles (OERHUB_DOCKER_PROFILES): profile ${p.name} lists dataset ${JSON.stringify(n)}, which is not in dockerDatasets`),
+  );
+}

@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import { configSchema, configShape, type ConfigKey, type HubConfig } from './schema.js';
 import { isRedisSocketPath, redisUrlHasPassword } from './store-schema.js';
 import { originProblems } from './origin-schema.js';
+import { dockerProblems } from './docker-schema.js';
 
 export { configSchema, configShape, type HubConfig, type ConfigKey };
 
@@ -51,7 +52,7 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
       problems.push(`${key} (${envName(String(issue.path[0] ?? key))}): ${issue.message}`);
     }
   }
-  if (parsed.success) problems.push(...ssoProblems(parsed.data), ...storeProblems(parsed.data), ...originProblems(parsed.data));
+  if (parsed.success) problems.push(...ssoProblems(parsed.data), ...storeProblems(parsed.data), ...originProblems(parsed.data), ...dockerProblems(parsed.data));
   if (problems.length || !parsed.success) throw new ConfigError(problems);
   return Object.freeze(parsed.data);
 }

@@ -14,6 +14,9 @@ export const poolShape = {
     .default(20)
     .describe('Global cap on ephemeral servers: ready in the pool, starting and in use together. Visitors beyond it get a waiting page (HTTP 503). 0 turns "Try it" off.'),
   tryMaxPerAddress: int(1, 10000).default(3).describe('Ephemeral servers one client address may hold at the same time.'),
+  tryQueueMax: int(0, 100000)
+    .default(200)
+    .describe('Most visitors in the "Try it" waiting line; beyond it a visitor is told to come back later, without a place in line. One address waits with at most tryMaxPerAddress places.'),
   tryStartsPerAddress: int(1, 100000).default(10).describe('Ephemeral servers one client address may take per tryStartsWindowS.'),
   tryStartsWindowS: int(1, 7 * 24 * 3600).default(3600).describe('The window of tryStartsPerAddress, in seconds.'),
   tryIdleTimeoutS: int(1, 7 * 24 * 3600)

@@ -10,6 +10,7 @@ import { cullerShape } from './culler-schema.js';
 import { isolationShape } from './isolation-schema.js';
 import { frontDoorShape } from './frontdoor-schema.js';
 import { originShape } from './origin-schema.js';
+import { throttleShape } from './throttle-schema.js';
 
 // Run as root, the hub gives each local server its own Unix account, which must be able to
 // reach the venv and its home: a checkout under /root (0700) can't be, so root's defaults sit
@@ -51,7 +52,7 @@ export const configShape = {
   cookieSecret: z.string().min(32).optional().describe('Secret that signs cookies (32+ characters). If unset, one is generated into dataDir and kept.'),
   sessionMaxAgeS: int(1, 60 * 60 * 24 * 90).default(60 * 60 * 24 * 7).describe('How long a sign-in lasts, in seconds.'),
   secureCookies: z.enum(['auto', 'always', 'never']).default('auto').describe('Mark cookies Secure: `auto` does so when publicUrl is https or nginx says (through frontDoorSocket) the request came over TLS.'),
-  loginRateLimit: int(1, 10000).default(10).describe('Failed sign-ins allowed per address and username in 15 minutes.'),
+  loginRateLimit: int(1, 10000).default(10).describe('Failed sign-ins allowed per address and username in 15 minutes, and per browser for a user who signed in with it before.'),
   proxyMaxSockets: int(1, 10000).default(64).describe('Keep-alive connections the proxy holds open to each notebook server.'),
   sessionCacheMs: int(0, 600000).default(10000).describe('How long the proxy trusts a checked session before asking the store again. Sign-out on this hub takes effect at once regardless.'),
   activityFlushMs: int(100, 600000).default(30000).describe('How often the proxy writes servers\' last-activity times to the store.'),
@@ -65,6 +66,7 @@ export const configShape = {
   ...isolationShape,
   ...frontDoorShape,
   ...originShape,
+  ...throttleShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

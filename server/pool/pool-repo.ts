@@ -34,6 +34,11 @@ export class PoolRepo {
     await this.store.listPush('pool:ready', name);
   }
 
+  /** Take this name off the ready list. True if this call removed it (no one else took it first). */
+  async removeReady(name: string): Promise<boolean> {
+    return (await this.store.listRemove('pool:ready', name)) > 0;
+  }
+
   /**
    * Take the oldest ready name; of two concurrent callers only one gets each name. Prefer
    * claimReady, which also records the session in the same step.
@@ -131,18 +136,20 @@ export class PoolRepo {
     return Number((await this.store.get('pool:culled')) ?? 0) || 0;
   }
 
-  // The waiting queue: tickets in arrival order, each with the time its page last asked.
+  // The waiting queue: tickets in arrival order, each with the time its page last asked and the
+  // address that holds it (per-address limits, counted here so every hub process sees them).
 
-  async queue(): Promise<{ ticket: string; seenAt: number }[]> {
+  async queue(): Promise<{ ticket: string; seenAt: number; ip: string }[]> {
     const tickets = await this.store.listRange('pool:queue');
-    const seen = await this.store.hashGetAll('pool:queue-seen');
-    return tickets.map((ticket) => ({ ticket, seenAt: Number(seen[ticket] ?? 0) }));
+    const [seen, ips] = await Promise.all([this.store.hashGetAll('pool:queue-seen'), this.store.hashGetAll('pool:queue-ip')]);
+    return tickets.map((ticket) => ({ ticket, seenAt: Number(seen[ticket] ?? 0), ip: ips[ticket] ?? '' }));
   }
 
-  async enqueue(ticket: string, now: number): Promise<void> {
+  async enqueue(ticket: string, now: number, ip: string): Promise<void> {
     await this.store.atomic({
       then: [
         { type: 'hashSet', key: 'pool:queue-seen', fields: { [ticket]: String(now) } },
+        { type: 'hashSet', key: 'pool:queue-ip', fields: { [ticket]: ip } },
         { type: 'listPush', key: 'pool:queue', values: [ticket] },
       ],
     });
@@ -158,7 +165,18 @@ export class PoolRepo {
       then: [
         ...tickets.map((t): AtomicWrite => ({ type: 'listRemove', key: 'pool:queue', value: t })),
         { type: 'hashDelete', key: 'pool:queue-seen', fields: tickets },
+        { type: 'hashDelete', key: 'pool:queue-ip', fields: tickets },
       ],
     });
+  }
+
+  /** Servers this address took in the current window (tryStartsPerAddress). */
+  async recentStarts(ip: string): Promise<number> {
+    return Number((await this.store.get(`pool:starts:${ip}`)) ?? 0) || 0;
+  }
+
+  /** Count a server handed to this address; the first one opens a window of windowMs. */
+  async countStart(ip: string, windowMs: number): Promise<void> {
+    await this.store.increment(`pool:starts:${ip}`, windowMs);
   }
 }

@@ -10,7 +10,7 @@ import { copyFolderIn } from './jupyter-api.js';
 import type { PoolRepo, TrySession } from './pool-repo.js';
 
 /** Why an ephemeral server was destroyed (logs; idle and max-age count as culled). */
-export type ReleaseReason = 'logout' | 'idle' | 'max-age' | 'gone' | 'failed';
+export type ReleaseReason = 'logout' | 'idle' | 'max-age' | 'gone' | 'failed' | 'shrunk';
 
 /** What admins see: GET /hub/api/pool. */
 export interface PoolStatus {
@@ -32,7 +32,8 @@ export interface PoolStatus {
 
 /** The answer to a visitor in the queue. */
 export interface QueuePlace {
-  ticket: string;
+  /** The visitor's ticket, if they are in line. */
+  ticket: string | undefined;
   /** 1-based place in the queue. */
   position: number;
   /** Whether a server can be had now at this place. */
@@ -97,13 +98,20 @@ export class WarmPool {
 
   /**
    * After ServerManager.reconcile: keep ready and in-use entries whose server still runs, destroy
-   * the rest (and warm-ups a dead hub left half done), then start refilling.
+   * the rest (and warm-ups a dead hub left half done) and any ready beyond poolSize, then start
+   * refilling.
    */
   async start(): Promise<void> {
     const { repo } = this.o;
     for (const name of await repo.startingNames()) await this.release(name, 'gone');
     for (const name of await repo.readyNames()) {
       if ((await this.serverStatus(name)) !== 'running') await this.release(name, 'gone');
+    }
+    // A smaller poolSize since the last start: stop the extra ready servers, newest first. Each is
+    // taken off the ready list before it goes, so no visitor can be handed one on its way out.
+    const ready = await repo.readyNames();
+    for (const name of ready.slice(this.o.config.poolSize).reverse()) {
+      if (await repo.removeReady(name)) await this.release(name, 'shrunk');
     }
     for (const name of await repo.inUseNames()) {
       if ((await this.serverStatus(name)) === 'stopped') await this.release(name, 'gone');
@@ -138,6 +146,7 @@ export class WarmPool {
         await this.release(name, 'gone');
         continue;
       }
+      await this.o.repo.countStart(ip, this.o.config.tryStartsWindowS * 1000);
       this.o.log.info({ user: name, ip, warm: true }, 'visitor took a warm server');
       this.fill();
       return { user, warm: session.warm };
@@ -148,6 +157,7 @@ export class WarmPool {
       return created;
     });
     if (!user) return null;
+    await this.o.repo.countStart(ip, this.o.config.tryStartsWindowS * 1000);
     this.o.log.info({ user: user.name, ip, warm: false }, 'no warm server; starting one on demand');
     const seeded = this.warmUp(user).then(
       () => true,
@@ -223,24 +233,33 @@ export class WarmPool {
   }
 
   /**
-   * The visitor's place in the waiting queue: joins it (new ticket) or refreshes it. A place is
-   * `available` when there are at least that many ready servers plus free slots under the cap,
-   * so people who waited longer go first.
+   * Where this visitor stands, without joining the queue: their ticket's place if it is still in
+   * line (its page asked recently; this refreshes it), else the place a newcomer would get,
+   * behind everyone waiting. `available` when there are at least that many ready servers plus
+   * free slots under the cap, so people who waited longer go first. A page that only asks never
+   * queues anyone: a flood of such requests can't keep a visitor waiting while servers sit ready.
    */
-  async queuePlace(ticket: string | undefined): Promise<QueuePlace> {
-    const now = this.now();
-    let live = await this.liveQueue();
-    let mine = ticket ? live.findIndex((t) => t.ticket === ticket) : -1;
-    if (mine === -1) {
-      ticket = randomUUID();
-      await this.o.repo.enqueue(ticket, now);
-      live = [...live, { ticket, seenAt: now }];
-      mine = live.length - 1;
-    } else {
-      await this.o.repo.seen(live[mine]!.ticket, now);
-    }
-    const position = mine + 1;
-    return { ticket: ticket!, position, available: position <= (await this.capacity()) };
+  async placeFor(ticket: string | undefined): Promise<QueuePlace> {
+    const live = await this.liveQueue();
+    const mine = ticket ? live.findIndex((t) => t.ticket === ticket) : -1;
+    if (mine !== -1) await this.o.repo.seen(live[mine]!.ticket, this.now());
+    const position = mine === -1 ? live.length + 1 : mine + 1;
+    return { ticket: mine === -1 ? undefined : ticket, position, available: position <= (await this.capacity()) };
+  }
+
+  /**
+   * Put a visitor who was turned away in line. 'full' when the line is full (tryQueueMax),
+   * 'address' when their address already waits with as many places as it may hold servers
+   * (tryMaxPerAddress): one address can't fill the line.
+   */
+  async joinQueue(ip: string): Promise<QueuePlace | 'full' | 'address'> {
+    const live = await this.liveQueue();
+    if (live.filter((t) => t.ip === ip).length >= this.o.config.tryMaxPerAddress) return 'address';
+    if (live.length >= this.o.config.tryQueueMax) return 'full';
+    const ticket = randomUUID();
+    await this.o.repo.enqueue(ticket, this.now(), ip);
+    const position = (await this.liveQueue()).findIndex((t) => t.ticket === ticket) + 1;
+    return { ticket, position, available: false };
   }
 
   /** Leave the queue (served, or gave up). */
@@ -248,9 +267,9 @@ export class WarmPool {
     if (ticket) await this.o.repo.dequeue(ticket);
   }
 
-  /** Whether anyone waits (a newcomer then queues behind them). */
-  async hasQueue(): Promise<boolean> {
-    return (await this.liveQueue()).length > 0;
+  /** Whether this address has used up its servers for the current window (tryStartsPerAddress). */
+  async startsUsedUp(ip: string): Promise<boolean> {
+    return (await this.o.repo.recentStarts(ip)) >= this.o.config.tryStartsPerAddress;
   }
 
   /** Ask the pool to refill (it also does so by itself after every claim and release). */
@@ -347,7 +366,7 @@ export class WarmPool {
     return ready.length + Math.max(0, this.o.config.tryMaxServers - total);
   }
 
-  private async liveQueue(): Promise<{ ticket: string; seenAt: number }[]> {
+  private async liveQueue(): Promise<{ ticket: string; seenAt: number; ip: string }[]> {
     const cutoff = this.now() - QUEUE_GRACE_PERIODS * this.o.config.tryRetryAfterS * 1000 - 2000;
     const all = await this.o.repo.queue();
     const stale = all.filter((t) => t.seenAt < cutoff).map((t) => t.ticket);

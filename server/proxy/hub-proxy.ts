@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
-import type { Logger } from '../log.js';
+import { logUrl, type Logger } from '../log.js';
 import { readCookie, serverCookieHeader, serverCookieName, signServerCookie, stripOurCookies } from '../auth/server-cookie.js';
 import type { HubConfig } from '../config/index.js';
 import { safeNext } from '../web/safe-redirect.js';
@@ -62,8 +62,11 @@ export class HubProxy {
     this.proxy.on('error', (err, req, res) => this.onProxyError(err as NodeJS.ErrnoException, req, res));
     // A browser that gives up on a WebSocket before Jupyter answers must not leave the upstream
     // request (and our half of the socket) hanging until Jupyter's own timeout.
+    // And once the browser's socket is gone, http-proxy only half-closes Jupyter's: Jupyter may
+    // keep its half open for as long as it runs, which leaks the socket (and outlives close()).
     this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
       socket.once('close', () => proxyReq.destroy());
+      proxyReq.once('upgrade', (_res: http.IncomingMessage, upstream: Duplex) => socket.once('close', () => upstream.destroy()));
     });
     this.proxy.on('proxyRes', (proxyRes, req) => this.onContentResponse(proxyRes, req));
   }
@@ -94,7 +97,7 @@ export class HubProxy {
       return;
     }
     if (parsed.kind === 'bad') {
-      this.opts.log.warn({ url: url.slice(0, 200), reason: parsed.reason }, 'refused user path');
+      this.opts.log.warn({ url: logUrl(url), reason: parsed.reason }, 'refused user path');
       this.opts.pages.error(req, res, 400, 'That address is not valid.');
       return;
     }
@@ -136,7 +139,7 @@ export class HubProxy {
     if (!parsed || parsed.kind !== 'user') return refuseUpgrade(socket, 404);
     if (host.kind === 'content' && host.owner !== null && host.owner !== parsed.escapedName) return refuseUpgrade(socket, 404);
     if (!this.isAllowedOrigin(req, parsed.escapedName)) {
-      this.opts.log.warn({ origin: req.headers.origin, url: url.slice(0, 200) }, 'refused WebSocket from foreign origin');
+      this.opts.log.warn({ origin: req.headers.origin, url: logUrl(url) }, 'refused WebSocket from foreign origin');
       return refuseUpgrade(socket, 403);
     }
     const { escapedName } = parsed;
@@ -240,12 +243,12 @@ export class HubProxy {
   private toContentOrigin(req: http.IncomingMessage, res: http.ServerResponse, url: string): void {
     const parsed = parseUserPath(url);
     if (parsed.kind === 'bad') {
-      this.opts.log.warn({ url: url.slice(0, 200), reason: parsed.reason }, 'refused user path');
+      this.opts.log.warn({ url: logUrl(url), reason: parsed.reason }, 'refused user path');
       this.opts.pages.error(req, res, 400, 'That address is not valid.');
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      this.opts.log.warn({ method: req.method, url: url.slice(0, 200) }, "refused a user-server request on the hub's origin");
+      this.opts.log.warn({ method: req.method, url: logUrl(url) }, "refused a user-server request on the hub's origin");
       this.opts.pages.error(req, res, 404, 'User servers are served from their own address, not from the hub\'s.');
       return;
     }
@@ -261,7 +264,7 @@ export class HubProxy {
       res.writeHead(302, { location: this.opts.origins.hubOrigin() + target, 'cache-control': 'no-store' }).end();
       return;
     }
-    this.opts.log.warn({ host: req.headers.host?.slice(0, 200), method: req.method, url: url.slice(0, 200) }, 'refused a hub path on a user origin');
+    this.opts.log.warn({ host: req.headers.host?.slice(0, 200), method: req.method, url: logUrl(url) }, 'refused a hub path on a user origin');
     this.opts.pages.error(req, res, 404, 'There is no such page at this address.');
   }
 
@@ -356,7 +359,7 @@ export class HubProxy {
 
   private onProxyError(err: NodeJS.ErrnoException, req: http.IncomingMessage, res: http.ServerResponse | Socket): void {
     // Expected network failures: one line, no stack.
-    this.opts.log.warn({ code: err.code, url: (req.url ?? '').slice(0, 200) }, 'proxy error');
+    this.opts.log.warn({ code: err.code, url: logUrl(req.url) }, 'proxy error');
     if (!(res instanceof http.ServerResponse)) {
       res.destroy();
       return;

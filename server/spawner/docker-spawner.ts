@@ -52,13 +52,22 @@ const ENGINE_WATCH_MS = 2000;
 const EXITED_MESSAGE = 'Your notebook server stopped while it was starting. Please try again; if it keeps happening, tell your teacher.';
 
 /**
+ * The datasets a server mounts: those its profile lists (all, for a profile without a list),
+ * and for an ephemeral "Try it" server only the public ones among them.
+ */
+export function datasetsFor(datasets: readonly DockerDataset[], profile: DockerProfile, ephemeral: boolean): DockerDataset[] {
+  const listed = profile.datasets;
+  return datasets.filter((d) => (listed === undefined || listed.includes(d.name)) && (!ephemeral || d.public));
+}
+
+/**
  * One container per user, from an admin-configured image profile (DockerSpawner's model):
  *
  * - names are deterministic: container `<instance>-nb-<escapedName>`, home volume
  *   `<instance>-home-<escapedName>`; escapeName is injective, so two users never share either;
  * - the home volume is mounted at `notebookHome`; a new one is filled by Docker from the image's
  *   own (user-owned) home, so it comes up owned by the notebook user, never root;
- * - datasets are mounted read-only under `<notebookHome>/datasets/`;
+ * - datasets are mounted read-only under `<notebookHome>/datasets/`, per profile; "Try it" servers get only public ones;
  * - Jupyter's port is published on 127.0.0.1 only; the container has memory (swap included),
  *   CPU and pids limits, an init process, rotated logs, no new privileges and no capabilities,
  *   and sits on one bridge network with inter-container traffic off (see README, "Docker spawner").
@@ -170,7 +179,7 @@ export class DockerSpawner implements Spawner {
           log.info({ volume }, 'home volume created');
         }
       }
-      await this.checkDatasets();
+      await this.checkDatasets(datasetsFor(this.o.datasets, profile, spec.ephemeral));
       signal.throwIfAborted();
 
       progress(30, 'Creating your container');
@@ -382,8 +391,8 @@ export class DockerSpawner implements Spawner {
   }
 
   /** Dataset volumes must exist: Docker would otherwise quietly create empty ones. */
-  private async checkDatasets(): Promise<void> {
-    for (const d of this.o.datasets) {
+  private async checkDatasets(datasets: readonly DockerDataset[]): Promise<void> {
+    for (const d of datasets) {
       if (d.source.startsWith('/')) continue;
       if (!(await this.engine.inspectVolume(d.source))) {
         throw new SpawnFailed('A course dataset is missing on this hub. Please tell your teacher.', `dataset volume ${d.source} (${d.name}) does not exist`);
@@ -412,7 +421,7 @@ export class DockerSpawner implements Spawner {
       // A volume mount (not a bind) so Docker copies the image's user-owned home into a new volume.
       mounts.push({ Type: 'volume', Source: this.volumeName(spec.escapedName), Target: home, ReadOnly: false });
     }
-    for (const d of this.o.datasets) {
+    for (const d of datasetsFor(this.o.datasets, profile, spec.ephemeral)) {
       mounts.push({ Type: d.source.startsWith('/') ? 'bind' : 'volume', Source: d.source, Target: `${home}/datasets/${d.name}`, ReadOnly: true });
     }
     const env: Record<string, string> = {

@@ -19,6 +19,7 @@ import { errorHandler, notFound } from './errors.js';
 import { originCheck } from './origin-check.js';
 import { NotFound } from '../errors.js';
 import type { WebDeps } from './context.js';
+import { logUrl } from '../log.js';
 
 export interface WebAppOptions {
   deps: WebDeps;
@@ -67,9 +68,19 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
     pinoHttp({
       logger: log.child({ part: 'web' }),
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: req.url }), res: (res: { statusCode: number }) => ({ status: res.statusCode }) },
+      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: logUrl(req.url) }), res: (res: { statusCode: number }) => ({ status: res.statusCode }) },
     }),
   );
+  // A hub whose public address is https is only ever reached over TLS by browsers, whatever the
+  // hop from the front proxy says: its cookie is Secure even without X-Forwarded-Proto.
+  // express-session sets a Secure cookie only on a request it thinks is secure, hence req.secure.
+  const alwaysSecure = config.secureCookies === 'always' || (config.secureCookies === 'auto' && config.publicUrl?.startsWith('https:') === true);
+  if (alwaysSecure) {
+    app.use((req, _res, next) => {
+      Object.defineProperty(req, 'secure', { value: true, configurable: true });
+      next();
+    });
+  }
   app.use(
     session({
       name: SESSION_COOKIE,
@@ -81,7 +92,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
         path: '/hub/',
         httpOnly: true,
         sameSite: 'lax',
-        secure: config.secureCookies === 'always' ? true : config.secureCookies === 'never' ? false : 'auto',
+        secure: alwaysSecure ? true : config.secureCookies === 'never' ? false : 'auto',
         maxAge: config.sessionMaxAgeS * 1000,
       },
     }),

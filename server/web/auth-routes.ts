@@ -1,12 +1,12 @@
 import { Router, type Request, type Response } from 'express';
-import rateLimit from 'express-rate-limit';
-import { StoreRateLimit } from '../cluster/index.js';
-import { Forbidden, TooManyRequests } from '../errors.js';
+import { parse as parseCookies } from 'cookie';
+import { Forbidden } from '../errors.js';
 import { SESSION_COOKIE } from '../auth/server-cookie.js';
 import type { UserRecord } from '../store/repos.js';
 import { asyncRoute, renderer, type WebDeps } from './context.js';
 import { safeNext } from './safe-redirect.js';
-import { clearServerCookie } from './server-cookie-issuer.js';
+import { clearServerCookie, isSecureRequest } from './server-cookie-issuer.js';
+import { DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_MS, DEVICE_COOKIE_PATH, throttleName } from '../auth/login-throttle.js';
 import type { Authenticator } from '../auth/index.js';
 import { isAnonymousName } from '../names.js';
 import { TRY_ENDED } from './try-routes.js';
@@ -43,9 +43,6 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
   const samlButton = choice ? { label: choice.label } : null;
   const render: typeof baseRender = (req, res, template, ctx = {}, status) =>
     baseRender(req, res, template, template === 'login.njk' ? { saml: samlButton, ...ctx } : ctx, status);
-  // A coarse flood guard per address; the per-user failure count below is the real limit.
-  // Counted in the store, so the limit holds across hub processes.
-  const flood = rateLimit({ windowMs: 60_000, limit: 60, store: new StoreRateLimit(deps.store, 'login-flood'), standardHeaders: 'draft-7', legacyHeaders: false, handler: (_req, _res, next) => next(new TooManyRequests()) });
 
   router.get(
     '/hub/login',
@@ -61,24 +58,29 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
 
   router.post(
     '/hub/login',
-    flood,
     asyncRoute(async (req, res) => {
       const body = (req.body ?? {}) as Record<string, unknown>;
       const username = typeof body.username === 'string' ? body.username.slice(0, 256) : '';
       const password = typeof body.password === 'string' ? body.password.slice(0, 1024) : '';
       const ip = clientIp(req);
       const next = safeNext(req.query.next) ?? '';
-      if (await deps.throttle.isBlocked(ip, username)) {
-        deps.log.warn({ ip, username }, 'sign-in refused: too many failures');
+      // Failures are counted per address (the store keeps them for every hub process), except
+      // in a browser where this user signed in before: there, per browser (see LoginThrottle).
+      const device = deps.throttle.knownDevice(parseCookies(req.headers.cookie ?? '')[DEVICE_COOKIE], username);
+      // Only names of real accounts are logged as typed.
+      const logName = async (): Promise<string> => ((await deps.users.get(throttleName(username)).catch(() => null)) ? throttleName(username) : deps.throttle.unknownNameForLog(username));
+      if (await deps.throttle.isBlocked(ip, username, device)) {
+        deps.log.warn({ ip, username: await logName() }, 'sign-in refused: too many failures');
         return render(req, res, 'login.njk', { next, username, message: 'Too many failed attempts. Please wait 15 minutes and try again.' }, 429);
       }
       const user = await deps.users.verifyLocal(username, password);
       if (!user) {
-        await deps.throttle.recordFailure(ip, username);
-        deps.log.warn({ ip, username }, 'sign-in failed: wrong username or password');
+        await deps.throttle.recordFailure(ip, username, device);
+        deps.log.warn({ ip, username: await logName() }, 'sign-in failed: wrong username or password');
         return render(req, res, 'login.njk', { next, username, message: 'Wrong username or password.' }, 401);
       }
-      await deps.throttle.reset(ip, username);
+      const deviceCookie = await deps.throttle.succeeded(ip, username, device);
+      res.cookie(DEVICE_COOKIE, deviceCookie, { path: DEVICE_COOKIE_PATH, httpOnly: true, sameSite: 'strict', secure: isSecureRequest(deps.config, req), maxAge: DEVICE_COOKIE_MAX_AGE_MS });
       await logIn(req, user);
       deps.log.info({ user: user.name, ip }, 'signed in');
       res.redirect(303, landingFor(user, next));

@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type nunjucks from 'nunjucks';
-import type { Logger } from '../log.js';
+import { logUrl, type Logger } from '../log.js';
 import { HubError, NotFound, StoreUnavailable } from '../errors.js';
 import { headingFor, wantsJson, PAGE_HEADERS } from './render.js';
 
@@ -42,7 +42,7 @@ export function errorHandler(views: nunjucks.Environment, log: Logger): ErrorReq
     const status = hubError?.status ?? 500;
     const message = hubError instanceof StoreUnavailable ? STORE_OUTAGE_MESSAGE : hubError?.userMessage ?? 'Something went wrong on our side. It has been logged.';
     const code = hubError?.code ?? 'INTERNAL';
-    const fields = { status, code, method: req.method, url: req.originalUrl.slice(0, 200) };
+    const fields = { status, code, method: req.method, url: logUrl(req.originalUrl) };
     if (status >= 500 && !hubError) log.error({ ...fields, err }, 'unexpected error');
     else if (status >= 500) log.error({ ...fields, detail: hubError?.detail }, hubError?.message ?? 'error');
     else log.warn({ ...fields, detail: hubError?.detail }, message);

@@ -1,6 +1,4 @@
 import { Router, type Request, type Response } from 'express';
-import rateLimit from 'express-rate-limit';
-import { StoreRateLimit } from '../cluster/index.js';
 import { pipeline } from 'node:stream/promises';
 import { Forbidden, HubError, NotFound, TooManyRequests } from '../errors.js';
 import { isAnonymousName } from '../names.js';
@@ -64,18 +62,6 @@ export function tryRoutes(deps: WebDeps): Router {
   const { config } = deps;
   const pool = deps.tryIt.pool;
   const lifetime = { idle: minutes(config.tryIdleTimeoutS), maxAge: minutes(config.tryMaxAgeS) };
-  // How fast one address may take servers. Answers that hand out nothing (the waiting page, a
-  // refusal) don't count: a visitor waiting in line must not use up their allowance.
-  const starts = rateLimit({
-    windowMs: config.tryStartsWindowS * 1000,
-    limit: config.tryStartsPerAddress,
-    // Counted in the store, so the limit holds across hub processes.
-    store: new StoreRateLimit(deps.store, 'try-starts'),
-    standardHeaders: 'draft-7',
-    legacyHeaders: false,
-    skipFailedRequests: true,
-    handler: (_req, _res, next) => next(new TooManyRequests('You have started many workspaces in a short time. Please wait a while before starting another.')),
-  });
 
   const activeSession = async (req: Request): Promise<{ user: UserRecord; session: TrySession } | null> => {
     const user = req.user;
@@ -96,6 +82,19 @@ export function tryRoutes(deps: WebDeps): Router {
     render(req, res, 'try-waiting.njk', { position: place.position, retryAfterS: config.tryRetryAfterS }, 503);
   };
 
+  // Only a visitor who was turned away gets a place in line (and keeps the one they have).
+  const turnAway = async (req: Request, res: Response, ip: string, place: QueuePlace): Promise<void> => {
+    if (place.ticket) return waiting(req, res, place);
+    const joined = await pool.joinQueue(ip);
+    if (typeof joined === 'object') return waiting(req, res, joined);
+    if (joined === 'address') {
+      deps.log.warn({ ip }, 'try refused: address already waits with its maximum of places');
+      throw new TooManyRequests(`Your address already waits for ${config.tryMaxPerAddress} temporary workspace${config.tryMaxPerAddress === 1 ? '' : 's'}, the most allowed. Please wait on the page you have open.`);
+    }
+    deps.log.warn({ ip }, 'try refused: the waiting line is full');
+    throw new HubError('TRY_QUEUE_FULL', 503, 'Every temporary workspace is taken and the waiting line is full. Please come back in a few minutes.');
+  };
+
   router.get(
     '/hub/try',
     asyncRoute(async (req, res) => {
@@ -107,7 +106,6 @@ export function tryRoutes(deps: WebDeps): Router {
 
   router.post(
     '/hub/try',
-    starts,
     asyncRoute(async (req, res) => {
       if (!pool.enabled) throw new NotFound('"Try it" is not offered on this hub.');
       if (req.user && !isAnonymous(req.user)) return res.redirect(303, '/hub/home');
@@ -118,16 +116,22 @@ export function tryRoutes(deps: WebDeps): Router {
         deps.log.warn({ ip, held }, 'try refused: address holds its maximum of workspaces');
         throw new TooManyRequests(`Your address already holds ${held} temporary workspace${held === 1 ? '' : 's'}, the most allowed. End one ("End session") before starting another.`);
       }
-      // People who waited go first: with a queue, a newcomer lines up behind it.
-      const ticket = req.session.tryTicket;
-      const place = ticket !== undefined || (await pool.hasQueue()) ? await pool.queuePlace(ticket) : null;
-      if (place && !place.available) return waiting(req, res, place);
+      // How fast one address may take servers, counted in the store; only hand-outs count, so a
+      // visitor waiting in line does not use up their allowance.
+      if (await pool.startsUsedUp(ip)) {
+        deps.log.warn({ ip }, 'try refused: address took its maximum of workspaces for now');
+        throw new TooManyRequests('You have started many workspaces in a short time. Please wait a while before starting another.');
+      }
+      // People who waited go first: a newcomer is served only if a server is left after them.
+      const place = await pool.placeFor(req.session.tryTicket);
+      if (!place.available) return turnAway(req, res, ip, place);
       const got = await pool.claim(ip);
       if (!got) {
         deps.log.info({ ip }, 'try: every workspace is taken; visitor waits');
-        return waiting(req, res, place ?? (await pool.queuePlace(undefined)));
+        return turnAway(req, res, ip, place);
       }
-      await pool.leaveQueue(place?.ticket);
+      await pool.leaveQueue(place.ticket);
+      req.session.tryTicket = undefined;
       await logIn(req, got.user);
       req.session.tryHad = true;
       if (got.warm) return res.redirect(303, WORKSPACE);
@@ -141,8 +145,10 @@ export function tryRoutes(deps: WebDeps): Router {
     asyncRoute(async (req, res) => {
       res.set('cache-control', 'no-store');
       if (await activeSession(req)) return void res.json({ position: 0, available: true, retryAfterS: config.tryRetryAfterS });
-      const place = await pool.queuePlace(req.session.tryTicket);
-      req.session.tryTicket = place.ticket;
+      // Asking never queues anyone; a visitor not (or no longer) in line is told to send the
+      // form, whose answer decides.
+      const place = await pool.placeFor(req.session.tryTicket);
+      if (!place.ticket) return void res.json({ position: 0, available: true, retryAfterS: config.tryRetryAfterS });
       res.json({ position: place.position, available: place.available, retryAfterS: config.tryRetryAfterS });
     }),
   );

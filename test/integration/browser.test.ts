@@ -7,9 +7,10 @@ import { launchBrowser, recordRequests, type RequestLog } from '../helpers/brows
 import { createUsers, startTestHub } from '../helpers/hub.js';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
-// The README shows these; every run rewrites them, so the paths stay fixed.
-const SCREENSHOTS = path.join(REPO_ROOT, 'views', 'static', 'screenshots');
 const OUTPUT = path.join(REPO_ROOT, 'test-output');
+// Every run takes these; `npm run screenshots` copies them over the README's tracked images.
+const SCREENSHOTS = path.join(OUTPUT, 'screenshots');
+fs.mkdirSync(SCREENSHOTS, { recursive: true });
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 // Starting a server and loading JupyterLab cost CPU on a 2-core machine shared with other tests.

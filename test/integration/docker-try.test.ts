@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Hub } from '../../server/index.js';
 import { HubClient } from '../helpers/client.js';
 import { cleanupInstance, containersOf, docker, dockerHubConfig, requireDockerImage, testInstance, volumesOf } from '../helpers/docker.js';
@@ -7,15 +10,24 @@ import { VisitorClient, poolStatus, waitFor, waitForReadyPool } from '../helpers
 
 /**
  * "Try it" with the Docker spawner: the warm pool's ephemeral servers are containers of the
- * test instance with no home volume; "End session" removes the container and leaves nothing.
+ * test instance with no home volume and only the public datasets; "End session" removes the
+ * container and leaves nothing.
  */
+
+/** A host folder dataset with one file, readable by the image's user. */
+function hostDataset(label: string, file: string, text: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `oerhub-${label}-`));
+  fs.writeFileSync(path.join(dir, file), text, { mode: 0o644 });
+  fs.chmodSync(dir, 0o755);
+  return dir;
+}
 
 const NOTEBOOK_HOME = '/home/student';
 
 interface ContainerInspect {
   State: { Running: boolean };
   Config: { Labels: Record<string, string> };
-  Mounts: { Type: string; Name?: string; Source: string; Destination: string }[];
+  Mounts: { Type: string; Name?: string; Source: string; Destination: string; RW: boolean }[];
 }
 
 async function inspectContainer(name: string): Promise<ContainerInspect> {
@@ -36,10 +48,17 @@ describe('Try it with the Docker spawner', function () {
 
   let visitor: VisitorClient | undefined;
   let taken: { name: string; escapedName: string } | undefined;
+  // A course's grades (students only) and an open dataset (visitors too).
+  const grades = hostDataset('grades', 'grades.csv', 'student,grade\nbob,B\n');
+  const open = hostDataset('open-data', 'places.csv', 'place,lat\nOslo,59.9\n');
 
   before(async () => {
     await requireDockerImage();
-    hub = await startTestHub('docker-try', dockerHubConfig(instance, { poolSize: 1, tryMaxServers: 2 }));
+    const dockerDatasets = [
+      { source: grades, name: 'course-grades' },
+      { source: open, name: 'open-data', public: true },
+    ];
+    hub = await startTestHub('docker-try', dockerHubConfig(instance, { poolSize: 1, tryMaxServers: 2, dockerDatasets }));
     admin = new HubClient(hub.url);
     assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 303);
     // A container start plus the samples copied in through Jupyter's contents API.
@@ -53,6 +72,7 @@ describe('Try it with the Docker spawner', function () {
   after(async () => {
     await hub?.close().catch(() => undefined);
     await cleanupInstance(instance, { printLogs: failed });
+    for (const dir of [grades, open]) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('a visitor clicking "Try it" gets a warm container at once, with the samples and no home volume', async () => {
@@ -97,11 +117,20 @@ describe('Try it with the Docker spawner', function () {
     assert.equal(info.State.Running, true);
     assert.equal(info.Config.Labels['org.oerhub.ephemeral'], 'true');
     assert.equal(info.Config.Labels['org.oerhub.instance'], instance);
+    const datasetMount = (m: ContainerInspect['Mounts'][number]): boolean => !m.RW && m.Destination.startsWith(`${NOTEBOOK_HOME}/datasets/`);
     assert.deepEqual(
-      info.Mounts.filter((m) => m.Type === 'volume' || m.Destination === NOTEBOOK_HOME || m.Destination.startsWith(`${NOTEBOOK_HOME}/`)),
+      info.Mounts.filter((m) => !datasetMount(m) && (m.Type === 'volume' || m.Destination === NOTEBOOK_HOME || m.Destination.startsWith(`${NOTEBOOK_HOME}/`))),
       [],
       'no volume or home mount',
     );
+    // Only the public dataset is there, read-only; the course's grades are not mounted at all.
+    assert.deepEqual(info.Mounts.filter(datasetMount).map((m) => m.Destination), [`${NOTEBOOK_HOME}/datasets/open-data`]);
+    const openData = await visitor.get(`/user/${me.escaped_name}/api/contents/datasets/open-data/places.csv?content=0`, { accept: 'application/json' });
+    assert.equal(openData.status, 200, 'the public dataset is visible');
+    const gradesDir = await visitor.get(`/user/${me.escaped_name}/api/contents/datasets/course-grades`, { accept: 'application/json' });
+    assert.equal(gradesDir.status, 404, "the course's grades are not in a visitor's server");
+    const listing = await visitor.get(`/user/${me.escaped_name}/api/contents/datasets`, { accept: 'application/json' });
+    assert.deepEqual((JSON.parse(listing.body) as { content: { name: string }[] }).content.map((e) => e.name), ['open-data']);
     const volumes = await volumesOf(instance);
     assert.ok(!volumes.includes(homeVolumeOf(me.escaped_name)), `no home volume for ${me.escaped_name}`);
     assert.deepEqual(volumes, [], 'the instance has no volume at all');

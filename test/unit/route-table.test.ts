@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { Options } from 'express-rate-limit';
 import { createLogger } from '../../server/log.js';
 import { MemoryStore, RedisStore } from '../../server/store/index.js';
 import { ServerRepo, type ServerRecord } from '../../server/store/repos.js';
 import { RouteTable, type Route } from '../../server/proxy/index.js';
-import { StoreRateLimit } from '../../server/cluster/index.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { waitFor } from '../helpers/try.js';
 
@@ -88,41 +86,5 @@ describe('the route table shared by two hub processes on one Redis', function ()
     await waitFor('B to route carol after the outage', async () => b.routes.get('carol'), (r) => r !== undefined, 30_000, 50);
     assert.equal(b.routes.get('carol')?.authorization, 'token secret-of-carol');
     assert.ok(b.routes.get('bob'));
-  });
-});
-
-describe('rate limits counted in the store', function () {
-  function limiter(store: MemoryStore, now: () => number, skipFailedRequests = false): StoreRateLimit {
-    const limit = new StoreRateLimit(store, 'test', now);
-    limit.init({ windowMs: 60_000, skipFailedRequests, skipSuccessfulRequests: false } as Options);
-    return limit;
-  }
-
-  it('count one address on two hub processes together, in a window that starts with its first hit', async function () {
-    const store = new MemoryStore({ log });
-    let now = 1_000_000;
-    const onA = limiter(store, () => now);
-    const onB = limiter(store, () => now);
-    assert.equal((await onA.increment('192.0.2.1')).totalHits, 1);
-    now += 1000;
-    const second = await onB.increment('192.0.2.1');
-    assert.equal(second.totalHits, 2, 'B counts the hit A saw');
-    assert.equal(second.resetTime?.getTime(), 1_000_000 + 60_000, 'the window is the one the first hit started');
-    assert.equal((await onA.increment('192.0.2.2')).totalHits, 1, 'another address has its own count');
-    await onB.resetKey('192.0.2.1');
-    assert.equal(await onA.get('192.0.2.1'), undefined);
-    await store.close();
-  });
-
-  it('give a skipped request back (skipFailedRequests), seen by every process', async function () {
-    const store = new MemoryStore({ log });
-    const onA = limiter(store, Date.now, true);
-    const onB = limiter(store, Date.now, true);
-    await onA.increment('192.0.2.3');
-    await onA.increment('192.0.2.3');
-    await onB.decrement('192.0.2.3');
-    assert.equal((await onB.get('192.0.2.3'))?.totalHits, 1);
-    assert.equal((await onA.increment('192.0.2.3')).totalHits, 2);
-    await store.close();
   });
 });
