@@ -142,7 +142,7 @@ describe("Docker servers: a student's code can reach only the student's own cont
     assert.ok(fs.statSync(hub.config.dataDir).isDirectory());
     const hubPaths = [hub.config.dataDir, ...fs.readdirSync(hub.config.dataDir, { recursive: true, encoding: 'utf8' }).map((f) => path.join(hub.config.dataDir, f))];
     // With store=redis the cookie secret comes from the config (the same on every hub), not from
-    // dataDir/cookie-secret; its path is tried anyway, as it holds the secret with the memory store.
+    // dataDir/cookie-secret; its path is tried anyway, as that file holds the secret on a hub without cookieSecret.
     const cookieSecretFile = path.join(hub.config.dataDir, 'cookie-secret');
     const probes = Object.fromEntries([...hubPaths, cookieSecretFile].map((p) => [p, `_read(${JSON.stringify(p)})`]));
     const results = await runProbes(aliceKernel, probes);
