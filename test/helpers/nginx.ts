@@ -59,8 +59,8 @@ export async function startNginx(options: {
   // unless named hosts are asked for; those get a certificate of the same key (one key to trust).
   fs.copyFileSync(path.join(tls, 'key.pem'), path.join(tls, 'users-key.pem'));
   if (options.userHosts?.length) {
-    // Only the user hosts: a certificate that also covered the hub's address would let a browser
-    // coalesce hub requests onto a user host's HTTP/2 connection (nginx's user-content block).
+    // Only the user hosts, as a production certificate for the user-content domain would be:
+    // the hub's name stays on the hub's own certificate.
     const san = options.userHosts.map((h) => `DNS:${h}`).join(',');
     execFileSync('openssl', ['req', '-x509', '-key', path.join(tls, 'key.pem'), '-sha256', '-days', '2', '-subj', `/CN=${options.userHosts[0]}`, '-addext', `subjectAltName=${san}`,
       '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature,keyEncipherment', '-addext', 'extendedKeyUsage=serverAuth',

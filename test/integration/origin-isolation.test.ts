@@ -150,9 +150,11 @@ async function trialDefaults(): Promise<Setup> {
 /**
  * The production shape: nginx with TLS in front (nginx/oerhub.conf, its wildcard user-content
  * block), the hub behind its Unix-socket front door with publicUrl https://127.0.0.1:PORT and
- * servers at https://NAME.localhost:PORT. Chromium trusts the test certificate's key
- * (--ignore-certificate-errors-spki-list, which accepts that one key and no other), so every
- * other certificate check still applies: the names must match, and no certificate error is waved through.
+ * servers at https://NAME.localhost:PORT, over a certificate that names each user host.
+ * Chromium accepts the test certificate by its key (--ignore-certificate-errors-spki-list):
+ * certificates with any other key are still refused, but for this key Chromium waves every
+ * certificate error through, names included. True trust (the certificate in an NSS database
+ * under a throwaway HOME) needs certutil, which this machine lacks.
  */
 async function behindNginxWithTls(users: string[]): Promise<Setup> {
   const door = frontDoorPath();
@@ -168,8 +170,11 @@ async function behindNginxWithTls(users: string[]): Promise<Setup> {
   try {
     hub = await startTestHub('origin-isolation-nginx', { publicUrl: nginx.url, frontDoorSocket: door.socket });
     const spki = createHash('sha256').update(new X509Certificate(nginx.ca).publicKey.export({ type: 'spki', format: 'der' })).digest('base64');
+    // launchBrowser takes no extra flags; this is its launch plus the one that accepts the test key.
+    const executablePath = process.env.CHROMIUM_PATH ?? DEFAULT_CHROMIUM_PATH;
+    if (!fs.existsSync(executablePath)) throw new Error(`Chromium is missing at ${executablePath}: install it with \`apt-get install -y chromium\` or set CHROMIUM_PATH to its binary.`);
     browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? DEFAULT_CHROMIUM_PATH,
+      executablePath,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--ignore-certificate-errors-spki-list=${spki}`],
     });
   } catch (e) {
