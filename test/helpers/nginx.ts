@@ -39,14 +39,33 @@ export function frontDoorPath(): { socket: string; remove(): void } {
  * block, here *.localhost). nginx runs in the foreground as our child, so stop() ends exactly
  * what we started. Throws if nginx is missing: CI installs it, and a skipped test would hide that.
  */
-export async function startNginx(options: { site: 'oerhub.conf' | 'oerhub-trusted-header.conf'; hubSocket: string; ssoAgentPort?: number }): Promise<TestNginx> {
+export async function startNginx(options: {
+  site: 'oerhub.conf' | 'oerhub-trusted-header.conf';
+  hubSocket: string;
+  ssoAgentPort?: number;
+  /**
+   * User-content host names (e.g. `alice.localhost`) to list in the user-content block's
+   * certificate. Default: none, and that block reuses the hub's certificate (fine for clients
+   * that check only 127.0.0.1). Chromium checks the name it connected to and may refuse a
+   * `*.localhost` wildcard, so a browser test names each user's host here.
+   */
+  userHosts?: string[];
+}): Promise<TestNginx> {
   if (!fs.existsSync(NGINX)) throw new Error(`nginx is missing at ${NGINX}: apt-get install -y nginx-light`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oerhub-nginx-'));
   const tls = path.join(dir, 'tls');
   execFileSync('bash', [path.join(REPO, 'nginx/make-cert.sh'), '127.0.0.1', tls, '2'], { stdio: 'ignore' });
-  // The user-content block's wildcard certificate: the same trial certificate will do here.
-  fs.copyFileSync(path.join(tls, 'cert.pem'), path.join(tls, 'users-cert.pem'));
+  // The user-content block's wildcard certificate: the same trial certificate will do here,
+  // unless named hosts are asked for; those get a certificate of the same key (one key to trust).
   fs.copyFileSync(path.join(tls, 'key.pem'), path.join(tls, 'users-key.pem'));
+  if (options.userHosts?.length) {
+    // Only the user hosts, as a production certificate for the user-content domain would be:
+    // the hub's name stays on the hub's own certificate.
+    const san = options.userHosts.map((h) => `DNS:${h}`).join(',');
+    execFileSync('openssl', ['req', '-x509', '-key', path.join(tls, 'key.pem'), '-sha256', '-days', '2', '-subj', `/CN=${options.userHosts[0]}`, '-addext', `subjectAltName=${san}`,
+      '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature,keyEncipherment', '-addext', 'extendedKeyUsage=serverAuth',
+      '-out', path.join(tls, 'users-cert.pem')], { stdio: 'ignore' });
+  } else fs.copyFileSync(path.join(tls, 'cert.pem'), path.join(tls, 'users-cert.pem'));
   for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(dir, 'tmp', d), { recursive: true });
   const [httpsPort, httpPort] = [await freePort(), await freePort()];
   let site = fs.readFileSync(path.join(REPO, 'nginx', options.site), 'utf8');
