@@ -16,12 +16,8 @@ export const PIN_HEADER = 'x-test-hub';
  */
 export function startNginxCluster(hubSockets: readonly string[]): Promise<TestNginx> {
   if (hubSockets.length === 0) throw new Error('startNginxCluster needs at least one hub socket');
-  // startNginx writes `server unix:${hubSocket};` into the shipped upstream block. The further
-  // servers and the balancing method follow the first socket there (before `keepalive`, as
-  // nginx requires), which leaves startNginx's own code as it is.
   const [first, ...rest] = hubSockets;
-  const hubSocket = [first, ...rest.map((s) => `server unix:${s}`), `hash $http_${PIN_HEADER.replace(/-/g, '_')}`].join(';\n    ');
-  return startNginx({ site: 'oerhub.conf', hubSocket });
+  return startNginx({ site: 'oerhub.conf', hubSocket: first!, moreHubSockets: rest, upstreamHash: `$http_${PIN_HEADER.replace(/-/g, '_')}` });
 }
 
 /**

@@ -42,6 +42,10 @@ export function frontDoorPath(): { socket: string; remove(): void } {
 export async function startNginx(options: {
   site: 'oerhub.conf' | 'oerhub-trusted-header.conf';
   hubSocket: string;
+  /** Further hub processes' sockets in the same upstream (several hubs on one Redis). */
+  moreHubSockets?: readonly string[];
+  /** An nginx variable the upstream hashes on to pick the hub (e.g. `$http_x_test_hub`); default round robin. */
+  upstreamHash?: string;
   ssoAgentPort?: number;
   /**
    * User-content host names (e.g. `alice.localhost`) to list in the user-content block's
@@ -82,7 +86,10 @@ export async function startNginx(options: {
   replace(/server_name hub\.example\.edu \*\.users\.example\.edu;/g, 'server_name 127.0.0.1 *.localhost;');
   replace(/server_name \*\.users\.example\.edu;/g, 'server_name *.localhost;');
   replace(/return 301 https:\/\/\$host\$request_uri;/, `return 301 https://$host:${httpsPort}$request_uri;`);
-  replace('server unix:/run/oerhub/hub.sock;', `server unix:${options.hubSocket};`);
+  // The balancing method goes before `keepalive`, as nginx requires.
+  const upstream = [options.hubSocket, ...(options.moreHubSockets ?? [])].map((s) => `server unix:${s};`);
+  if (options.upstreamHash) upstream.push(`hash ${options.upstreamHash};`);
+  replace('server unix:/run/oerhub/hub.sock;', upstream.join('\n    '));
   replace(/\/etc\/oerhub\/tls\//g, `${tls}/`);
   replace(/\/var\/www\/letsencrypt/g, path.join(dir, 'acme'));
   if (options.ssoAgentPort) replace('http://127.0.0.1:9000/validate', `http://127.0.0.1:${options.ssoAgentPort}/validate`);
