@@ -9,14 +9,14 @@ import { csrfSync } from 'csrf-sync';
 import type { HubConfig } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
 import { createStore, describeStoreFailure, type Store } from './store/index.js';
-import { ServerRepo, UserRepo } from './store/repos.js';
+import { ServerRepo, UserRepo, type UserRecord } from './store/repos.js';
 import { blockedForOthers, createSpawner, hostFacts, planLocalIsolation, type LocalIsolationMode, type Spawner } from './spawner/index.js';
 import { HubSessionStore } from './auth/session-store.js';
 import { UserService } from './auth/users.js';
 import { createAuthenticators, IdentityService } from './auth/index.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { dropForwardedHeaders, FrontDoorListener } from './auth/front-door.js';
-import { ActivityTracker, HubProxy, RouteTable, SessionChecker, SignInHandoff, UserOrigins, type ProxyPages } from './proxy/index.js';
+import { ActivityTracker, HubProxy, RouteTable, SessionChecker, SignInHandoff, TryWorkspace, UserOrigins, type ProxyPages } from './proxy/index.js';
 import { ServerManager } from './servers/server-manager.js';
 import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
@@ -216,6 +216,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       cookieSecret,
       cookies: config,
       maxSockets: config.proxyMaxSockets,
+      // Built below, from the pool; the proxy asks it only once the hub serves requests.
+      contentPages: { handle: (req, res, r) => tryWorkspace.handle(req, res, r) },
     });
     closers.push(() => proxy.close());
 
@@ -273,6 +275,30 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       route: (escapedName) => routes.get(escapedName),
     };
 
+    const signedOut = async (sid: string, user: UserRecord): Promise<void> => {
+      sessions.revoke(sid);
+      proxy.closeSession(sid);
+      await store.publish(REVOKE_CHANNEL, sid).catch((err: Error) => log.warn({ err: err.message }, 'could not tell other hub processes about a sign-out'));
+      // A visitor's throwaway server goes with their sign-out, files and all.
+      if (isAnonymousName(user.name)) await pool.release(user.name, 'logout');
+    };
+    // The "Try it" workspace on the visitor's own origin; its End session is a sign-out.
+    const tryWorkspace = new TryWorkspace({
+      config,
+      tryIt,
+      manager,
+      users,
+      views,
+      origins,
+      error: pages.error,
+      log: log.child({ part: 'try' }),
+      cookieSecret,
+      endSession: async (sid, user) => {
+        await new Promise<void>((resolve, reject) => sessionStore.destroy(sid, (err) => (err ? reject(err) : resolve())));
+        await signedOut(sid, user);
+      },
+    });
+
     // Sign-out anywhere closes that session's WebSockets here, and forgets it in our cache.
     const unsubscribe = await store.subscribe(REVOKE_CHANNEL, (sid) => {
       sessions.revoke(sid);
@@ -299,13 +325,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       cookieSecret,
       csrfToken: (req) => csrf.generateToken(req),
       storeHealthy: () => store.ping().then(() => true, () => false),
-      onSignedOut: async (sid, user) => {
-        sessions.revoke(sid);
-        proxy.closeSession(sid);
-        await store.publish(REVOKE_CHANNEL, sid).catch((err: Error) => log.warn({ err: err.message }, 'could not tell other hub processes about a sign-out'));
-        // A visitor's throwaway server goes with their sign-out, files and all.
-        if (isAnonymousName(user.name)) await pool.release(user.name, 'logout');
-      },
+      onSignedOut: signedOut,
       tryIt,
       origins,
       handoff,

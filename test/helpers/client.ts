@@ -87,6 +87,8 @@ export interface HubClientOptions {
    * default (originMode=subdomain without publicUrl). For a single-origin hub: the hub's URL.
    */
   contentOrigin?: (escapedName: string) => string;
+  /** The local address connections come from (a visitor's own address, see test/helpers/try.ts). */
+  localAddress?: string;
 }
 
 export class HubClient {
@@ -153,7 +155,7 @@ export class HubClient {
     }
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = http.request({ host: url.hostname, port: url.port, path, method, headers, lookup: localhostLookup, agent: false }, resolve);
+      const req = http.request({ host: url.hostname, port: url.port, path, method, headers, lookup: localhostLookup, localAddress: this.options.localAddress, agent: false }, resolve);
       req.on('error', reject);
       req.end(body);
     });

@@ -24,36 +24,8 @@ export class VisitorClient extends HubClient {
     baseUrl: string,
     readonly address: string,
   ) {
-    super(baseUrl);
+    super(baseUrl, { localAddress: loopbackFor(address) });
     this.peer = loopbackFor(address);
-  }
-
-  override request(method: string, path: string, init: { headers?: Record<string, string>; body?: string; form?: Record<string, string> } = {}): Promise<Reply> {
-    const headers: Record<string, string> = { accept: 'text/html', ...init.headers };
-    const cookie = this.cookieHeader(path);
-    if (cookie && !headers.cookie) headers.cookie = cookie;
-    let body = init.body;
-    if (init.form) {
-      body = new URLSearchParams(init.form).toString();
-      headers['content-type'] = 'application/x-www-form-urlencoded';
-    }
-    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
-    const url = new URL(path, this.baseUrl);
-    return new Promise((resolve, reject) => {
-      // fetch can't choose its source address; node:http can.
-      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname + url.search, method, headers, localAddress: this.peer, agent: false }, (res) => {
-        const reply = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) for (const one of Array.isArray(v) ? v : v === undefined ? [] : [v]) reply.append(k, one);
-        for (const line of reply.getSetCookie()) this.jar.store(line, path);
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: reply, body: text, location: reply.get('location') }));
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
   }
 
   /** Click "Try it": load the page, send its form. Returns the reply to the POST. */
@@ -80,7 +52,22 @@ export class VisitorClient extends HubClient {
     return this.follow('/hub/user-redirect/lab/tree/samples/index.ipynb');
   }
 
-  /** "End session": the sign-out form of the workspace bar. */
+  /**
+   * Open the workspace page as the browser does after "Try it": the hub hands over to the
+   * visitor's own origin, which serves the page. Returns the last reply and where it is.
+   */
+  async openWorkspace(): Promise<Reply & { path: string; url: string }> {
+    return this.follow('/hub/try/workspace');
+  }
+
+  /** Press "End session" on a workspace page served on the visitor's origin (its own form and token). */
+  async endFromWorkspace(page: { body: string; url: string }): Promise<Reply> {
+    const action = /<form method="post" action="([^"]+)"[^>]*id="try-end"/.exec(page.body)?.[1];
+    if (!action) throw new Error('no End session form on the page');
+    return this.request('POST', new URL(action, page.url).href, { form: { _csrf: HubClient.csrfFrom(page.body) } });
+  }
+
+  /** Sign out on the hub (the hub-origin workspace page's End session, and JupyterLab's Log Out). */
   async endSession(): Promise<Reply> {
     const page = await this.get('/hub/logout');
     return this.request('POST', '/hub/logout', { form: { _csrf: HubClient.csrfFrom(page.body) } });
