@@ -21,6 +21,7 @@ import { ServerManager } from './servers/server-manager.js';
 import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
+import { isVendorAssetRequest, vendorAssetsApp } from './web/vendor-assets.js';
 import type { WebDeps } from './web/context.js';
 import { HubError, StoreUnavailable } from './errors.js';
 import { PoolRepo, WarmPool, hasBusyKernel, type TryIt } from './pool/index.js';
@@ -334,13 +335,16 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
     const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
 
+    // The sample maps' scripts and styles, on user origins too (their output frames load them from there).
+    const contentAssets = vendorAssetsApp((req, res) => pages.error(req, res, 404, 'There is no such page at this address.'));
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       forgetForwarded(req);
       // The hot path: user-content hosts and /user/ go straight to the proxy, never through
       // express. Until reconcile() has routed the servers that kept running, they get "the hub
       // is starting" instead of a "not running" page whose Start button would replace a running server.
       const host = origins.classify(req);
-      if (host.kind !== 'hub' || req.url?.startsWith('/user/')) {
+      if (host.kind === 'content' && isVendorAssetRequest(req)) contentAssets(req, res);
+      else if (host.kind !== 'hub' || req.url?.startsWith('/user/')) {
         if (manager.ready) proxy.handleRequest(req, res, host);
         else hubStartingPage(views, res);
       } else app(req, res);

@@ -46,6 +46,14 @@ function logIn(req: Request, user: UserRecord): Promise<void> {
 export function tryRoutes(deps: WebDeps): Router {
   const router = Router();
   const render = renderer(deps);
+  // The "Try it" form's answer goes on (303, then the sign-in handoff) to the visitor's own
+  // origin, and Chromium applies form-action to every redirect of a form's navigation. In
+  // subdomain mode contentOrigin('*') is the wildcard source of every user origin.
+  const renderForm = (req: Request, res: Response, template: string, ctx: Record<string, unknown>, status = 200): void => {
+    const csp = PAGE_HEADERS['content-security-policy'].replace("form-action 'self'", `form-action 'self' ${deps.origins.contentOrigin('*')}`);
+    const html = deps.views.render(template, { user: req.user ?? null, csrfToken: deps.csrfToken(req), ...ctx });
+    res.status(status).set({ ...PAGE_HEADERS, 'content-security-policy': csp }).send(html);
+  };
   const { config } = deps;
   const pool = deps.tryIt.pool;
   const lifetime = tryLifetime(config);
@@ -70,7 +78,7 @@ export function tryRoutes(deps: WebDeps): Router {
   const waiting = (req: Request, res: Response, place: QueuePlace): void => {
     req.session.tryTicket = place.ticket;
     res.set('retry-after', String(config.tryRetryAfterS));
-    render(req, res, 'try-waiting.njk', { position: place.position, retryAfterS: config.tryRetryAfterS }, 503);
+    renderForm(req, res, 'try-waiting.njk', { position: place.position, retryAfterS: config.tryRetryAfterS }, 503);
   };
 
   router.get(
@@ -78,7 +86,7 @@ export function tryRoutes(deps: WebDeps): Router {
     asyncRoute(async (req, res) => {
       const active = await activeSession(req);
       const signedIn = req.user !== undefined && !isAnonymous(req.user);
-      render(req, res, 'try.njk', { enabled: pool.enabled, active: active !== null, signedIn, lifetime });
+      renderForm(req, res, 'try.njk', { enabled: pool.enabled, active: active !== null, signedIn, lifetime });
     }),
   );
 
