@@ -1,10 +1,9 @@
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Hub } from '../../server/index.js';
 import type { PoolStatus } from '../../server/pool/index.js';
-import { HubClient, type Reply } from './client.js';
+import { HubClient, type HubClientOptions, type Reply } from './client.js';
 
 /**
  * The loopback address a visitor's connections come from: 10.B.C.D becomes 127.(100+B).C.D, a
@@ -23,8 +22,9 @@ export class VisitorClient extends HubClient {
   constructor(
     baseUrl: string,
     readonly address: string,
+    options: HubClientOptions = {},
   ) {
-    super(baseUrl, { localAddress: loopbackFor(address) });
+    super(baseUrl, { ...options, localAddress: loopbackFor(address) });
     this.peer = loopbackFor(address);
   }
 

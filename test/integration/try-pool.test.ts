@@ -352,3 +352,35 @@ describe('"Try it": idle and max-age culling', function () {
     assert.equal((await hub.pool.status()).culled, 2);
   });
 });
+
+describe('"Try it" on a single-origin hub', function () {
+  this.timeout(300_000);
+  let hub: Hub | undefined;
+
+  before(async () => {
+    hub = await startTestHub('try-single', { originMode: 'single', poolSize: 1, tryMaxServers: 2 });
+    await waitForReadyPool(hub, 1);
+  });
+
+  after(async () => {
+    await hub?.close();
+  });
+
+  it('with originMode=single the workspace page stays on the hub, and its End session signs out there', async () => {
+    assert.ok(hub);
+    const v = new VisitorClient(hub.url, '10.2.0.1', { contentOrigin: () => new URL(hub!.url).origin });
+    const { escapedName } = await takeServer(v);
+    const workspace = await v.openWorkspace();
+    assert.equal(workspace.status, 200);
+    assert.equal(workspace.path, '/hub/try/workspace');
+    assert.match(workspace.body, /<iframe[^>]+src="\/hub\/user-redirect\/lab\/tree\/samples\/index\.ipynb"/);
+    assert.match(workspace.body, /href="\/hub\/try\/download" download>/);
+    assert.match(workspace.body, /<script src="\/hub\/static\/try-workspace\.js">/);
+    // The proxy leaves the server's paths to the server here: no hub page under /user/.
+    assert.equal((await v.get(`/user/${escapedName}/oerhub/workspace`)).status, 404);
+    const ended = await v.endFromWorkspace(workspace);
+    assert.equal(ended.status, 200);
+    assert.match(ended.body, /signed out|Signed out/i);
+    await waitFor('the server gone', async () => hub!.routes.get(escapedName), (r) => r === undefined, 30_000);
+  });
+});
