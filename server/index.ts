@@ -9,7 +9,7 @@ import { csrfSync } from 'csrf-sync';
 import type { HubConfig } from './config/index.js';
 import { createLogger, type Logger } from './log.js';
 import { createStore, describeStoreFailure, type Store } from './store/index.js';
-import { ServerRepo, UserRepo, type UserRecord } from './store/repos.js';
+import { ServerRepo, UserRepo } from './store/repos.js';
 import { blockedForOthers, createSpawner, hostFacts, planLocalIsolation, type LocalIsolationMode, type Spawner } from './spawner/index.js';
 import { HubSessionStore } from './auth/session-store.js';
 import { UserService } from './auth/users.js';
@@ -276,12 +276,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       route: (escapedName) => routes.get(escapedName),
     };
 
-    const signedOut = async (sid: string, user: UserRecord): Promise<void> => {
+    const signedOut = async (sid: string, userName: string): Promise<void> => {
       sessions.revoke(sid);
       proxy.closeSession(sid);
       await store.publish(REVOKE_CHANNEL, sid).catch((err: Error) => log.warn({ err: err.message }, 'could not tell other hub processes about a sign-out'));
       // A visitor's throwaway server goes with their sign-out, files and all.
-      if (isAnonymousName(user.name)) await pool.release(user.name, 'logout');
+      if (isAnonymousName(userName)) await pool.release(userName, 'logout');
     };
     // The "Try it" workspace on the visitor's own origin; its End session is a sign-out.
     const tryWorkspace = new TryWorkspace({
@@ -294,9 +294,9 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       error: pages.error,
       log: log.child({ part: 'try' }),
       cookieSecret,
-      endSession: async (sid, user) => {
+      endSession: async (sid, userName) => {
         await new Promise<void>((resolve, reject) => sessionStore.destroy(sid, (err) => (err ? reject(err) : resolve())));
-        await signedOut(sid, user);
+        await signedOut(sid, userName);
       },
     });
 
@@ -326,7 +326,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       cookieSecret,
       csrfToken: (req) => csrf.generateToken(req),
       storeHealthy: () => store.ping().then(() => true, () => false),
-      onSignedOut: signedOut,
+      onSignedOut: (sid, user) => signedOut(sid, user.name),
       tryIt,
       origins,
       handoff,

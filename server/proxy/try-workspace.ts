@@ -52,7 +52,7 @@ export interface TryWorkspaceDeps {
    * End this hub session as sign-out does: destroy it in the store, revoke it in every hub
    * process (cached checks, open WebSockets) and release the visitor's server. Safe to repeat.
    */
-  endSession(sid: string, user: UserRecord): Promise<void>;
+  endSession(sid: string, userName: string): Promise<void>;
 }
 
 const PAGES = ['workspace', 'session', 'download', 'end'] as const;
@@ -96,13 +96,13 @@ export class TryWorkspace implements ContentOriginPages {
   }
 
   private async answer(req: http.IncomingMessage, res: http.ServerResponse, page: Page, r: ContentRequest): Promise<void> {
+    const hub = this.deps.origins.hubOrigin();
+    if (page === 'end') return this.end(req, res, r, hub);
     const found = await this.deps.users.get(r.check.user);
     // The culler forgets the visitor with their server; their cookie may outlive both.
     const user = found && found.source === 'anonymous' && found.escapedName === r.escapedName ? found : null;
-    const hub = this.deps.origins.hubOrigin();
     if (page === 'session') return sendJson(res, await trySessionInfo(this.deps.tryIt, this.deps.config, user));
     if (page === 'download') return sendWorkspaceZip(this.deps.tryIt, this.deps.log, user, req, res);
-    if (page === 'end') return this.end(req, res, r, user, hub);
     const state = user ? await workspaceState(this.deps.tryIt, this.deps.manager, user) : 'none';
     if (!user || state === 'none' || state === 'failed') return redirect(res, hub + TRY_ENDED);
     if (state === 'starting') return redirect(res, `${hub}/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent('/hub/try/workspace')}`);
@@ -140,13 +140,14 @@ export class TryWorkspace implements ContentOriginPages {
   }
 
   /** POST .../end: End session, then the hub's "session ended" page, top-level. */
-  private async end(req: http.IncomingMessage, res: http.ServerResponse, r: ContentRequest, user: UserRecord | null, hub: string): Promise<void> {
+  private async end(req: http.IncomingMessage, res: http.ServerResponse, r: ContentRequest, hub: string): Promise<void> {
     const form = await readForm(req);
     const given = form.get('_csrf') ?? headerValue(req.headers['x-csrf-token']) ?? '';
     if (!r.xsrfPair && !sameToken(given, this.endToken(r.check.sid))) {
       throw new HubError('XSRF', 403, 'This request is missing its XSRF token. Reload the page and try again.');
     }
-    if (user) await this.deps.endSession(r.check.sid, user);
+    // Even when the visitor was already forgotten (culled): the hub session goes too.
+    await this.deps.endSession(r.check.sid, r.check.user);
     this.deps.log.info({ user: r.check.user }, 'try session ended from the workspace');
     res
       .writeHead(303, {
