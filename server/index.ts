@@ -16,11 +16,12 @@ import { UserService } from './auth/users.js';
 import { createAuthenticators, IdentityService } from './auth/index.js';
 import { LoginThrottle } from './auth/login-throttle.js';
 import { dropForwardedHeaders, FrontDoorListener } from './auth/front-door.js';
-import { ActivityTracker, HubProxy, RouteTable, SessionChecker, SignInHandoff, UserOrigins, type ProxyPages } from './proxy/index.js';
+import { ActivityTracker, HubProxy, RouteTable, SessionChecker, SignInHandoff, TryWorkspace, UserOrigins, type ProxyPages } from './proxy/index.js';
 import { ServerManager } from './servers/server-manager.js';
 import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
+import { isVendorAssetRequest, vendorAssetsApp } from './web/vendor-assets.js';
 import type { WebDeps } from './web/context.js';
 import { HubError, StoreUnavailable } from './errors.js';
 import { PoolRepo, WarmPool, hasBusyKernel, type TryIt } from './pool/index.js';
@@ -254,6 +255,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       cookieSecret,
       cookies: config,
       maxSockets: config.proxyMaxSockets,
+      // Built below, from the pool; the proxy asks it only once the hub serves requests.
+      contentPages: { handle: (req, res, r) => tryWorkspace.handle(req, res, r) },
     });
     closers.push(() => proxy.close());
 
@@ -326,6 +329,30 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       route: (escapedName) => routes.get(escapedName),
     };
 
+    const signedOut = async (sid: string, userName: string): Promise<void> => {
+      sessions.revoke(sid);
+      proxy.closeSession(sid);
+      await store.publish(REVOKE_CHANNEL, sid).catch((err: Error) => log.warn({ err: err.message }, 'could not tell other hub processes about a sign-out'));
+      // A visitor's throwaway server goes with their sign-out, files and all.
+      if (isAnonymousName(userName)) await pool.release(userName, 'logout');
+    };
+    // The "Try it" workspace on the visitor's own origin; its End session is a sign-out.
+    const tryWorkspace = new TryWorkspace({
+      config,
+      tryIt,
+      manager,
+      users,
+      views,
+      origins,
+      error: pages.error,
+      log: log.child({ part: 'try' }),
+      cookieSecret,
+      endSession: async (sid, userName) => {
+        await new Promise<void>((resolve, reject) => sessionStore.destroy(sid, (err) => (err ? reject(err) : resolve())));
+        await signedOut(sid, userName);
+      },
+    });
+
     // Sign-out anywhere closes that session's WebSockets here, and forgets it in our cache.
     const unsubscribe = await store.subscribe(REVOKE_CHANNEL, (sid) => {
       sessions.revoke(sid);
@@ -352,13 +379,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       cookieSecret,
       csrfToken: (req) => csrf.generateToken(req),
       storeHealthy: () => store.ping().then(() => true, () => false),
-      onSignedOut: async (sid, user) => {
-        sessions.revoke(sid);
-        proxy.closeSession(sid);
-        await store.publish(REVOKE_CHANNEL, sid).catch((err: Error) => log.warn({ err: err.message }, 'could not tell other hub processes about a sign-out'));
-        // A visitor's throwaway server goes with their sign-out, files and all.
-        if (isAnonymousName(user.name)) await pool.release(user.name, 'logout');
-      },
+      onSignedOut: (sid, user) => signedOut(sid, user.name),
       tryIt,
       origins,
       handoff,
@@ -367,13 +388,16 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
     const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
 
+    // The sample maps' scripts and styles, on user origins too (their output frames load them from there).
+    const contentAssets = vendorAssetsApp((req, res) => pages.error(req, res, 404, 'There is no such page at this address.'));
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       forgetForwarded(req);
       // The hot path: user-content hosts and /user/ go straight to the proxy, never through
       // express. Until reconcile() has routed the servers that kept running, they get "the hub
       // is starting" instead of a "not running" page whose Start button would replace a running server.
       const host = origins.classify(req);
-      if (host.kind !== 'hub' || req.url?.startsWith('/user/')) {
+      if (host.kind === 'content' && isVendorAssetRequest(req)) contentAssets(req, res);
+      else if (host.kind !== 'hub' || req.url?.startsWith('/user/')) {
         if (manager.ready) proxy.handleRequest(req, res, host);
         else hubStartingPage(views, res);
       } else {

@@ -14,6 +14,7 @@ import { isAnonymousEscapedName } from '../names.js';
 import type { ActivityTracker } from './activity.js';
 import type { HostKind, UserOrigins } from './origins.js';
 import { HANDOFF_PATH, type SignInHandoff } from './handoff.js';
+import type { ContentOriginPages } from './try-workspace.js';
 
 /** How the proxy shows a page when it can't forward (rendered by the web part). */
 export interface ProxyPages {
@@ -37,6 +38,8 @@ export interface HubProxyOptions {
   cookieSecret: string;
   cookies: Pick<HubConfig, 'secureCookies' | 'publicUrl' | 'sessionMaxAgeS'>;
   maxSockets: number;
+  /** Hub pages under a server's base path on its own origin (the "Try it" workspace). */
+  contentPages?: ContentOriginPages;
 }
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -68,7 +71,6 @@ export class HubProxy {
       socket.once('close', () => proxyReq.destroy());
       proxyReq.once('upgrade', (_res: http.IncomingMessage, upstream: Duplex) => socket.once('close', () => upstream.destroy()));
     });
-    this.proxy.on('proxyRes', (proxyRes, req) => this.onContentResponse(proxyRes, req));
   }
 
   /**
@@ -118,11 +120,11 @@ export class HubProxy {
     }
     const hit = this.opts.sessions.cached(cookie, escapedName);
     if (hit) {
-      this.forward(req, res, escapedName, hit);
+      this.forward(req, res, escapedName, hit, host);
       return;
     }
     this.opts.sessions.check(cookie, escapedName).then(
-      (check) => (check ? this.forward(req, res, escapedName, check) : this.unauthenticated(req, res, url, escapedName)),
+      (check) => (check ? this.forward(req, res, escapedName, check, host) : this.unauthenticated(req, res, url, escapedName)),
       (err: Error) => {
         this.opts.log.warn({ err: err.message }, 'session check failed');
         this.opts.pages.error(req, res, 503, 'The hub cannot check your sign-in right now. Your work is safe; please retry in a few seconds.');
@@ -186,12 +188,14 @@ export class HubProxy {
     this.agent.destroy();
   }
 
-  private forward(req: http.IncomingMessage, res: http.ServerResponse, escapedName: string, check: SessionCheck): void {
+  private forward(req: http.IncomingMessage, res: http.ServerResponse, escapedName: string, check: SessionCheck, host: HostKind): void {
     const route = this.opts.routes.get(escapedName);
     if (route && route.user !== check.user) {
       this.opts.pages.error(req, res, 403, 'This is not your server.');
       return;
     }
+    // Before the XSRF check: End session is a plain form post, with a token of its own.
+    if (host.kind === 'content' && this.opts.contentPages?.handle(req, res, { escapedName, check, xsrfPair: hasXsrfPair(req), secure: this.isSecure(req) })) return;
     if (UNSAFE.has(req.method ?? 'GET') && !hasXsrfPair(req)) {
       this.opts.log.warn({ user: check.user, method: req.method }, 'refused unsafe request without XSRF token');
       this.opts.pages.error(req, res, 403, 'This request is missing its XSRF token. Reload the page and try again.');
@@ -304,16 +308,6 @@ export class HubProxy {
         this.opts.log.warn({ err: err.message }, 'sign-in handoff failed');
         this.opts.pages.error(req, res, 503, 'The hub cannot check your sign-in right now. Your work is safe; please retry in a few seconds.');
       });
-  }
-
-  /**
-   * A notebook server's answer on a user origin: hub pages may frame it (the "Try it"
-   * workspace), and Jupyter's CSP says `frame-ancestors 'self'`, so the hub's origin is added.
-   */
-  private onContentResponse(proxyRes: http.IncomingMessage, req: http.IncomingMessage): void {
-    if (!this.opts.origins.isolated || this.opts.origins.classify(req).kind !== 'content') return;
-    const csp = proxyRes.headers['content-security-policy'];
-    if (typeof csp === 'string') proxyRes.headers['content-security-policy'] = csp.replace(/frame-ancestors 'self'/, `frame-ancestors 'self' ${this.opts.origins.hubOrigin()}`);
   }
 
   private isSecure(req: http.IncomingMessage): boolean {

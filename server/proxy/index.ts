@@ -5,3 +5,4 @@ export { ActivityTracker } from './activity.js';
 export { parseUserPath, type UserPath } from './user-path.js';
 export { UserOrigins, hostnameOf, type HostKind, type OriginMode } from './origins.js';
 export { SignInHandoff, HANDOFF_PATH, type HandoffStore } from './handoff.js';
+export { TryWorkspace, type ContentOriginPages, type ContentRequest, type TryWorkspaceDeps } from './try-workspace.js';

@@ -9,7 +9,7 @@ import { clearServerCookie, isSecureRequest } from './server-cookie-issuer.js';
 import { DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_MS, DEVICE_COOKIE_PATH, throttleName } from '../auth/login-throttle.js';
 import type { Authenticator } from '../auth/index.js';
 import { isAnonymousName } from '../names.js';
-import { TRY_ENDED } from './try-routes.js';
+import { TRY_ENDED } from './try-shared.js';
 
 /** The sign-in methods (built by createHub): choices on the login page, single logout. */
 export interface AuthExtras {

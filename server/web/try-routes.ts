@@ -1,13 +1,13 @@
 import { Router, type Request, type Response } from 'express';
-import { pipeline } from 'node:stream/promises';
 import { Forbidden, HubError, NotFound, TooManyRequests } from '../errors.js';
 import { isAnonymousName } from '../names.js';
 import { readCookie } from '../auth/server-cookie.js';
 import type { UserRecord } from '../store/repos.js';
-import { SAMPLES_FOLDER, WorkspaceTooLarge, workspaceZip, type QueuePlace, type TrySession } from '../pool/index.js';
+import { SAMPLES_FOLDER, type QueuePlace, type TrySession } from '../pool/index.js';
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from './context.js';
 import { PAGE_HEADERS } from './render.js';
-import { isSecureRequest } from './server-cookie-issuer.js';
+import { isSecureRequest, openServerUrl } from './server-cookie-issuer.js';
+import { TRY_ENDED, TRY_WORKSPACE_SUBPATH, sendWorkspaceZip, trySessionInfo, tryLifetime, workspaceState, type WorkspacePageUrls } from './try-shared.js';
 
 declare module 'express-session' {
   interface SessionData {
@@ -21,14 +21,10 @@ declare module 'express-session' {
 /** Where a visitor lands in their server. */
 export const TRY_LANDING = `/hub/user-redirect/lab/tree/${SAMPLES_FOLDER}/index.ipynb`;
 const WORKSPACE = '/hub/try/workspace';
-/** Where a visitor lands once their workspace is gone (sign-out, culled, expired). */
-export const TRY_ENDED = '/hub/try/ended';
 const ENDED = TRY_ENDED;
 // Set on the "session ended" page: the sign-out destroyed the session, and this is how the old
 // workspace address still knows to say "your session ended" rather than offer a new start.
 const ENDED_COOKIE = 'oerhub-try-ended';
-// A zip of a throwaway workspace; larger trees are refused rather than streamed for minutes.
-const ZIP_LIMITS = { maxFiles: 5000, maxBytes: 500 * 1024 * 1024 };
 
 function clientIp(req: Request): string {
   return req.ip ?? req.socket.remoteAddress ?? 'unknown';
@@ -43,12 +39,6 @@ function logIn(req: Request, user: UserRecord): Promise<void> {
   return new Promise((resolve, reject) => req.login(user, (err: unknown) => (err ? reject(err) : resolve())));
 }
 
-function minutes(seconds: number): string {
-  if (seconds < 120) return `${seconds} seconds`;
-  if (seconds < 2 * 3600) return `${Math.round(seconds / 60)} minutes`;
-  return `${Math.round(seconds / 3600)} hours`;
-}
-
 /**
  * /hub/try: anonymous visitors and the warm pool (issue 5). The page with the button; the
  * XSRF-protected POST that hands out a server (warm at once, on demand through the progress
@@ -59,9 +49,17 @@ function minutes(seconds: number): string {
 export function tryRoutes(deps: WebDeps): Router {
   const router = Router();
   const render = renderer(deps);
+  // The "Try it" form's answer goes on (303, then the sign-in handoff) to the visitor's own
+  // origin, and Chromium applies form-action to every redirect of a form's navigation. In
+  // subdomain mode contentOrigin('*') is the wildcard source of every user origin.
+  const renderForm = (req: Request, res: Response, template: string, ctx: Record<string, unknown>, status = 200): void => {
+    const csp = PAGE_HEADERS['content-security-policy'].replace("form-action 'self'", `form-action 'self' ${deps.origins.contentOrigin('*')}`);
+    const html = deps.views.render(template, { user: req.user ?? null, csrfToken: deps.csrfToken(req), ...ctx });
+    res.status(status).set({ ...PAGE_HEADERS, 'content-security-policy': csp }).send(html);
+  };
   const { config } = deps;
   const pool = deps.tryIt.pool;
-  const lifetime = { idle: minutes(config.tryIdleTimeoutS), maxAge: minutes(config.tryMaxAgeS) };
+  const lifetime = tryLifetime(config);
 
   const activeSession = async (req: Request): Promise<{ user: UserRecord; session: TrySession } | null> => {
     const user = req.user;
@@ -79,7 +77,7 @@ export function tryRoutes(deps: WebDeps): Router {
   const waiting = (req: Request, res: Response, place: QueuePlace): void => {
     req.session.tryTicket = place.ticket;
     res.set('retry-after', String(config.tryRetryAfterS));
-    render(req, res, 'try-waiting.njk', { position: place.position, retryAfterS: config.tryRetryAfterS }, 503);
+    renderForm(req, res, 'try-waiting.njk', { position: place.position, retryAfterS: config.tryRetryAfterS }, 503);
   };
 
   // Only a visitor who was turned away gets a place in line (and keeps the one they have).
@@ -100,7 +98,7 @@ export function tryRoutes(deps: WebDeps): Router {
     asyncRoute(async (req, res) => {
       const active = await activeSession(req);
       const signedIn = req.user !== undefined && !isAnonymous(req.user);
-      render(req, res, 'try.njk', { enabled: pool.enabled, active: active !== null, signedIn, lifetime });
+      renderForm(req, res, 'try.njk', { enabled: pool.enabled, active: active !== null, signedIn, lifetime });
     }),
   );
 
@@ -157,18 +155,18 @@ export function tryRoutes(deps: WebDeps): Router {
     WORKSPACE,
     asyncRoute(async (req, res) => {
       if (req.user && !isAnonymous(req.user)) return res.redirect(302, '/hub/home');
-      const active = await activeSession(req);
-      if (!active && !req.user && !req.session.tryHad && readCookie(req.headers.cookie, ENDED_COOKIE) !== undefined) return endedPage(req, res, 410);
-      if (!active) return res.redirect(302, req.user || req.session.tryHad ? ENDED : '/hub/try');
-      const { user } = active;
-      if ((await deps.manager.status(user)) === 'starting') {
-        return res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
-      }
-      if (!(await pool.whenSeeded(user))) return res.redirect(302, ENDED);
-      // JupyterLab is framed from the visitor's own origin (issue 9): this page alone may frame it.
-      const csp = `${PAGE_HEADERS['content-security-policy']}; frame-src 'self' ${deps.origins.contentOrigin(user.escapedName)}`;
-      const html = deps.views.render('try-workspace.njk', { user, csrfToken: deps.csrfToken(req), landing: TRY_LANDING, lifetime, warningS: config.tryWarningS });
-      res.status(200).set({ ...PAGE_HEADERS, 'content-security-policy': csp }).send(html);
+      if (!req.user && !req.session.tryHad && readCookie(req.headers.cookie, ENDED_COOKIE) !== undefined) return endedPage(req, res, 410);
+      const user = isAnonymous(req.user) ? req.user : undefined;
+      const state = user ? await workspaceState(deps.tryIt, deps.manager, user) : 'none';
+      if (!user || state === 'none') return res.redirect(302, req.user || req.session.tryHad ? ENDED : '/hub/try');
+      if (state === 'starting') return res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
+      if (state === 'failed') return res.redirect(302, ENDED);
+      // On a user origin the page is served there, by the proxy, so JupyterLab's frame is
+      // same-origin: framed cross-site, the browser would withhold its cookie and storage.
+      if (deps.origins.isolated) return res.redirect(302, await openServerUrl(deps, req, res, user, `/user/${user.escapedName}/${TRY_WORKSPACE_SUBPATH}`));
+      const urls: WorkspacePageUrls = { hub: '', landing: TRY_LANDING, sessionUrl: '/hub/try/session', downloadUrl: '/hub/try/download', endUrl: '/hub/logout' };
+      const html = deps.views.render('try-workspace.njk', { user, csrfToken: deps.csrfToken(req), lifetime, warningS: config.tryWarningS, ...urls });
+      res.status(200).set(PAGE_HEADERS).send(html);
     }),
   );
 
@@ -176,43 +174,14 @@ export function tryRoutes(deps: WebDeps): Router {
     '/hub/try/session',
     asyncRoute(async (req, res) => {
       res.set('cache-control', 'no-store');
-      const active = await activeSession(req);
-      if (!active) return void res.json({ state: 'ended', now: Date.now() });
-      const { expiresAt, idleAt } = await deps.tryIt.deadlines(active.session);
-      const state = pool.isSeeding(active.user.name) ? 'starting' : 'active';
-      res.json({ state, now: Date.now(), expiresAt, idleAt, warningS: config.tryWarningS });
+      res.json(await trySessionInfo(deps.tryIt, config, isAnonymous(req.user) ? req.user : null));
     }),
   );
 
   router.get(
     '/hub/try/download',
     asyncRoute(async (req, res) => {
-      const active = await activeSession(req);
-      if (!active) throw new NotFound('This temporary workspace has ended.');
-      const route = deps.tryIt.route(active.user.escapedName);
-      if (!route) throw new NotFound('This temporary workspace is not running.');
-      const abort = new AbortController();
-      req.on('close', () => abort.abort());
-      let zip;
-      try {
-        zip = await workspaceZip(route, ZIP_LIMITS, abort.signal);
-      } catch (err) {
-        if (err instanceof WorkspaceTooLarge) throw new HubError('TOO_LARGE', 413, 'Your workspace is too large for one download; download the files you need from JupyterLab.');
-        throw new HubError('DOWNLOAD_FAILED', 502, 'Your workspace could not be read for the download. Please try again.', (err as Error).message);
-      }
-      const stamp = new Date().toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-');
-      res.writeHead(200, {
-        'content-type': 'application/zip',
-        'content-disposition': `attachment; filename="oerhub-workspace-${stamp}.zip"`,
-        'cache-control': 'no-store',
-        'x-content-type-options': 'nosniff',
-      });
-      deps.log.info({ user: active.user.name, files: zip.files }, 'workspace downloaded');
-      await pipeline(zip.stream, res).catch((err: Error) => {
-        // The headers are out: all that's left is to cut the download, so the browser sees it failed.
-        deps.log.warn({ user: active.user.name, err: err.message }, 'workspace download cut short');
-        res.destroy();
-      });
+      await sendWorkspaceZip(deps.tryIt, deps.log, isAnonymous(req.user) ? req.user : null, req, res);
     }),
   );
 

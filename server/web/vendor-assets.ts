@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { Router, type Request, type Response, type NextFunction } from 'express';
+import type http from 'node:http';
+import express, { Router, type Express, type Request, type Response, type NextFunction } from 'express';
 
 /**
  * The JavaScript, CSS, images and fonts that Folium maps load, served by the hub itself so a
@@ -147,4 +148,24 @@ export function vendorAssetsRouter(): Router {
     });
   });
   return router;
+}
+
+/** Whether a request is a GET or HEAD under VENDOR_BASE_PATH (for vendorAssetsApp). */
+export function isVendorAssetRequest(req: http.IncomingMessage): boolean {
+  return (req.method === 'GET' || req.method === 'HEAD') && (req.url ?? '').startsWith(`${VENDOR_BASE_PATH}/`);
+}
+
+/**
+ * The vendor assets alone, for user-content hosts: a map's output frame is srcdoc, so it loads
+ * `/hub/static/vendor/...` from the notebook's own origin. Public files, no session, nothing
+ * else of the hub; `notFound` answers every other path.
+ */
+export function vendorAssetsApp(notFound: (req: http.IncomingMessage, res: http.ServerResponse) => void): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(vendorAssetsRouter());
+  app.use((req: Request, res: Response) => notFound(req, res));
+  // A file that went away under us: the same answer, never express's page with a stack.
+  app.use((_err: Error, req: Request, res: Response, _next: NextFunction) => notFound(req, res));
+  return app;
 }

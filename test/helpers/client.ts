@@ -87,7 +87,7 @@ export interface HubClientOptions {
    * default (originMode=subdomain without publicUrl). For a single-origin hub: the hub's URL.
    */
   contentOrigin?: (escapedName: string) => string;
-  /** The local address connections come from (a visitor behind their own address: any of 127/8). */
+  /** The local address connections come from (a visitor's own address, see test/helpers/try.ts). */
   localAddress?: string;
 }
 

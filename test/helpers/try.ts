@@ -3,7 +3,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Hub } from '../../server/index.js';
 import type { PoolStatus } from '../../server/pool/index.js';
-import { HubClient, type Reply } from './client.js';
+import { HubClient, type HubClientOptions, type Reply } from './client.js';
 
 /**
  * The loopback address a visitor's connections come from: 10.B.C.D becomes 127.(100+B).C.D, a
@@ -22,8 +22,9 @@ export class VisitorClient extends HubClient {
   constructor(
     baseUrl: string,
     readonly address: string,
+    options: HubClientOptions = {},
   ) {
-    super(baseUrl, { localAddress: loopbackFor(address) });
+    super(baseUrl, { ...options, localAddress: loopbackFor(address) });
     this.peer = loopbackFor(address);
   }
 
@@ -51,7 +52,22 @@ export class VisitorClient extends HubClient {
     return this.follow('/hub/user-redirect/lab/tree/samples/index.ipynb');
   }
 
-  /** "End session": the sign-out form of the workspace bar. */
+  /**
+   * Open the workspace page as the browser does after "Try it": the hub hands over to the
+   * visitor's own origin, which serves the page. Returns the last reply and where it is.
+   */
+  async openWorkspace(): Promise<Reply & { path: string; url: string }> {
+    return this.follow('/hub/try/workspace');
+  }
+
+  /** Press "End session" on a workspace page served on the visitor's origin (its own form and token). */
+  async endFromWorkspace(page: { body: string; url: string }): Promise<Reply> {
+    const action = /<form method="post" action="([^"]+)"[^>]*id="try-end"/.exec(page.body)?.[1];
+    if (!action) throw new Error('no End session form on the page');
+    return this.request('POST', new URL(action, page.url).href, { form: { _csrf: HubClient.csrfFrom(page.body) } });
+  }
+
+  /** Sign out on the hub (the hub-origin workspace page's End session, and JupyterLab's Log Out). */
   async endSession(): Promise<Reply> {
     const page = await this.get('/hub/logout');
     return this.request('POST', '/hub/logout', { form: { _csrf: HubClient.csrfFrom(page.body) } });

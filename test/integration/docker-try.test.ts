@@ -97,8 +97,10 @@ describe('Try it with the Docker spawner', function () {
     assert.equal(me.name, warmName, 'the visitor got the warm server');
     taken = { name: me.name, escapedName: me.escaped_name };
 
-    const workspace = await visitor.get('/hub/try/workspace');
+    // Handed over to the visitor's own origin, which serves the workspace page.
+    const workspace = await visitor.openWorkspace();
     assert.equal(workspace.status, 200);
+    assert.equal(workspace.path, `/user/${me.escaped_name}/oerhub/workspace`);
     const lab = await visitor.openLab();
     assert.equal(lab.status, 200, `JupyterLab answered ${lab.status}`);
     assert.equal(lab.path, `/user/${me.escaped_name}/lab/tree/samples/index.ipynb`);

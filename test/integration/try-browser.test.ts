@@ -15,7 +15,9 @@ const SLOW_MS = 150_000;
  * Issue 5, item 6: in Chromium, with no outside network, a visitor clicks "Try it" on the
  * sign-in page, opens the heatmap sample, runs all cells, and sees the Bokeh plot (its canvas)
  * and the Folium map (its Leaflet container with the city markers and country shapes drawn).
- * Every request the browser makes goes to the hub on 127.0.0.1.
+ * The workspace page is served on the visitor's own origin (issue 9), so JupyterLab's frame is
+ * same-origin and needs no third-party cookie. Every request the browser makes goes to the hub
+ * on 127.0.0.1 or to that *.localhost origin. Download gives a zip; End session ends it.
  */
 describe('"Try it" in a real browser', function () {
   this.timeout(400_000);
@@ -48,20 +50,29 @@ describe('"Try it" in a real browser', function () {
     await hub?.close();
   });
 
-  it('a visitor clicks "Try it", runs the heatmap sample and sees the Bokeh plot and the Folium map, all from 127.0.0.1', async () => {
+  it('a visitor clicks "Try it", works in JupyterLab on their own origin, sees the Bokeh plot and the Folium map served by this machine, downloads a zip and ends the session', async () => {
     assert.ok(hub && page && requests);
     const p = page;
     await p.goto(`${hub.url}/hub/login`);
     await p.getByRole('link', { name: 'Try it without an account' }).click();
     await p.waitForURL(`${hub.url}/hub/try`);
     await p.getByRole('button', { name: 'Try it' }).click();
-    await p.waitForURL(`${hub.url}/hub/try/workspace`);
+    // Handed over to the visitor's own origin, which serves the workspace page.
+    await p.waitForURL(/\/oerhub\/workspace$/);
+    const here = new URL(p.url());
+    const escapedName = /^\/user\/([^/]+)\/oerhub\/workspace$/.exec(here.pathname)?.[1] ?? '';
+    assert.match(escapedName, /^-7e/, 'an anonymous visitor');
+    const userOrigin = `http://${escapedName}.localhost:${new URL(hub.url).port}`;
+    assert.equal(here.origin, userOrigin);
     // The bar around JupyterLab: the time left and the download.
     await p.locator('#try-countdown').filter({ hasText: /^\d+:\d\d(:\d\d)?$/ }).waitFor({ timeout: 20_000 });
-    assert.equal(await p.getByRole('link', { name: 'Download my work' }).getAttribute('href'), '/hub/try/download');
+    assert.equal(await p.getByRole('link', { name: 'Download my work' }).getAttribute('href'), `/user/${escapedName}/oerhub/download`);
 
     const lab = p.frameLocator('#try-frame');
     await lab.locator('.jp-LabShell').waitFor({ timeout: SLOW_MS });
+    // Same-origin: the page can see into its frame (a cross-origin frame would throw here).
+    const frameOrigin = await p.locator('#try-frame').evaluate((f) => (f as HTMLIFrameElement).contentWindow?.location.origin);
+    assert.equal(frameOrigin, userOrigin);
     // Landed in the sample index, which says the workspace is temporary.
     await lab.locator('.jp-NotebookPanel:visible .jp-RenderedMarkdown', { hasText: 'This is a temporary workspace' }).first().waitFor({ timeout: SLOW_MS });
 
@@ -93,7 +104,24 @@ describe('"Try it" in a real browser', function () {
 
     const origin = new URL(hub.url).origin;
     assert.match(origin, /^http:\/\/127\.0\.0\.1:\d+$/);
-    assert.deepEqual(requests.foreign([origin]), [], 'every request went to the hub');
-    assert.ok(requests.urls.some((u) => u.startsWith(`${origin}/hub/static/vendor/leaflet/`)), 'Leaflet came from the hub');
+    assert.deepEqual(requests.foreign([origin, userOrigin]), [], 'every request went to the hub or the visitor\'s origin on it');
+    assert.ok(requests.urls.some((u) => /^http:\/\/[^/]+\/hub\/static\/vendor\/leaflet\//.test(u)), 'Leaflet came from the hub');
+
+    // Download my work: a zip with the samples in it.
+    const [download] = await Promise.all([p.waitForEvent('download'), p.getByRole('link', { name: 'Download my work' }).click()]);
+    assert.match(download.suggestedFilename(), /^oerhub-workspace-[\d-]+\.zip$/);
+    fs.mkdirSync(OUTPUT, { recursive: true });
+    const zipFile = path.join(OUTPUT, 'try-browser-download.zip');
+    await download.saveAs(zipFile);
+    const zip = fs.readFileSync(zipFile);
+    assert.equal(zip.subarray(0, 4).toString('hex'), '504b0304', 'a zip file');
+    assert.ok(zip.includes(Buffer.from('samples/bokeh_heatmap.ipynb')), 'the zip has the heatmap sample');
+
+    // End session: the hub's "session ended" page, and the server is gone.
+    await p.getByRole('button', { name: 'End session' }).click();
+    await p.waitForURL(`${origin}/hub/try/ended`);
+    await p.getByText('Your session ended').first().waitFor();
+    assert.equal(hub.routes.get(escapedName), undefined, 'the server is gone');
+    assert.deepEqual(requests.foreign([origin, userOrigin]), [], 'still nothing left the machine');
   });
 });

@@ -32,7 +32,7 @@ async function takeServer(visitor: VisitorClient): Promise<{ name: string; escap
   assert.equal(r.status, 303, `"Try it" answered ${r.status}: ${r.body.slice(0, 300)}`);
   const me = await visitor.me();
   if (r.location?.startsWith('/hub/spawn-pending/')) {
-    await waitFor('the on-demand server', async () => (await visitor.get('/hub/try/workspace')).status, (s) => s === 200, 90_000, 300);
+    await waitFor('the on-demand server', async () => visitor.openWorkspace(), (w) => w.status === 200 && w.path.endsWith('/oerhub/workspace'), 90_000, 300);
   }
   const lab = await visitor.openLab();
   assert.equal(lab.status, 200, `JupyterLab answered ${lab.status}`);
@@ -95,11 +95,17 @@ describe('"Try it": the warm pool, limits and the waiting page', function () {
     assert.ok(warmNames.includes(me.name), 'the server came from the ready list');
     assert.equal(await hub.manager.status((await hub.users.get(me.name))!), 'running');
 
-    const workspace = await v.get('/hub/try/workspace');
+    // The workspace page is served on the visitor's own origin, so JupyterLab's frame is same-origin.
+    const workspace = await v.openWorkspace();
     assert.equal(workspace.status, 200);
-    assert.match(workspace.body, /<iframe[^>]+src="\/hub\/user-redirect\/lab\/tree\/samples\/index\.ipynb"/);
-    assert.match(workspace.body, /Download my work/);
+    assert.equal(workspace.url, `${v.contentOrigin(me.escaped_name)}/user/${me.escaped_name}/oerhub/workspace`);
+    assert.match(workspace.body, new RegExp(`<iframe[^>]+src="/user/${me.escaped_name}/lab/tree/samples/index\\.ipynb"`));
+    assert.match(workspace.body, new RegExp(`href="/user/${me.escaped_name}/oerhub/download" download>Download my work`));
     assert.match(workspace.body, /End session/);
+    // Its scripts and styles come from the hub, and nothing else may run there.
+    const hubOrigin = new URL(hub.url).origin;
+    assert.match(workspace.body, new RegExp(`<script src="${hubOrigin}/hub/static/try-workspace\\.js">`));
+    assert.match(workspace.headers.get('content-security-policy') ?? '', new RegExp(`script-src ${hubOrigin}/hub/static/try-workspace\\.js;`));
     const lab = await v.openLab();
     assert.equal(lab.status, 200);
     assert.equal(lab.path, `/user/${me.escaped_name}/lab/tree/samples/index.ipynb`);
@@ -110,6 +116,9 @@ describe('"Try it": the warm pool, limits and the waiting page', function () {
     const session = JSON.parse((await v.get('/hub/try/session', { accept: 'application/json' })).body) as { state: string; expiresAt: number; idleAt: number };
     assert.equal(session.state, 'active');
     assert.ok(session.expiresAt > Date.now() + 3000_000 && session.idleAt > Date.now(), JSON.stringify(session));
+    // The page's own origin tells the same deadlines.
+    const there = JSON.parse((await v.get(`/user/${me.escaped_name}/oerhub/session`, { accept: 'application/json' })).body) as { state: string; expiresAt: number };
+    assert.deepEqual({ state: there.state, expiresAt: there.expiresAt }, { state: 'active', expiresAt: session.expiresAt });
 
     const where = localServerOf(hub, me.escaped_name);
     assert.ok(fs.existsSync(where.home) && where.pid !== undefined);
@@ -129,9 +138,15 @@ describe('"Try it": the warm pool, limits and the waiting page', function () {
     const zip = Buffer.from(await res.arrayBuffer());
     assert.equal(zip.subarray(0, 4).toString('hex'), '504b0304', 'a zip file');
     for (const name of ['samples/index.ipynb', 'samples/bokeh_heatmap.ipynb', 'samples/data/places.csv']) assert.ok(zip.includes(Buffer.from(name)), `the zip has ${name}`);
-    // Someone else can't download it.
+    // The same from the button of the page on the visitor's own origin.
+    const own = await firstVisitor.get(`/user/${first.escapedName}/oerhub/download`);
+    assert.equal(own.status, 200);
+    assert.equal(own.headers.get('content-type'), 'application/zip');
+    assert.ok(own.body.startsWith('PK') && own.body.includes('samples/bokeh_heatmap.ipynb'), 'a zip with the samples');
+    // Someone else can't download it, from the hub or from that origin.
     const stranger = new VisitorClient(hub!.url, '10.9.9.9');
     assert.equal((await stranger.get('/hub/try/download')).status, 404);
+    assert.equal((await stranger.get(`/user/${first.escapedName}/oerhub/download`, { accept: 'application/json' })).status, 403);
   });
 
   it('two visitors never share a server, and neither can reach the other\'s', async () => {
@@ -170,10 +185,16 @@ describe('"Try it": the warm pool, limits and the waiting page', function () {
 
   it('"End session" destroys the server and its files: no folder, no process', async () => {
     assert.ok(hub && first && firstVisitor);
-    const r = await firstVisitor.endSession();
-    // A visitor's sign-out lands on "Your session ended" (issue 10).
+    const page = await firstVisitor.openWorkspace();
+    // Without the page's token the form is refused.
+    const forged = await firstVisitor.request('POST', `/user/${first.escapedName}/oerhub/end`, { form: { _csrf: 'x' } });
+    assert.equal(forged.status, 403);
+    const r = await firstVisitor.endFromWorkspace(page);
     assert.equal(r.status, 303);
-    assert.equal(r.location, '/hub/try/ended');
+    assert.equal(r.location, `${new URL(hub.url).origin}/hub/try/ended`);
+    assert.match((await firstVisitor.follow(r.location ?? '')).body, /Your session ended/);
+    // Signed out on the hub too.
+    assert.equal((await firstVisitor.get('/hub/api/user', { accept: 'application/json' })).status, 401);
     await assertDestroyed(hub, first.escapedName, first.pid);
     assert.equal(await hub.users.get(first.name), null, 'the anonymous user is forgotten');
     const status = await poolStatus(admin());
@@ -306,6 +327,9 @@ describe('"Try it": idle and max-age culling', function () {
     assert.match(ended.body, /href="\/hub\/try"/);
     assert.equal(JSON.parse((await v.get('/hub/try/session', { accept: 'application/json' })).body).state, 'ended');
     assert.equal((await v.get('/hub/try/workspace')).location, '/hub/try/ended');
+    // The page on the visitor's origin says so too.
+    const page = await v.get(`/user/${escapedName}/oerhub/workspace`);
+    assert.equal(page.location, `${new URL(hub.url).origin}/hub/try/ended`);
   });
 
   it('a busy visitor is still stopped at the maximum age', async () => {
@@ -437,3 +461,34 @@ describe('"Try it": a restart with a smaller poolSize', function () {
   });
 });
 
+describe('"Try it" on a single-origin hub', function () {
+  this.timeout(300_000);
+  let hub: Hub | undefined;
+
+  before(async () => {
+    hub = await startTestHub('try-single', { originMode: 'single', poolSize: 1, tryMaxServers: 2 });
+    await waitForReadyPool(hub, 1);
+  });
+
+  after(async () => {
+    await hub?.close();
+  });
+
+  it('with originMode=single the workspace page stays on the hub, and its End session signs out there', async () => {
+    assert.ok(hub);
+    const v = new VisitorClient(hub.url, '10.2.0.1', { contentOrigin: () => new URL(hub!.url).origin });
+    const { escapedName } = await takeServer(v);
+    const workspace = await v.openWorkspace();
+    assert.equal(workspace.status, 200);
+    assert.equal(workspace.path, '/hub/try/workspace');
+    assert.match(workspace.body, /<iframe[^>]+src="\/hub\/user-redirect\/lab\/tree\/samples\/index\.ipynb"/);
+    assert.match(workspace.body, /href="\/hub\/try\/download" download>/);
+    assert.match(workspace.body, /<script src="\/hub\/static\/try-workspace\.js">/);
+    // The proxy leaves the server's paths to the server here: no hub page under /user/.
+    assert.equal((await v.get(`/user/${escapedName}/oerhub/workspace`)).status, 404);
+    const ended = await v.endFromWorkspace(workspace);
+    assert.equal(ended.status, 200);
+    assert.match(ended.body, /signed out|Signed out/i);
+    await waitFor('the server gone', async () => hub!.routes.get(escapedName), (r) => r === undefined, 30_000);
+  });
+});
