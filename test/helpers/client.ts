@@ -198,7 +198,10 @@ export class HubClient {
   async openServer(rest = '/lab'): Promise<{ hub: Reply; handoff: Reply | null }> {
     const hub = await this.get(`/hub/user-redirect${rest}`);
     if (hub.status !== 302 || !hub.location || !/\/oerhub-login\?/.test(hub.location)) return { hub, handoff: null };
-    return { hub, handoff: await this.get(hub.location) };
+    // By path: it goes to this client's origin for that server, which is the hub's own listener
+    // even when publicUrl names a front proxy this test doesn't run (the hub tells hosts apart by name).
+    const target = new URL(hub.location, this.baseUrl);
+    return { hub, handoff: await this.get(target.pathname + target.search) };
   }
 
   /** The hub's own origin, or a user origin of it (a *.localhost host on the hub's port). */

@@ -86,7 +86,7 @@ describe('the Docker engine going away', function () {
     daemonStopped = false;
     await erin.get('/hub/spawn');
     await waitForReady(erin, 'erin');
-    assert.equal((await erin.get('/hub/user-redirect/lab')).status, 302);
+    assert.equal((await erin.openServer('/lab')).handoff?.status, 302);
     const kernelId = await startKernel(erin, 'erin');
     const kernel = await KernelSocket.open(erin, 'erin', kernelId);
     try {

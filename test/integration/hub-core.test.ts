@@ -67,7 +67,8 @@ describe('the hub core: a student working in JupyterLab through the hub', functi
     const hubHost = new URL(hub.url).hostname;
     assert.deepEqual(
       [...alice.cookies.values()].filter((c) => c.name.startsWith('oerhub-')).map((c) => `${c.name}@${c.host}${c.path}`).sort(),
-      [`oerhub-session@${hubHost}/hub/`, `oerhub-user-alice@${new URL(aliceOrigin).hostname}/user/alice/`],
+      // (and the sign-in's device cookie, on the hub's /hub/login only)
+      [`oerhub-device@${hubHost}/hub/login`, `oerhub-session@${hubHost}/hub/`, `oerhub-user-alice@${new URL(aliceOrigin).hostname}/user/alice/`],
     );
   });
 

@@ -106,7 +106,7 @@ describe('restarting the hub the way an operator does (node dist/server/main.js,
     assert.equal((await client.login(name, `${name}-password`)).status, 303);
     await client.get('/hub/spawn');
     await waitForReady(client, name);
-    assert.equal((await client.get('/hub/user-redirect/lab')).status, 302);
+    assert.equal((await client.openServer('/lab')).handoff?.status, 302);
     return client;
   }
 
@@ -190,7 +190,7 @@ async function expectAdopted(dataDir: string, ada: HubClient, ben: HubClient, pi
     assert.equal((await client.get(`/user/${name}/api/status`, { accept: 'application/json' })).status, 200);
   }
   // A course link clicked now reaches the running server; it does not start another.
-  assert.equal((await ada.get('/hub/user-redirect/lab')).status, 302);
+  assert.equal((await ada.openServer('/lab')).handoff?.status, 302);
   const kernel = await KernelSocket.open(ada, 'ada', kernelId);
   try {
     assert.equal(await kernel.execute('x += 1; print(x)'), expected);

@@ -113,7 +113,9 @@ describe('the hub while Redis is down', function () {
     await eventually('the store answers', () => succeeds(() => s.ping()));
     assert.equal(await s.setIfAbsent('lock', 'me', 60_000), true);
     const received: string[] = [];
-    await s.subscribe('ch', (m) => received.push(m));
+    // Subscriptions have a connection of their own, which may come back a moment after the
+    // commands' one: a refused subscribe registers nothing, so asking again is safe.
+    await eventually('the store takes a subscription', () => succeeds(() => s.subscribe('ch', (m) => received.push(m))));
     await s.publish('ch', 'hello');
     await eventually('the message arrives', async () => received.includes('hello'));
     assert.equal(records.filter((r) => r.msg === 'cannot reach Redis; retrying' && r.conn === 'commands').length, 1);

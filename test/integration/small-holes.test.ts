@@ -133,11 +133,11 @@ describe('small holes: sockets, cookies, throttles and logs', function () {
     // The log file is appended to by every run: read only what this test adds.
     const logFile = path.resolve(__dirname, '../../test-output/small-holes.log');
     const offset = fs.statSync(logFile).size;
-    await fetch(`${hub.url}/hub/login?next=%2Fhub%2Fhome&token=${secrets.login}`);
-    await fetch(`${hub.url}/hub/no-such-page?repo_token=${secrets.missing}`);
+    await fetch(`${hub.url}/hub/login?next=%2Fhub%2Fhome&token=${secrets.login}`, { redirect: "manual" });
+    await fetch(`${hub.url}/hub/no-such-page?repo_token=${secrets.missing}`, { redirect: "manual" });
     await fetch(`${hub.url}/hub/saml/acs?SAMLResponse=${secrets.saml}&RelayState=x`);
-    await fetch(`${hub.url}/user/bob/api/contents?token=${secrets.proxy}`);
-    await fetch(`${hub.url}/user/%2e%2e/x?token=${secrets.proxy}`);
+    await fetch(`${hub.url}/user/bob/api/contents?token=${secrets.proxy}`, { redirect: "manual" });
+    await fetch(`${hub.url}/user/%2e%2e/x?token=${secrets.proxy}`, { redirect: "manual" });
     // A password typed into the username box, and a wrong password for a real account.
     const v = new VisitorClient(hub.url, '198.51.100.50');
     assert.equal((await v.login(`${secrets.typed} horse battery`, 'x')).status, 401);
