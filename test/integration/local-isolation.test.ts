@@ -229,7 +229,8 @@ describe('local servers as their own Unix accounts: a student can reach only the
     } finally {
       kernel.close();
     }
-    assert.equal((await visitor.endSession()).status, 200);
+    // A visitor's sign-out lands on "Your session ended".
+    assert.equal((await visitor.endSession()).location, '/hub/try/ended');
     const where = localServerOf(hub, escapedName);
     await waitFor('the visitor\'s server destroyed', async () => fs.existsSync(where.stateFile) || processesOf(escapedName).length > 0, (left) => !left, 30_000);
     assert.ok(fs.readFileSync('/etc/passwd', 'utf8').includes(`\n${account}:`), 'the account outlives its server only until the next start');

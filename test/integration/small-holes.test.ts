@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Hub } from '../../server/index.js';
 import { HubClient } from '../helpers/client.js';
 import { ADMIN_PASSWORD, createUsers, startTestHub } from '../helpers/hub.js';
-import { VisitorClient } from '../helpers/try.js';
+import { VisitorClient, loopbackFor } from '../helpers/try.js';
 
 /** Send a request's header line and then one header byte a second, as a slowloris client does. Resolves with what the hub answered once it closes the socket. */
 function slowHeaders(url: string): Promise<{ answer: string; bytesSent: number }> {
@@ -148,7 +148,7 @@ describe('small holes: sockets, cookies, throttles and logs', function () {
     const lines = log.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; username?: string; ip?: string; req?: { url: string } });
     // What was asked is still there, without the values.
     assert.ok(lines.some((l) => l.req?.url === '/hub/login?next=[redacted]&token=[redacted]'), 'the request line names its path and parameters');
-    const failures = lines.filter((l) => l.msg.startsWith('sign-in failed') && l.ip === '198.51.100.50');
+    const failures = lines.filter((l) => l.msg.startsWith('sign-in failed') && l.ip === loopbackFor('198.51.100.50'));
     assert.deepEqual(failures.map((l) => l.username?.replace(/ \S+$/, ' #')), ['unknown user #', 'bob']);
   });
 });

@@ -67,7 +67,8 @@ describe('"Try it" lifecycle polish in a real browser', function () {
     await waitForReadyPool(hub, 1);
     await page.goto(`${hub.url}/hub/try`);
     await page.getByRole('button', { name: 'Try it' }).click();
-    await page.waitForURL(`${hub.url}/hub/try/workspace`, { timeout: SLOW_MS });
+    // The workspace page is served on the visitor's own origin (a same-origin frame).
+    await page.waitForURL(/\/oerhub\/workspace$/, { timeout: SLOW_MS });
     const lab = page.frameLocator('#try-frame');
     await lab.locator('.jp-NotebookPanel:visible .jp-RenderedMarkdown', { hasText: 'This is a temporary workspace' }).first().waitFor({ timeout: SLOW_MS });
     return lab;
@@ -150,7 +151,7 @@ describe('"Try it" lifecycle polish in a real browser', function () {
     const giveUp = new AbortController();
     const seenOrNull = Promise.race([reported, sleep(30_000, null, { signal: giveUp.signal }).catch(() => null)]);
     const held = seenOrNull.then(() => undefined);
-    await page.route('**/hub/logout', async (route) => {
+    await page.route('**/oerhub/end', async (route) => {
       await held;
       await route.continue();
     });
@@ -166,7 +167,7 @@ describe('"Try it" lifecycle polish in a real browser', function () {
     await page.waitForURL(`${hub.url}/hub/try/ended`, { timeout: SLOW_MS });
     await page.getByRole('heading', { name: 'Your session ended' }).waitFor();
     assert.equal(await page.getByText('keeps running').count(), 0);
-    await page.unroute('**/hub/logout');
+    await page.unroute('**/oerhub/end');
 
     // The old workspace address and the old JupyterLab address: "your session ended", not a sign-in.
     const workspace = await page.goto(`${hub.url}/hub/try/workspace`);
