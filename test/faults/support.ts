@@ -1,21 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { HubClient } from '../helpers/client.js';
-import { ADMIN_PASSWORD } from '../helpers/hub.js';
 import { xsrfToken } from '../helpers/kernel.js';
-import { notebookVenv } from '../helpers/venv.js';
+
+export { REPO_ROOT, eventually, hubEnv, isAlive, jupyterPids, reapDataDir, serverPid, startHubProcess, stopHubProcess, untilRunning, type HubProcess } from '../helpers/hub-process.js';
 
 /*
- * Shared by the fault cases: the one-line figure each case prints, waiting for a state without
- * asserting on time, the real hub program as a child process, and Jupyter processes found by
- * pid in /proc (never by asking the hub, which is the thing under test).
+ * Shared by the fault cases: the one-line figure each case prints and files read and saved as
+ * JupyterLab does; the hub program and its processes come from test/helpers/hub-process.ts.
  */
-
-export const REPO_ROOT = path.resolve(__dirname, '..', '..');
-const MAIN = path.join(REPO_ROOT, 'dist', 'server', 'main.js');
-const OUTPUT = path.join(REPO_ROOT, 'test-output');
 
 /** Print the case's one line: what happened, and its measured figure (never asserted). */
 export function reportFault(fault: string, studentSaw: string, dataLost: string, recovered: string): void {
@@ -25,15 +17,6 @@ export function reportFault(fault: string, studentSaw: string, dataLost: string,
 /** Seconds since `start` (a Date.now()), one decimal, for the printed figure. */
 export function secondsSince(start: number): string {
   return `${((Date.now() - start) / 1000).toFixed(1)} s`;
-}
-
-/** Waits for `check` to hold, up to `limitMs` (a bound for "soon", not a speed requirement). */
-export async function eventually(what: string, check: () => boolean | Promise<boolean>, limitMs = 120_000, everyMs = 100): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`never happened within ${limitMs} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
 }
 
 /** Save a text file in the student's server through Jupyter's contents API, as JupyterLab does. */
@@ -50,117 +33,4 @@ export async function readFile(client: HubClient, name: string, file: string): P
   const res = await client.get(`/user/${name}/api/contents/${file}?content=1&format=text&type=file`, { accept: 'application/json' });
   assert.equal(res.status, 200, `reading ${file} answered ${res.status}: ${res.body.slice(0, 200)}`);
   return (JSON.parse(res.body) as { content: string }).content;
-}
-
-/** The real hub program (`node dist/server/main.js`), as an operator runs it. */
-export interface HubProcess {
-  readonly child: ChildProcess;
-  output(): string;
-}
-
-/** The environment of a hub program on this port and data folder (local spawner, SQLite by default). */
-export function hubEnv(port: number, dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    OERHUB_PORT: String(port),
-    OERHUB_DATA_DIR: dataDir,
-    OERHUB_NOTEBOOK_VENV: notebookVenv(),
-    OERHUB_ADMIN_PASSWORD: ADMIN_PASSWORD,
-    OERHUB_LOG_LEVEL: 'info',
-    OERHUB_POOL_SIZE: '0',
-    ...extra,
-  };
-}
-
-/** Start the hub program and wait until it says it runs (`waitForRunning: false`: return at once). */
-export async function startHubProcess(label: string, env: Record<string, string>, options: { waitForRunning?: boolean } = {}): Promise<HubProcess> {
-  if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first with npx tsc -p tsconfig.json (npm test does)`);
-  fs.mkdirSync(OUTPUT, { recursive: true });
-  const logFile = path.join(OUTPUT, `${label}.log`);
-  const child = spawn(process.execPath, [MAIN], {
-    cwd: REPO_ROOT,
-    // Only what the hub needs: any other OERHUB_* variable of the test process would be refused.
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const onData = (chunk: Buffer): void => {
-    output += chunk.toString();
-    fs.appendFileSync(logFile, chunk);
-  };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
-  const hub = { child, output: () => output };
-  if (options.waitForRunning === false) return hub;
-  await eventually(`${label} says it runs`, () => {
-    if (child.exitCode !== null) throw new Error(`${label} exited (${child.exitCode}):\n${output}`);
-    return output.includes('oerhub is running');
-  });
-  return hub;
-}
-
-/** Signal the hub program and wait for it to exit; returns its exit code (null when killed). */
-export async function stopHubProcess(hub: HubProcess, signal: NodeJS.Signals): Promise<number | null> {
-  const { child } = hub;
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill(signal);
-    await exited;
-  }
-  return child.exitCode;
-}
-
-/** The pid in the local spawner's state file for this user. */
-export function serverPid(dataDir: string, escapedName: string): number {
-  const state = JSON.parse(fs.readFileSync(path.join(dataDir, 'servers', `${escapedName}.json`), 'utf8')) as { pid: number };
-  return state.pid;
-}
-
-/** Every live Jupyter process serving a folder under dataDir (optionally only this user's home), found in /proc. */
-export function jupyterPids(dataDir: string, escapedName?: string): number[] {
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmdline: string;
-    try {
-      cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-    } catch {
-      continue;
-    }
-    const args = cmdline.split('\0');
-    const mine =
-      escapedName === undefined
-        ? (a: string) => a.startsWith(`--ServerApp.root_dir=${dataDir}/`)
-        : (a: string) => a === `--ServerApp.root_dir=${path.join(dataDir, 'homes', escapedName)}`;
-    if (args.some(mine) && isAlive(Number(entry))) pids.push(Number(entry));
-  }
-  return pids;
-}
-
-function isZombie(pid: number): boolean {
-  try {
-    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !isZombie(pid);
-  } catch {
-    return false;
-  }
-}
-
-/** Kill every Jupyter left under dataDir (a failed case's cleanup) and remove the folder. */
-export function reapDataDir(dataDir: string): void {
-  for (const pid of jupyterPids(dataDir)) {
-    try {
-      process.kill(-pid, 'SIGKILL');
-    } catch {
-      process.kill(pid, 'SIGKILL');
-    }
-  }
-  fs.rmSync(dataDir, { recursive: true, force: true });
 }

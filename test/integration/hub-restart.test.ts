@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Hub } from '../../server/index.js';
@@ -7,7 +6,7 @@ import { HubClient } from '../helpers/client.js';
 import { ADMIN_PASSWORD, createUsers, tempDataDir, waitForReady } from '../helpers/hub.js';
 import { KernelSocket, startKernel } from '../helpers/kernel.js';
 import { freePort } from '../helpers/ports.js';
-import { notebookVenv } from '../helpers/venv.js';
+import { eventually, hubEnv, isAlive, jupyterPids, reapDataDir, serverPid, startHubProcess, stopHubProcess, untilRunning, type HubProcess } from '../helpers/hub-process.js';
 
 /*
  * The hub restarted the way an operator does it: `node dist/server/main.js` with its settings
@@ -15,89 +14,29 @@ import { notebookVenv } from '../helpers/venv.js';
  * same port and data folder. Jupyter processes are checked by pid, in /proc, not by asking the hub.
  */
 
-const REPO_ROOT = path.resolve(__dirname, '..', '..');
-const MAIN = path.join(REPO_ROOT, 'dist', 'server', 'main.js');
-const OUTPUT = path.join(REPO_ROOT, 'test-output');
-const WAIT_MS = 120_000;
-
-interface ChildHub {
-  child: ChildProcess;
-  output(): string;
-}
-
-/** Waits for `check` to hold, up to WAIT_MS; the message says what never happened. */
-async function eventually(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
 describe('restarting the hub the way an operator does (node dist/server/main.js, Ctrl-C or SIGKILL, start again)', function () {
   this.timeout(600_000);
-  const running: ChildHub[] = [];
+  const running: HubProcess[] = [];
   const dataDirs: string[] = [];
-
-  before(async () => {
-    if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: build first with npx tsc -p tsconfig.json (npm test does)`);
-  });
 
   after(async () => {
     for (const h of [...running]) await stopHub(h, 'SIGKILL');
     // Whatever a failed test left, no Jupyter of ours may outlive the suite.
-    for (const dir of dataDirs) {
-      for (const pid of jupyterPids(dir)) process.kill(-pid, 'SIGKILL');
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    for (const dir of dataDirs) reapDataDir(dir);
   });
 
-  /** Start the hub program and wait until it says it runs. */
-  async function startHub(label: string, env: Record<string, string>): Promise<ChildHub> {
-    fs.mkdirSync(OUTPUT, { recursive: true });
-    const logFile = path.join(OUTPUT, `${label}.log`);
-    const child = spawn(process.execPath, [MAIN], {
-      cwd: REPO_ROOT,
-      // Only what the hub needs: any other OERHUB_* variable of the test process would be refused.
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      fs.appendFileSync(logFile, chunk);
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    const hub = { child, output: () => output };
+  /** Start the hub program and wait until it says it runs; a hub that never does is still killed in `after`. */
+  async function startHub(label: string, env: Record<string, string>): Promise<HubProcess> {
+    const hub = await startHubProcess(label, env, { waitForRunning: false });
     running.push(hub);
-    await eventually(`${label} says it runs`, () => {
-      if (child.exitCode !== null) throw new Error(`${label} exited (${child.exitCode}):\n${output}`);
-      return output.includes('oerhub is running');
-    });
+    await untilRunning(hub, label);
     return hub;
   }
 
   /** Signal the hub and wait for it to exit; returns its exit code (null when killed). */
-  async function stopHub(hub: ChildHub, signal: NodeJS.Signals): Promise<number | null> {
-    const { child } = hub;
+  async function stopHub(hub: HubProcess, signal: NodeJS.Signals): Promise<number | null> {
     running.splice(running.indexOf(hub), 1);
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill(signal);
-      await exited;
-    }
-    return child.exitCode;
-  }
-
-  function baseEnv(port: number, dataDir: string): Record<string, string> {
-    return {
-      OERHUB_PORT: String(port),
-      OERHUB_DATA_DIR: dataDir,
-      OERHUB_NOTEBOOK_VENV: notebookVenv(),
-      OERHUB_ADMIN_PASSWORD: ADMIN_PASSWORD,
-      OERHUB_LOG_LEVEL: 'info',
-    };
+    return stopHubProcess(hub, signal);
   }
 
   /** Sign in and start the user's server through the pages, as a student's browser does. */
@@ -114,7 +53,7 @@ describe('restarting the hub the way an operator does (node dist/server/main.js,
     const port = await freePort();
     const dataDir = tempDataDir('restart');
     dataDirs.push(dataDir);
-    const env = { ...baseEnv(port, dataDir), OERHUB_POOL_SIZE: '0' };
+    const env = { ...hubEnv(port, dataDir), OERHUB_POOL_SIZE: '0' };
     const url = `http://127.0.0.1:${port}`;
 
     const first = await startHub('hub-restart-1', env);
@@ -151,7 +90,7 @@ describe('restarting the hub the way an operator does (node dist/server/main.js,
     const port = await freePort();
     const dataDir = tempDataDir('restart-orphans');
     dataDirs.push(dataDir);
-    const env = { ...baseEnv(port, dataDir), OERHUB_STORE: 'memory', OERHUB_POOL_SIZE: '1' };
+    const env = { ...hubEnv(port, dataDir), OERHUB_STORE: 'memory', OERHUB_POOL_SIZE: '1' };
     const url = `http://127.0.0.1:${port}`;
 
     const first = await startHub('hub-restart-orphans-1', env);
@@ -200,11 +139,6 @@ async function expectAdopted(dataDir: string, ada: HubClient, ben: HubClient, pi
   assert.deepEqual(jupyterPids(dataDir).sort(), [pids.ada, pids.ben].sort());
 }
 
-/** The pid in the local spawner's state file for this user. */
-function serverPid(dataDir: string, escapedName: string): number {
-  const state = JSON.parse(fs.readFileSync(path.join(dataDir, 'servers', `${escapedName}.json`), 'utf8')) as { pid: number };
-  return state.pid;
-}
 
 /** Names of the ephemeral servers with a state file. */
 function ephemeralNames(dataDir: string): string[] {
@@ -215,38 +149,4 @@ function ephemeralNames(dataDir: string): string[] {
     .filter((f) => f.endsWith('.json'))
     .filter((f) => (JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { ephemeral?: boolean }).ephemeral === true)
     .map((f) => f.slice(0, -'.json'.length));
-}
-
-/** Every Jupyter process serving a folder under dataDir, found in /proc (not through the hub). */
-function jupyterPids(dataDir: string): number[] {
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmdline: string;
-    try {
-      cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-    } catch {
-      continue;
-    }
-    const args = cmdline.split('\0');
-    if (args.some((a) => a.startsWith(`--ServerApp.root_dir=${dataDir}/`)) && !isZombie(Number(entry))) pids.push(Number(entry));
-  }
-  return pids;
-}
-
-function isZombie(pid: number): boolean {
-  try {
-    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !isZombie(pid);
-  } catch {
-    return false;
-  }
 }
