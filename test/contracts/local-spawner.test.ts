@@ -171,12 +171,21 @@ describe('LocalProcessSpawner', function () {
       const stat = await fs.readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
       if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === state.pid) children.push(Number(entry));
     }
-    assert.ok(children.length > 0, 'no terminal process found');
+    let checked = 0;
     for (const pid of children) {
-      const environ = await fs.readFile(`/proc/${pid}/environ`, 'utf8');
+      let environ: string;
+      try {
+        environ = await fs.readFile(`/proc/${pid}/environ`, 'utf8');
+      } catch (err) {
+        // A short-lived child of Jupyter's that exited since the listing holds nothing any more.
+        if ((err as NodeJS.ErrnoException).code === 'ESRCH' || (err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
       assert.ok(!environ.includes(spec.secret), `process ${pid} holds the secret in its environment`);
       assert.match(environ, /(^|\0)OERHUB_USER=/);
+      checked++;
     }
+    assert.ok(checked > 0, 'no terminal process found');
   });
 
   it('Jupyter keeps its WebSocket Origin check: same-site passes with the Host passed through, cross-site is refused', async () => {
