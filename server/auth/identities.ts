@@ -151,6 +151,12 @@ export class IdentityService {
     return updated;
   }
 
+  /** The roles the hub granted to this account (not the IdP's); [] for an unknown name. */
+  async granted(name: string): Promise<Role[]> {
+    const user = await this.users.get(name);
+    return user ? this.grantedRoles(user) : [];
+  }
+
   /** The roles the hub granted: stored ones, or for an account that predates them, its local roles. */
   private async grantedRoles(user: UserRecord): Promise<Role[]> {
     const stored = parseRoles(await this.store.hashGet(`roles:${user.name}`, 'granted'));

@@ -77,6 +77,12 @@ export class DockerEngine {
     await this.call('ping', () => this.docker.ping());
   }
 
+  /** What `docker info` says about the engine itself (oerhub doctor). */
+  async info(): Promise<{ version: string; liveRestore: boolean; rootDir: string }> {
+    const info = (await this.call('info', () => this.docker.info())) as { ServerVersion?: string; LiveRestoreEnabled?: boolean; DockerRootDir?: string };
+    return { version: info.ServerVersion ?? 'unknown', liveRestore: info.LiveRestoreEnabled === true, rootDir: info.DockerRootDir ?? '/var/lib/docker' };
+  }
+
   async inspectImage(name: string): Promise<ImageDetails | undefined> {
     const info = await this.maybe('inspect image', () => this.docker.getImage(name).inspect());
     if (!info) return undefined;
