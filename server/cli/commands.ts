@@ -1,4 +1,5 @@
 import type { CliCommand } from './command.js';
+import { backupCommand } from './backup.js';
 import { doctorCommand } from './doctor.js';
 import { usersCommand } from './users.js';
 
@@ -9,4 +10,5 @@ import { usersCommand } from './users.js';
 export const commands: readonly CliCommand[] = [
   usersCommand,
   doctorCommand,
+  backupCommand,
 ];
