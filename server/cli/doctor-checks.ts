@@ -155,7 +155,8 @@ export async function checkNginx(inputs: DoctorInputs): Promise<CheckResult[]> {
 
 function lastLine(text: string): string {
   const lines = text.split('\n').filter((l) => !/test failed|syntax is ok/.test(l));
-  return (lines.at(-1) ?? text).replace(/^nginx: /, '');
+  // nginx's "2026/12/01 21:15:37 [emerg] 4478#4478: " prefix says nothing the operator needs.
+  return (lines.at(-1) ?? text).replace(/^nginx: /, '').replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[\w+\] \d+#\d+: /, '');
 }
 
 /** ssl_certificate files named in an nginx config (not following includes). */
