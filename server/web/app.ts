@@ -70,7 +70,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
       logger: log.child({ part: 'web' }),
       genReqId: (req) => req.id,
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: logUrl(req.url) }), res: (res: { statusCode: number }) => ({ status: res.statusCode }) },
+      serializers: { req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: logUrl(req.url) }), res: (res: { statusCode: number }) => ({ status: res.statusCode }) },
     }),
   );
   // A hub whose public address is https is only ever reached over TLS by browsers, whatever the
