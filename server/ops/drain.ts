@@ -1,4 +1,5 @@
 import type http from 'node:http';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 
 /** How long a refused client should wait before asking again (the next hub process is starting). */
@@ -67,8 +68,10 @@ export class RequestDrain {
   async drain(graceMs: number, alsoWaitFor: Promise<void>): Promise<{ unfinished: number }> {
     this.draining = true;
     for (const server of this.listeners()) {
-      // Stops listening; Node also closes the sockets that sit idle between requests.
-      server.close();
+      // Stop listening only. http.Server.close() would also drop the kept-alive sockets that sit
+      // idle between requests, and a request the client is sending on one just then fails with
+      // ECONNRESET; kept, their next request gets a clear 503 with Connection: close instead.
+      net.Server.prototype.close.call(server);
     }
     for (const res of this.inFlight) {
       if (!res.headersSent) {
@@ -83,7 +86,6 @@ export class RequestDrain {
     });
     const done = new Promise<void>((resolve) => {
       this.wake = () => {
-        for (const server of this.listeners()) server.closeIdleConnections();
         if (others && this.inFlight.size === 0) resolve();
       };
     });
