@@ -29,6 +29,7 @@ import { EphemeralCuller, PersistentCuller } from './culler/index.js';
 import type { Route } from './proxy/route-table.js';
 import { LeaderDuties, LeaderLock } from './cluster/index.js';
 import { isAnonymousEscapedName, isAnonymousName } from './names.js';
+import { countStoreErrors, HubMetrics, RequestDrain } from './ops/index.js';
 
 export interface Hub {
   /** The address the hub listens on, e.g. http://127.0.0.1:8000. */
@@ -50,8 +51,15 @@ export interface Hub {
   readonly persistentCuller: PersistentCuller;
   /** Generated admin password, present only on the start that created the admin. */
   readonly generatedAdminPassword?: string;
-  /** Close everything in reverse order of creation. Servers keep running unless config.stopServersOnExit. */
-  close(): Promise<void>;
+  /** Prometheus metrics (served at /hub/metrics). */
+  readonly metrics: HubMetrics;
+  /**
+   * Close everything in reverse order of creation. Servers keep running unless
+   * config.stopServersOnExit. With graceMs (main.ts: shutdownGraceS), first stop accepting
+   * connections, answer new requests 503, and wait up to graceMs for requests in flight and
+   * server starts to finish.
+   */
+  close(options?: { graceMs?: number }): Promise<void>;
 }
 
 export interface HubOptions {
@@ -79,6 +87,18 @@ const CONNECTIONS_CHECK_MS = 2_000;
 const HUB_REQUEST_TIMEOUT_MS = 60_000;
 /** The TCP listener's and the front door's: no overall request limit (proxied uploads), a header limit. */
 const SERVER_TIMEOUTS: http.ServerOptions = { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: CONNECTIONS_CHECK_MS };
+
+// Readiness answers within this, even when the store hangs (a load balancer's check has its own timeout).
+const READY_CHECK_MS = 2_000;
+
+/** The promise's value, or `fallback` if it takes longer than ms. */
+function withinMs<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 
 /** A hub startup failure with a message that says what to do. */
 export class StartupError extends Error {
@@ -175,7 +195,8 @@ function listen(server: http.Server, port: number, host: string): Promise<void> 
 
 /** Build and start a hub: state store, spawner, proxy, web app, one HTTP server. */
 export async function createHub(config: HubConfig, options: HubOptions = {}): Promise<Hub> {
-  const log = options.log ?? createLogger(config.logLevel);
+  const log = options.log ?? createLogger(config.logLevel, undefined, { format: config.logFormat });
+  const metrics = new HubMetrics();
   const closers: (() => Promise<void> | void)[] = [];
   const closeAll = async (): Promise<void> => {
     for (const close of closers.reverse()) {
@@ -196,7 +217,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
 
     let store: Store;
     try {
-      store = createStore(config, log.child({ part: 'store' }));
+      store = countStoreErrors(createStore(config, log.child({ part: 'store' })), (operation) => metrics.storeError(operation));
     } catch (err) {
       throw new StartupError(describeStoreFailure(config, err));
     }
@@ -269,6 +290,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       activity,
       hubUrl: () => `${origins.hubOrigin()}/hub/`,
       log: log.child({ part: 'servers' }),
+      onStartFinished: (outcome) => metrics.spawnFinished(outcome),
     });
     closers.push(() => manager.close(config.stopServersOnExit));
 
@@ -295,7 +317,10 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       readyNames: () => pool.readyNames(),
       serverStatus: (name) => pool.serverStatus(name),
       isSeeding: (name) => pool.isSeeding(name),
-      release: (name, reason) => pool.release(name, reason),
+      release: async (name, reason) => {
+        await pool.release(name, reason);
+        metrics.culled('ephemeral', reason);
+      },
       lastActivity: () => serverRepo.lastActivity(),
       touch: (escapedName) => activity.touch(escapedName),
       route: (escapedName) => routes.get(escapedName),
@@ -315,6 +340,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         if (!user) throw new Error(`no account for server ${server.escapedName}`);
         log.child({ part: 'culler' }).info({ user: user.name, reason }, 'stopping an idle server; its files are kept');
         await manager.stop(user);
+        metrics.culled('persistent', reason);
       },
     });
     closers.push(() => persistentCuller.close());
@@ -386,18 +412,38 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     };
     const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
-    const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
+    const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static'),
+      ops: {
+        metrics,
+        readiness: { storeReachable: () => withinMs(deps.storeHealthy(), READY_CHECK_MS, false), managerReady: () => manager.ready, draining: () => drain.isDraining },
+      },
+    });
+
+    metrics.attach({
+      serverPhases: async () => (await manager.list()).map((s) => s.phase),
+      poolLevels: async () => {
+        const { ready, inUse, starting } = await pool.status();
+        return { ready, claimed: inUse, starting };
+      },
+      openWebSockets: () => proxy.openWebSockets(),
+    });
 
     // The sample maps' scripts and styles, on user origins too (their output frames load them from there).
     const contentAssets = vendorAssetsApp((req, res) => pages.error(req, res, 404, 'There is no such page at this address.'));
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       forgetForwarded(req);
+      if (!drain.admit(res)) {
+        RequestDrain.refusalHeaders(res);
+        pages.error(req, res, 503, 'The hub is restarting. Please retry in a few seconds.');
+        return;
+      }
       // The hot path: user-content hosts and /user/ go straight to the proxy, never through
       // express. Until reconcile() has routed the servers that kept running, they get "the hub
       // is starting" instead of a "not running" page whose Start button would replace a running server.
       const host = origins.classify(req);
       if (host.kind === 'content' && isVendorAssetRequest(req)) contentAssets(req, res);
       else if (host.kind !== 'hub' || req.url?.startsWith('/user/')) {
+        metrics.observeProxyRequest(res);
         if (manager.ready) proxy.handleRequest(req, res, host);
         else hubStartingPage(views, res);
       } else {
@@ -411,7 +457,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     };
     const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
       forgetForwarded(req);
-      if (manager.ready) proxy.handleUpgrade(req, socket, head);
+      if (drain.isDraining) RequestDrain.refuseUpgrade(socket);
+      else if (manager.ready) proxy.handleUpgrade(req, socket, head);
       else socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     };
     // X-Forwarded-* on the TCP port is anyone's say-so (a kernel reaches 127.0.0.1 too): dropped.
@@ -426,6 +473,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       else socket.destroy();
     };
     const server = http.createServer(SERVER_TIMEOUTS, onRequest);
+    let door: FrontDoorListener | undefined;
+    const drain = new RequestDrain(() => (door ? [server, door.server] : [server]));
     server.on('upgrade', onUpgrade);
     server.on('clientError', onClientError);
     await listen(server, config.port, config.bindHost);
@@ -441,13 +490,14 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     );
     // The front door: nginx's Unix socket, the only place identity and forwarded headers count.
     if (config.frontDoorSocket) {
-      const door = new FrontDoorListener({ socketPath: config.frontDoorSocket, group: config.frontDoorSocketGroup, log, onRequest, onUpgrade, onClientError, serverOptions: SERVER_TIMEOUTS });
+      const frontDoor = new FrontDoorListener({ socketPath: config.frontDoorSocket, group: config.frontDoorSocketGroup, log, onRequest, onUpgrade, onClientError, serverOptions: SERVER_TIMEOUTS });
+      door = frontDoor;
       try {
-        await door.listen();
+        await frontDoor.listen();
       } catch (err) {
         throw new StartupError(err instanceof HubError ? err.message : String(err));
       }
-      closers.push(() => door.close());
+      closers.push(() => frontDoor.close());
     }
 
     const generatedAdminPassword = await users.bootstrapAdmin(config.adminPassword);
@@ -475,7 +525,15 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
     log.info({ url, store: store.kind, spawner: spawner.kind, leader: leader.isLeader() }, 'hub started');
-    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, generatedAdminPassword, close: closeAll };
+    const close = async ({ graceMs = 0 }: { graceMs?: number } = {}): Promise<void> => {
+      if (graceMs > 0 && !drain.isDraining) {
+        const { unfinished } = await drain.drain(graceMs, manager.startsSettled());
+        if (unfinished) log.warn({ unfinished, graceMs }, 'requests still running at the end of the shutdown grace period are cut off');
+        else log.info('requests in flight and server starts finished');
+      }
+      await closeAll();
+    };
+    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, metrics, generatedAdminPassword, close };
   } catch (err) {
     await closeAll();
     throw err;

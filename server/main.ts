@@ -3,6 +3,9 @@ import { describeOptions, loadConfig, readConfigFile } from './config/index.js';
 import { ConfigError } from './errors.js';
 import { createHub, StartupError } from './index.js';
 
+// After the grace period, closing the parts (store, spawner, leader lock) gets this long.
+const CLOSE_LIMIT_S = 20;
+
 function help(): string {
   const lines = ['Usage: oerhub [--config FILE]', '', 'Options (config file key / environment variable, default):', ''];
   for (const o of describeOptions()) lines.push(`  ${o.key}  (${o.env}, default ${o.def})`, `      ${o.description}`);
@@ -25,10 +28,19 @@ async function main(): Promise<void> {
   }
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      // The operator insists (a second Ctrl-C): don't wait for anything.
+      hub.log.warn({ signal }, 'second signal: exiting at once');
+      process.exit(1);
+    }
     stopping = true;
-    hub.log.info({ signal }, 'stopping');
-    hub.close().then(
+    hub.log.info({ signal, graceS: config.shutdownGraceS, stopServers: config.stopServersOnExit }, 'stopping: no new requests; finishing those in flight and server starts');
+    // Closing the parts after the grace period is quick; if something hangs, don't outlive the service manager's patience.
+    setTimeout(() => {
+      hub.log.error('the hub did not close in time; exiting');
+      process.exit(1);
+    }, (config.shutdownGraceS + CLOSE_LIMIT_S) * 1000).unref();
+    hub.close({ graceMs: config.shutdownGraceS * 1000 }).then(
       () => process.exit(0),
       () => process.exit(1),
     );

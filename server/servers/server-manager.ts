@@ -62,6 +62,8 @@ export interface ServerManagerOptions {
   shareProgress?: boolean;
   /** The hub's address as users' browsers see it, ending in /hub/ (given to each server for its links back). */
   hubUrl?: () => string;
+  /** Told when each start run by this process ends (metrics): its duration, and the error code when it failed. */
+  onStartFinished?: (outcome: { ok: true; seconds: number } | { ok: false; seconds: number; reason: string }) => void;
 }
 
 // A finished start's events stay this long for progress pages that connect late.
@@ -438,6 +440,11 @@ export class ServerManager {
     return out;
   }
 
+  /** Resolves once every start this process runs has ended (ready or failed); never rejects. A graceful shutdown waits for it. */
+  async startsSettled(): Promise<void> {
+    await Promise.allSettled([...this.pending.values()]);
+  }
+
   /** Stop background work. Servers keep running unless `stopServers`. */
   async close(stopServers: boolean): Promise<void> {
     if (this.closed) return;
@@ -519,11 +526,13 @@ export class ServerManager {
       // Before 'ready': the student's next request may reach another hub process.
       await this.addRoute(running);
       log.info({ port: started.endpoint.port, ms: Date.now() - record.startedAt }, 'server ready');
+      this.o.onStartFinished?.({ ok: true, seconds: (Date.now() - record.startedAt) / 1000 });
       return { progress: 100, message: 'Your server is ready', ready: true, url: this.urlOf(user) };
     } catch (err) {
       const reason = signal.aborted && signal.reason instanceof HubError ? signal.reason : err;
       const message = reason instanceof HubError ? reason.userMessage : 'Your server could not be started.';
       log.error({ err: reason instanceof Error ? reason.message : String(reason) }, 'server start failed');
+      this.o.onStartFinished?.({ ok: false, seconds: (Date.now() - record.startedAt) / 1000, reason: reason instanceof HubError ? reason.code : 'ERROR' });
       const failed: ServerRecord = { ...record, phase: 'failed', reason: message };
       await this.o.servers.put(failed).catch((e: Error) => log.warn({ err: e.message }, 'could not record the failed start'));
       return { progress: 100, message, failed: true };

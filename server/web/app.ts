@@ -1,5 +1,5 @@
 import path from 'node:path';
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import session from 'express-session';
 import { Passport } from 'passport';
 import { pinoHttp } from 'pino-http';
@@ -10,7 +10,8 @@ import { apiRoutes } from '../api/routes.js';
 import { authRoutes, landingFor } from './auth-routes.js';
 import { safeNext } from './safe-redirect.js';
 import { identityRoutes, type Authenticator, type IdentityService } from '../auth/index.js';
-import { dropForwardedHeaders, trustOneHop } from '../auth/front-door.js';
+import { cameThroughFrontDoor, dropForwardedHeaders, trustOneHop } from '../auth/front-door.js';
+import { healthRoutes, metricsRoutes, type HubMetrics, type ReadinessChecks } from '../ops/index.js';
 import { serverRoutes } from './server-routes.js';
 import { adminRoutes } from './admin-routes.js';
 import { tryRoutes } from './try-routes.js';
@@ -19,7 +20,7 @@ import { errorHandler, notFound } from './errors.js';
 import { originCheck } from './origin-check.js';
 import { NotFound } from '../errors.js';
 import type { WebDeps } from './context.js';
-import { logUrl } from '../log.js';
+import { logUrl, requestIdOf } from '../log.js';
 
 export interface WebAppOptions {
   deps: WebDeps;
@@ -29,10 +30,12 @@ export interface WebAppOptions {
   sessionStore: HubSessionStore;
   csrf: CsrfSync;
   staticDir: string;
+  /** Metrics, health checks, and who may read /hub/metrics (default: a signed-in admin's session). */
+  ops: { metrics: HubMetrics; readiness: ReadinessChecks; metricsGuard?: RequestHandler | RequestHandler[] };
 }
 
 /** Express for pages and the API. /user/ traffic never comes here: the proxy takes it first. */
-export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir }: WebAppOptions): Express {
+export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir, ops }: WebAppOptions): Express {
   const { config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -41,7 +44,10 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   app.set('trust proxy', trustOneHop);
   // createHub drops them already; repeated here (idempotent) so no other caller of this app can
   // make trustOneHop believe a TCP client's X-Forwarded-For.
-  app.use((req, _res, next) => {
+  app.use((req, res, next) => {
+    // Before dropping the forwarded headers: nginx's X-Request-Id counts only through the front door.
+    req.id = requestIdOf(req, cameThroughFrontDoor(req));
+    res.setHeader('x-request-id', String(req.id));
     dropForwardedHeaders(req);
     next();
   });
@@ -50,12 +56,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   // Before any route: a page on a user origin (or any other site) can't act on the hub.
   app.use(originCheck(deps.origins, log.child({ part: 'web' })));
 
-  app.get('/hub/health', (_req, res, next) => {
-    deps.storeHealthy().then(
-      (ok) => res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', store: ok ? 'ok' : 'unavailable' }),
-      next,
-    );
-  });
+  app.use(healthRoutes(ops.readiness));
   app.get('/', (_req, res) => res.redirect(302, '/hub/home'));
   app.get('/hub', (_req, res) => res.redirect(302, '/hub/home'));
   // Everything below needs the session, which lives on /hub/ only.
@@ -67,8 +68,9 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   app.use(
     pinoHttp({
       logger: log.child({ part: 'web' }),
+      genReqId: (req) => req.id,
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: logUrl(req.url) }), res: (res: { statusCode: number }) => ({ status: res.statusCode }) },
+      serializers: { req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: logUrl(req.url) }), res: (res: { statusCode: number }) => ({ status: res.statusCode }) },
     }),
   );
   // A hub whose public address is https is only ever reached over TLS by browsers, whatever the
@@ -99,7 +101,11 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   );
 
   const passport = new Passport();
-  passport.serializeUser<string>((user, done) => done(null, user.name));
+  // Called once per sign-in (req.login), whichever method signed the user in.
+  passport.serializeUser<string>((user, done) => {
+    ops.metrics.signedIn(user.source);
+    done(null, user.name);
+  });
   passport.deserializeUser<string>((name, done) => {
     deps.users.get(name).then((user) => done(null, user ?? false), done);
   });
@@ -122,6 +128,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   app.use(serverRoutes(deps));
   app.use(tryRoutes(deps));
   app.use(adminRoutes(deps));
+  app.use(metricsRoutes(ops.metrics, ops.metricsGuard));
   app.use(apiRoutes(deps));
   app.use(identityRoutes(identities, log));
   app.use(notFound());

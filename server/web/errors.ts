@@ -36,13 +36,15 @@ export function notFound(): RequestHandler {
 }
 
 /** The one place errors become responses: JSON under /hub/api, a page elsewhere. Unknown errors become a plain 500. */
-export function errorHandler(views: nunjucks.Environment, log: Logger): ErrorRequestHandler {
+export function errorHandler(views: nunjucks.Environment, rootLog: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const hubError = toHubError(err);
     const status = hubError?.status ?? 500;
     const message = hubError instanceof StoreUnavailable ? STORE_OUTAGE_MESSAGE : hubError?.userMessage ?? 'Something went wrong on our side. It has been logged.';
     const code = hubError?.code ?? 'INTERNAL';
     const fields = { status, code, method: req.method, url: logUrl(req.originalUrl) };
+    // The request's own logger (pino-http) carries its id; errors before it was attached use the root.
+    const log = (req.log as Logger | undefined) ?? rootLog;
     if (status >= 500 && !hubError) log.error({ ...fields, err }, 'unexpected error');
     else if (status >= 500) log.error({ ...fields, detail: hubError?.detail }, hubError?.message ?? 'error');
     else log.warn({ ...fields, detail: hubError?.detail }, message);
