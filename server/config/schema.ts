@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { apiShape } from './api-schema.js';
 import { list, bool, int } from './types.js';
 import { dockerShape } from './docker-schema.js';
 import { ssoShape } from './sso-schema.js';
@@ -67,6 +68,7 @@ export const configShape = {
   ...frontDoorShape,
   ...originShape,
   ...throttleShape,
+  ...apiShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();
