@@ -258,14 +258,15 @@ export function apiRoutes(deps: WebDeps): Router {
       const options = req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
       const profile = typeof options.profile === 'string' ? options.profile : undefined;
       const { state } = await deps.manager.state(user);
-      if (state === 'running') throw new BadRequest(`${user.name}'s server is already running.`);
-      if (state === 'stopping') throw new BadRequest(`${user.name}'s server is pending stop.`);
-      const status = state === 'starting' ? 'starting' : await deps.manager.start(user, profile ? { profile } : {});
+      // As JupyterHub: a running or pending server is a 400, never a second start.
+      if (state === 'running') throw new BadRequest(`${user.name} is already running.`);
+      if (state === 'starting' || state === 'stopping') throw new BadRequest(`${user.name}'s server is pending ${state === 'starting' ? 'spawn' : 'stop'}, please wait.`);
+      const status = await deps.manager.start(user, profile ? { profile } : {});
       res.status(status === 'running' ? 201 : 202).json(await modelOf(p, user));
     }),
   );
 
-  // JupyterHub: 204 stopped, 202 still stopping, 400 when there was nothing to stop.
+  // JupyterHub: 204 once stopped (also when there was nothing to stop), 202 while another stop runs.
   router.delete(
     '/hub/api/users/:name/server',
     asyncRoute(async (req, res) => {
@@ -273,13 +274,13 @@ export function apiRoutes(deps: WebDeps): Router {
       const user = await target(p, String(req.params.name));
       if (!allows(p.grants, 'delete:servers', user.name)) checkScope(p, 'servers', user.name);
       const { state } = await deps.manager.state(user);
-      if (state === 'stopped' || state === 'failed') {
-        if (state === 'failed') await deps.manager.stop(user);
-        else throw new BadRequest(`${user.name}'s server is not running.`);
-      } else {
-        await deps.manager.stop(user);
+      if (state === 'stopping') {
+        res.status(202).end();
+        return;
       }
-      deps.log.info({ part: 'api', user: user.name, by: p.user?.name ?? p.service }, 'server stopped through the API');
+      // A start in progress is cancelled; a failed one's record is cleared; a stopped one is left alone.
+      if (state !== 'stopped') await deps.manager.stop(user);
+      deps.log.info({ part: 'api', user: user.name, was: state, by: p.user?.name ?? p.service }, 'server stop through the API');
       res.status(204).end();
     }),
   );

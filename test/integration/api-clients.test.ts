@@ -144,6 +144,10 @@ describe('JupyterHub\'s own clients drive oerhub: jupyterhub-idle-culler, reques
 
   it('@jupyterlab/services drives a user\'s server through the hub with an access:servers token; the server never sees the hub token', async () => {
     await startAndWait('apilab');
+    // As JupyterHub: a second start of a running server is a 400, not a restart.
+    const again = await api(adminToken, 'POST', '/hub/api/users/apilab/server');
+    assert.equal(again.status, 400, JSON.stringify(again));
+    assert.match((again.body as { message: string }).message, /already running/);
     const made = await api(adminToken, 'POST', '/hub/api/users/apilab/tokens', { note: 'jupyterlab services', scopes: ['access:servers!user=apilab'] });
     assert.equal(made.status, 201, JSON.stringify(made));
     const token = (made.body as { token: string }).token;

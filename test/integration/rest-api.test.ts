@@ -166,6 +166,22 @@ describe('the REST API: JupyterHub-shaped, with scoped tokens', function () {
     assert.equal(await hub.users.get('apimade2'), null);
   });
 
+  it('deletes a user with DELETE /hub/api/users/NAME, and their tokens with them; /hub/api/info is for admins', async () => {
+    const admins = await adminToken('admin', { scopes: ['admin:users', 'read:hub'] });
+    assert.equal((await withToken(admins.token, 'POST', '/hub/api/users/apigone', { admin: false })).status, 201);
+    const theirs = await adminToken('apigone', {});
+    assert.equal((await withToken(theirs.token, 'GET', '/hub/api/user')).status, 200);
+    assert.equal((await withToken(admins.token, 'POST', '/hub/api/users/apigone', {})).status, 409);
+    assert.equal((await withToken(admins.token, 'DELETE', '/hub/api/users/apigone')).status, 204);
+    assert.equal((await withToken(admins.token, 'GET', '/hub/api/users/apigone')).status, 404);
+    assert.equal((await withToken(theirs.token, 'GET', '/hub/api/user')).status, 403);
+    const info = await withToken(admins.token, 'GET', '/hub/api/info');
+    assert.equal(info.status, 200);
+    assert.ok((info.json as { spawner: { class: string } }).spawner.class);
+    const student = await adminToken('apiana', {});
+    assert.equal((await withToken(student.token, 'GET', '/hub/api/info')).status, 403);
+  });
+
   it('keeps the XSRF check for sessions, skips it for tokens, and never lets a bad token fall back to the cookie', async () => {
     const noXsrf = await admin.request('POST', '/hub/api/users', { headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify({ name: 'apixsrf1', password: 'apixsrf1-password' }) });
     assert.equal(noXsrf.status, 403, noXsrf.body);
