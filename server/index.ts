@@ -30,6 +30,8 @@ import type { Route } from './proxy/route-table.js';
 import { LeaderDuties, LeaderLock } from './cluster/index.js';
 import { isAnonymousEscapedName, isAnonymousName } from './names.js';
 import { countStoreErrors, HubMetrics, RequestDrain } from './ops/index.js';
+import { TokenRepo, TokenService } from './api/index.js';
+import { TokenAccess } from './proxy/token-access.js';
 
 export interface Hub {
   /** The address the hub listens on, e.g. http://127.0.0.1:8000. */
@@ -265,6 +267,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const origins = new UserOrigins(config, () => listeningPort);
     if (!origins.isolated) log.warn({ originMode: config.originMode }, 'user servers share the hub\'s origin (originMode=single): code in any notebook can act as its user on the hub. Set originMode=subdomain (see README, "Origins")');
     const handoff = new SignInHandoff(store);
+    const tokens = new TokenService({ repo: new TokenRepo(store), users, services: config.apiServices, log: log.child({ part: 'api' }), cacheMs: config.apiTokenCacheMs, maxAgeS: config.apiTokenMaxAgeS });
     const proxy = new HubProxy({
       routes,
       sessions,
@@ -278,6 +281,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       maxSockets: config.proxyMaxSockets,
       // Built below, from the pool; the proxy asks it only once the hub serves requests.
       contentPages: { handle: (req, res, r) => tryWorkspace.handle(req, res, r) },
+      tokenAccess: new TokenAccess({ verifier: tokens, routes, log: log.child({ part: 'proxy' }), error: (req, res, status, message) => pages.error(req, res, status, message) }),
     });
     closers.push(() => proxy.close());
 
@@ -409,6 +413,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       tryIt,
       origins,
       handoff,
+      tokens,
     };
     const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });

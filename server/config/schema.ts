@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { apiShape } from './api-schema.js';
 import { list, bool, int } from './types.js';
 import { dockerShape } from './docker-schema.js';
 import { ssoShape } from './sso-schema.js';
@@ -69,6 +70,7 @@ export const configShape = {
   ...originShape,
   ...throttleShape,
   ...opsShape,
+  ...apiShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

@@ -15,6 +15,7 @@ import type { ActivityTracker } from './activity.js';
 import type { HostKind, UserOrigins } from './origins.js';
 import { HANDOFF_PATH, type SignInHandoff } from './handoff.js';
 import type { ContentOriginPages } from './try-workspace.js';
+import type { TokenAccess } from './token-access.js';
 
 /** How the proxy shows a page when it can't forward (rendered by the web part). */
 export interface ProxyPages {
@@ -40,6 +41,8 @@ export interface HubProxyOptions {
   maxSockets: number;
   /** Hub pages under a server's base path on its own origin (the "Try it" workspace). */
   contentPages?: ContentOriginPages;
+  /** Hub API tokens on /user/ (token-access.ts); consulted only when an Authorization header is present. */
+  tokenAccess?: TokenAccess;
 }
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -85,6 +88,7 @@ export class HubProxy {
       this.opts.pages.error(req, res, 404, 'There is no server at this address.');
       return;
     }
+    if (req.headers.authorization !== undefined && this.opts.tokenAccess?.handle(req, res, host, (route) => this.forwardWithToken(req, res, route))) return;
     if (host.kind === 'hub' && this.opts.origins.isolated) {
       this.toContentOrigin(req, res, url);
       return;
@@ -206,6 +210,13 @@ export class HubProxy {
       return;
     }
     this.opts.activity.touch(escapedName);
+    this.prepare(req, route);
+    this.proxy.web(req, res, { target: route.target });
+  }
+
+  /** A request the hub API token in its Authorization header may make (token-access.ts). */
+  private forwardWithToken(req: http.IncomingMessage, res: http.ServerResponse, route: Route): void {
+    this.opts.activity.touch(route.escapedName);
     this.prepare(req, route);
     this.proxy.web(req, res, { target: route.target });
   }

@@ -6,3 +6,4 @@ export { parseUserPath, type UserPath } from './user-path.js';
 export { UserOrigins, hostnameOf, type HostKind, type OriginMode } from './origins.js';
 export { SignInHandoff, HANDOFF_PATH, type HandoffStore } from './handoff.js';
 export { TryWorkspace, type ContentOriginPages, type ContentRequest, type TryWorkspaceDeps } from './try-workspace.js';
+export { TokenAccess, type ProxyTokenVerifier } from './token-access.js';

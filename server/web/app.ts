@@ -6,7 +6,7 @@ import { pinoHttp } from 'pino-http';
 import type { CsrfSync } from 'csrf-sync';
 import { SESSION_COOKIE } from '../auth/server-cookie.js';
 import type { HubSessionStore } from '../auth/session-store.js';
-import { apiRoutes } from '../api/routes.js';
+import { apiRoutes, isTokenRequest, tokenAuthentication, tokenPageRoutes } from '../api/index.js';
 import { authRoutes, landingFor } from './auth-routes.js';
 import { safeNext } from './safe-redirect.js';
 import { identityRoutes, type Authenticator, type IdentityService } from '../auth/index.js';
@@ -119,10 +119,13 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   const early = express.Router({ caseSensitive: true });
   for (const a of authenticators) a.mount?.({ router: early, passport, views: deps.views, log, landing: landingFor, safeNext });
   app.use(early);
+  // API tokens: such a request is the token's, never the session's (server/api/auth.ts).
+  app.use(tokenAuthentication(deps.tokens, log.child({ part: 'api' })));
 
   app.use(express.urlencoded({ extended: false, limit: '32kb' }));
   app.use(express.json({ limit: '64kb' }));
-  app.use(csrf.csrfSynchronisedProtection);
+  // Token requests skip the XSRF check: no browser sends an Authorization header by itself.
+  app.use((req, res, next) => (isTokenRequest(req) ? next() : csrf.csrfSynchronisedProtection(req, res, next)));
 
   app.use(authRoutes(deps, { authenticators }));
   app.use(serverRoutes(deps));
@@ -130,6 +133,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   app.use(adminRoutes(deps));
   app.use(metricsRoutes(ops.metrics, ops.metricsGuard));
   app.use(apiRoutes(deps));
+  app.use(tokenPageRoutes(deps));
   app.use(identityRoutes(identities, log));
   app.use(notFound());
   app.use(errorHandler(deps.views, log));

@@ -9,6 +9,7 @@ import type { ServerManager } from '../servers/server-manager.js';
 import type { Store } from '../store/store.js';
 import type { TryIt } from '../pool/index.js';
 import type { SignInHandoff, UserOrigins } from '../proxy/index.js';
+import type { TokenService } from '../api/tokens.js';
 import { NotSignedIn } from '../errors.js';
 import { PAGE_HEADERS, type PageContext } from './render.js';
 
@@ -42,6 +43,8 @@ export interface WebDeps {
   origins: UserOrigins;
   /** One-time codes that hand a sign-in over to a user origin. */
   handoff: SignInHandoff;
+  /** API tokens (server/api). */
+  tokens: TokenService;
 }
 
 export function renderer(deps: WebDeps) {

@@ -74,7 +74,8 @@ describe('fault: the culler racing a hub restart', function () {
       for (const [name, client] of clients) {
         const me = await client.get('/hub/api/user', { accept: 'application/json' });
         if (me.status !== 200) return false;
-        const server = (JSON.parse(me.body) as { server: string }).server;
+        const m = JSON.parse(me.body) as { server: string | null; pending: string | null };
+        const server = m.pending === 'spawn' ? 'starting' : m.server === null ? 'stopped' : 'running';
         if (server === 'starting') return false;
         // A stop that died with its hub shows "Stopping…, reload in a moment" until its lock expires.
         const home = await client.get('/hub/home');

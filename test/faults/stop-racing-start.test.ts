@@ -41,7 +41,9 @@ describe('fault: stop racing start', function () {
       // Settled: the hub says stopped or running, and the processes agree.
       let server = '';
       await eventually('the server settles', async () => {
-        server = (JSON.parse((await sam.get('/hub/api/user', { accept: 'application/json' })).body) as { server: string }).server;
+        const m = JSON.parse((await sam.get('/hub/api/user', { accept: 'application/json' })).body) as { server: string | null; pending: string | null };
+        // JupyterHub's fields: a URL once running, pending 'spawn' while starting.
+        server = m.pending === 'spawn' ? 'starting' : m.server === null ? 'stopped' : 'running';
         return server !== 'starting';
       });
       slowest = Math.max(slowest, Date.now() - stopAt);
