@@ -29,6 +29,8 @@ import { EphemeralCuller, PersistentCuller } from './culler/index.js';
 import type { Route } from './proxy/route-table.js';
 import { LeaderDuties, LeaderLock } from './cluster/index.js';
 import { isAnonymousEscapedName, isAnonymousName } from './names.js';
+import { AuditLog } from './audit/index.js';
+import { AccountRepo, AdminService } from './admin/index.js';
 
 export interface Hub {
   /** The address the hub listens on, e.g. http://127.0.0.1:8000. */
@@ -48,6 +50,10 @@ export interface Hub {
   readonly leader: LeaderLock;
   /** Stops students' idle servers (their files stay). */
   readonly persistentCuller: PersistentCuller;
+  /** The audit log of admin actions (AuditLog.record for the API and the CLI). */
+  readonly audit: AuditLog;
+  /** What admins do to accounts, servers and the pool (each action audited). */
+  readonly admin: AdminService;
   /** Generated admin password, present only on the start that created the admin. */
   readonly generatedAdminPassword?: string;
   /** Close everything in reverse order of creation. Servers keep running unless config.stopServersOnExit. */
@@ -368,6 +374,22 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         return fromBody ?? (typeof header === 'string' ? header : undefined);
       },
     });
+    const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
+    const audit = new AuditLog({ store, maxEntries: config.auditMaxEntries, log: log.child({ part: 'audit' }) });
+    const admin = new AdminService({
+      config,
+      users,
+      identities,
+      manager,
+      tryIt,
+      accounts: new AccountRepo(store),
+      audit,
+      endSessionsOf: (name) => sessionStore.destroyAllOf(name),
+      sessionEnded: (sid, name) => signedOut(sid, name),
+      ...(spawner.removeHome ? { removeHome: (escapedName: string) => spawner.removeHome!(escapedName) } : {}),
+      lastActivity: () => serverRepo.lastActivity(),
+      log: log.child({ part: 'admin' }),
+    });
     const deps: WebDeps = {
       config,
       log,
@@ -383,8 +405,9 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       tryIt,
       origins,
       handoff,
+      admin,
+      audit,
     };
-    const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
     const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
 
@@ -475,7 +498,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
     log.info({ url, store: store.kind, spawner: spawner.kind, leader: leader.isLeader() }, 'hub started');
-    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, generatedAdminPassword, close: closeAll };
+    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, audit, admin, generatedAdminPassword, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

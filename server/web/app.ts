@@ -17,7 +17,7 @@ import { tryRoutes } from './try-routes.js';
 import { vendorAssetsRouter } from './vendor-assets.js';
 import { errorHandler, notFound } from './errors.js';
 import { originCheck } from './origin-check.js';
-import { NotFound } from '../errors.js';
+import { AccountDisabled, NotFound } from '../errors.js';
 import type { WebDeps } from './context.js';
 import { logUrl } from '../log.js';
 
@@ -99,9 +99,13 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   );
 
   const passport = new Passport();
-  passport.serializeUser<string>((user, done) => done(null, user.name));
+  // Every sign-in, whatever the method, goes through serializeUser: a disabled account stops here.
+  passport.serializeUser<string>((user, done) => {
+    deps.admin.isDisabled(user.name).then((disabled) => (disabled ? done(new AccountDisabled(user.name)) : done(null, user.name)), done);
+  });
+  // A session of an account disabled since (in any hub process) signs nobody in.
   passport.deserializeUser<string>((name, done) => {
-    deps.users.get(name).then((user) => done(null, user ?? false), done);
+    Promise.all([deps.users.get(name), deps.admin.isDisabled(name)]).then(([user, disabled]) => done(null, user && !disabled ? user : false), done);
   });
   app.use(passport.initialize());
   app.use(passport.session());

@@ -9,6 +9,8 @@ import type { ServerManager } from '../servers/server-manager.js';
 import type { Store } from '../store/store.js';
 import type { TryIt } from '../pool/index.js';
 import type { SignInHandoff, UserOrigins } from '../proxy/index.js';
+import type { AdminService } from '../admin/index.js';
+import type { AuditLog } from '../audit/index.js';
 import { NotSignedIn } from '../errors.js';
 import { PAGE_HEADERS, type PageContext } from './render.js';
 
@@ -42,6 +44,10 @@ export interface WebDeps {
   origins: UserOrigins;
   /** One-time codes that hand a sign-in over to a user origin. */
   handoff: SignInHandoff;
+  /** Admin actions on accounts, servers and the pool; also says which accounts are disabled. */
+  admin: AdminService;
+  /** The audit log of admin actions. */
+  audit: AuditLog;
 }
 
 export function renderer(deps: WebDeps) {
