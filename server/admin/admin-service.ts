@@ -74,6 +74,11 @@ export class AdminService {
     this.now = o.now ?? Date.now;
   }
 
+  /** Whether deleting a user can remove their files (the spawner has removeHome). */
+  get canRemoveData(): boolean {
+    return this.o.removeHome !== undefined;
+  }
+
   /** Whether this account may not sign in. */
   async isDisabled(name: string): Promise<boolean> {
     return (await this.o.accounts.disabled(name)) !== null;
