@@ -104,3 +104,10 @@ export class ConfigError extends Error {
 export function isHubError(err: unknown): err is HubError {
   return err instanceof HubError;
 }
+
+/** The account was disabled by an admin: sign-in is refused with this page until it is enabled again. */
+export class AccountDisabled extends HubError {
+  constructor(name: string) {
+    super('ACCOUNT_DISABLED', 403, `The account ${name} has been disabled by an administrator, so it can't sign in. Its files are kept. If you think this is a mistake, contact the people who run this hub.`);
+  }
+}

@@ -32,6 +32,8 @@ import { isAnonymousEscapedName, isAnonymousName } from './names.js';
 import { countStoreErrors, HubMetrics, RequestDrain } from './ops/index.js';
 import { TokenRepo, TokenService } from './api/index.js';
 import { TokenAccess } from './proxy/token-access.js';
+import { AuditLog } from './audit/index.js';
+import { AccountRepo, AdminService } from './admin/index.js';
 
 export interface Hub {
   /** The address the hub listens on, e.g. http://127.0.0.1:8000. */
@@ -51,6 +53,10 @@ export interface Hub {
   readonly leader: LeaderLock;
   /** Stops students' idle servers (their files stay). */
   readonly persistentCuller: PersistentCuller;
+  /** The audit log of admin actions (AuditLog.record for the API and the CLI). */
+  readonly audit: AuditLog;
+  /** What admins do to accounts, servers and the pool (each action audited). */
+  readonly admin: AdminService;
   /** Generated admin password, present only on the start that created the admin. */
   readonly generatedAdminPassword?: string;
   /** Prometheus metrics (served at /hub/metrics). */
@@ -398,6 +404,22 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         return fromBody ?? (typeof header === 'string' ? header : undefined);
       },
     });
+    const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
+    const audit = new AuditLog({ store, maxEntries: config.auditMaxEntries, log: log.child({ part: 'audit' }) });
+    const admin = new AdminService({
+      config,
+      users,
+      identities,
+      manager,
+      tryIt,
+      accounts: new AccountRepo(store),
+      audit,
+      endSessionsOf: (name) => sessionStore.destroyAllOf(name),
+      sessionEnded: (sid, name) => signedOut(sid, name),
+      ...(spawner.removeHome ? { removeHome: (escapedName: string) => spawner.removeHome!(escapedName) } : {}),
+      lastActivity: () => serverRepo.lastActivity(),
+      log: log.child({ part: 'admin' }),
+    });
     const deps: WebDeps = {
       config,
       log,
@@ -414,8 +436,9 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       origins,
       handoff,
       tokens,
+      admin,
+      audit,
     };
-    const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
     const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static'),
       ops: {
@@ -538,7 +561,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       }
       await closeAll();
     };
-    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, metrics, generatedAdminPassword, close };
+    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, metrics, audit, admin, generatedAdminPassword, close };
   } catch (err) {
     await closeAll();
     throw err;

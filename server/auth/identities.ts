@@ -155,6 +155,21 @@ export class IdentityService {
   async granted(name: string): Promise<Role[]> {
     const user = await this.users.get(name);
     return user ? this.grantedRoles(user) : [];
+  /** A user's two kinds of roles, as kept: what the hub granted and what the IdP said at the latest sign-in. */
+  async rolesOf(user: UserRecord): Promise<{ granted: Role[]; idp: Role[] }> {
+    const stored = await this.store.hashGetAll(`roles:${user.name}`);
+    return { granted: await this.grantedRoles(user), idp: parseRoles(stored.idp) ?? [] };
+  }
+
+  /**
+   * Forget a user's linked identities and roles (the account is being deleted), so the same
+   * person signing in again gets a fresh account, not a link to a name that is gone. Safe to repeat.
+   */
+  async forget(name: string): Promise<void> {
+    const keys = await this.store.setMembers(`identities-of:${name}`);
+    await this.store.atomic({
+      then: [...keys.map((key) => ({ type: 'delete' as const, key })), { type: 'delete', key: `identities-of:${name}` }, { type: 'delete', key: `roles:${name}` }],
+    });
   }
 
   /** The roles the hub granted: stored ones, or for an account that predates them, its local roles. */

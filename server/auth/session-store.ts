@@ -9,6 +9,8 @@ export interface HubSessionData {
 }
 
 const sessionKey = (sid: string): string => `sess:${sid}`;
+// Which sessions a user signed in on, so an admin can end them all at once (disable, delete).
+const userSessionsKey = (name: string): string => `sessions-of:${name}`;
 
 /**
  * express-session's store on our Store seam, so sessions live wherever the rest of the hub
@@ -53,8 +55,30 @@ export class HubSessionStore extends session.Store {
     }
   }
 
+  /**
+   * End every session of this user, in every hub process (the store is shared). Returns the
+   * ids ended, for closing their WebSockets and cached checks. Safe to repeat.
+   */
+  async destroyAllOf(name: string): Promise<string[]> {
+    const ended: string[] = [];
+    for (const sid of await this.store.setMembers(userSessionsKey(name))) {
+      // The index may name a session that has since been reused by nobody or expired: check.
+      if ((await this.userOf(sid)) === name) ended.push(sid);
+      await this.store.delete(sessionKey(sid));
+    }
+    await this.store.delete(userSessionsKey(name));
+    return ended;
+  }
+
   private async write(sid: string, sess: session.SessionData): Promise<void> {
-    await this.store.set(sessionKey(sid), JSON.stringify(sess), this.ttlOf(sess));
+    const ttl = this.ttlOf(sess);
+    await this.store.set(sessionKey(sid), JSON.stringify(sess), ttl);
+    const user = (sess as HubSessionData).passport?.user;
+    if (typeof user === 'string') {
+      await this.store.setAdd(userSessionsKey(user), sid);
+      // The index lives as long as the newest session in it; expired sids in it are skipped.
+      await this.store.expire(userSessionsKey(user), ttl);
+    }
   }
 
   private ttlOf(sess: session.SessionData): number {

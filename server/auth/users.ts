@@ -86,6 +86,13 @@ export class UserService {
     await this.repo.delete(user);
   }
 
+  /** Forget an account (an admin deleting it; its server is stopped first). Anonymous users go through deleteAnonymous. Safe to repeat. */
+  async deleteAccount(user: UserRecord): Promise<void> {
+    if (user.source === 'anonymous') throw new Conflict('Visitors\' accounts go with their "Try it" session.', `refused to delete ${user.name}`);
+    await this.repo.delete(user);
+    this.log.info({ user: user.name }, 'user deleted');
+  }
+
   /**
    * The user if name and password match a local account, else null. Takes the same time for
    * unknown users, so the answer doesn't reveal which names exist.

@@ -13,6 +13,7 @@ import { frontDoorShape } from './frontdoor-schema.js';
 import { originShape } from './origin-schema.js';
 import { throttleShape } from './throttle-schema.js';
 import { opsShape } from './ops-schema.js';
+import { adminShape } from './admin-schema.js';
 
 // Run as root, the hub gives each local server its own Unix account, which must be able to
 // reach the venv and its home: a checkout under /root (0700) can't be, so root's defaults sit
@@ -71,6 +72,7 @@ export const configShape = {
   ...throttleShape,
   ...opsShape,
   ...apiShape,
+  ...adminShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

@@ -10,7 +10,7 @@ import { copyFolderIn } from './jupyter-api.js';
 import type { PoolRepo, TrySession } from './pool-repo.js';
 
 /** Why an ephemeral server was destroyed (logs; idle and max-age count as culled). */
-export type ReleaseReason = 'logout' | 'idle' | 'max-age' | 'gone' | 'failed' | 'shrunk';
+export type ReleaseReason = 'logout' | 'idle' | 'max-age' | 'gone' | 'failed' | 'shrunk' | 'admin';
 
 /** What admins see: GET /hub/api/pool. */
 export interface PoolStatus {

@@ -310,6 +310,17 @@ export class ServerManager {
     }
   }
 
+  /**
+   * The server's last output lines for admins (Spawner.logs), with its secret blanked; null
+   * when the spawner can't show logs. Safe to call for a stopped server (its last run's lines).
+   */
+  async logs(user: UserRecord, lines: number): Promise<string[] | null> {
+    if (!this.o.spawner.logs) return null;
+    const record = await this.o.servers.get(user.escapedName);
+    const got = await this.o.spawner.logs(user.escapedName, { lines });
+    return record?.secret ? got.map((l) => l.split(record.secret).join('[secret]')) : got;
+  }
+
   /** The user's server URL under the proxy. */
   urlOf(user: UserRecord): string {
     return `/user/${user.escapedName}${this.o.config.defaultUrl}`;

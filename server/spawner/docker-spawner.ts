@@ -4,7 +4,7 @@ import { HubError, SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { DockerEngine, DockerRequestFailed, DockerUnavailable, type ContainerCreateOptions } from './docker-engine.js';
-import { checkSpec, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
+import { checkSpec, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
 
@@ -338,6 +338,13 @@ export class DockerSpawner implements Spawner {
         this.o.log.warn({ err: (err as Error).message }, 'a listener for the engine\'s return failed');
       }
     }
+  }
+
+  /** The container's last output lines (docker logs --tail), secrets blanked. [] when there is no container. */
+  async logs(escapedName: string, options: { lines: number }): Promise<string[]> {
+    const lines = Math.min(MAX_LOG_LINES, Math.max(1, Math.floor(options.lines)));
+    if (!(await this.engine.inspectContainer(this.containerName(escapedName)))) return [];
+    return redactLogLines(await this.engine.logTail(this.containerName(escapedName), lines), lines);
   }
 
   /** Remove a user's home volume (admin deleting a user; tests). True if it existed. */

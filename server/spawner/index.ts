@@ -18,6 +18,7 @@ export type {
 export { LocalProcessSpawner, type LocalProcessSpawnerOptions } from './local-process-spawner.js';
 export { DockerSpawner, type DockerSpawnerOptions } from './docker-spawner.js';
 export { DockerUnavailable } from './docker-engine.js';
+export { redactLogLines, MAX_LOG_LINES } from './spawner.js';
 export { blockedForOthers, hostFacts, planLocalIsolation, type HostFacts, type LocalIsolationMode, type LocalIsolationPlan } from './local-isolation.js';
 
 /** The spawner the configuration asks for. The caller owns it and calls close() at shutdown. */

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
-import { checkSpec, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
+import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
 import type { LocalIsolationMode } from './local-isolation.js';
@@ -235,6 +235,43 @@ export class LocalProcessSpawner implements Spawner {
    */
   async close(): Promise<void> {
     await this.accounts?.reapEphemeral((name) => this.isRunning(name));
+  }
+
+  /** The last lines of the server's log file (dataDir/logs), read from its end only: a huge log costs no more. */
+  async logs(escapedName: string, options: { lines: number }): Promise<string[]> {
+    if (!isEscapedName(escapedName)) return [];
+    const lines = Math.min(MAX_LOG_LINES, options.lines);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(this.logPath(escapedName), 'r');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return [];
+      throw err;
+    }
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, lines * MAX_LOG_LINE_CHARS, 256 * 1024);
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, size - length);
+      const text = buffer.toString('utf8');
+      // The first line of a read that began mid-file is a fragment.
+      return redactLogLines(length < size ? text.slice(text.indexOf('\n') + 1) : text, lines);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Remove the user's home folder (dataDir/homes/NAME). Safe to repeat. */
+  async removeHome(escapedName: string): Promise<boolean> {
+    if (!isEscapedName(escapedName)) return false;
+    const home = path.join(this.dataDir, 'homes', escapedName);
+    try {
+      await fs.access(home);
+    } catch {
+      return false;
+    }
+    await removeTree(home);
+    return true;
   }
 
   private homeDir(spec: SpawnSpec): string {

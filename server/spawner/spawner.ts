@@ -90,6 +90,19 @@ export interface Spawner {
    * unsubscribe function. Spawners whose servers can't outlive such an outage leave it out.
    */
   onRecovered?(listener: () => void): () => void;
+  /**
+   * Optional: the server's last output lines (stdout and stderr), at most `lines` of them and
+   * each cut to a readable length, for admins reading why a server misbehaves. Resolves [] for a
+   * server that has no output (or never ran); throws only when the backend can't be asked
+   * (DockerUnavailable). The hub removes secrets before showing them (redactLogLines).
+   */
+  logs?(escapedName: string, options: { lines: number }): Promise<string[]>;
+  /**
+   * Optional: remove the user's persistent files (home volume or folder), when an admin deletes
+   * the user with their data. The server must be stopped. True if there was something to remove;
+   * safe to repeat.
+   */
+  removeHome?(escapedName: string): Promise<boolean>;
   /** Release the spawner's own resources. Does not stop servers. */
   close(): Promise<void>;
 }
@@ -107,4 +120,28 @@ export function checkSpec(spec: SpawnSpec, purpose: 'start' | 'stop'): void {
   if (purpose === 'start' && !spec.secret) problems.push('secret is empty');
   for (const key of Object.keys(spec.env)) if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) problems.push(`bad env name ${JSON.stringify(key)}`);
   if (problems.length) throw new SpawnFailed('The hub could not prepare your server.', problems.join('; '));
+}
+
+/** The most log lines any spawner hands out, and the longest line, whatever a caller asks. */
+export const MAX_LOG_LINES = 500;
+export const MAX_LOG_LINE_CHARS = 2000;
+
+/**
+ * Log text as lines an admin may be shown: at most `lines` of the last ones, control characters
+ * (terminal escapes) removed, each line cut to MAX_LOG_LINE_CHARS, and anything that looks like
+ * a token in a URL or header blanked (Jupyter prints its URL with `?token=` at start).
+ */
+export function redactLogLines(text: string, lines: number, secrets: readonly string[] = []): string[] {
+  const n = Math.max(0, Math.min(MAX_LOG_LINES, Math.floor(lines)));
+  if (n === 0) return [];
+  let out = text.split(/\r?\n/);
+  if (out.at(-1) === '') out.pop();
+  out = out.slice(-n);
+  return out.map((line) => {
+    // eslint-disable-next-line no-control-regex
+    let l = line.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+    for (const s of secrets) if (s) l = l.split(s).join('[secret]');
+    l = l.replace(/([?&](?:token|_xsrf)=)[^&\s"']+/gi, '$1[secret]').replace(/((?:authorization|token)\s*[:=]\s*(?:token\s+|bearer\s+)?)[A-Za-z0-9._~+/-]{8,}/gi, '$1[secret]');
+    return l.length > MAX_LOG_LINE_CHARS ? `${l.slice(0, MAX_LOG_LINE_CHARS)}…` : l;
+  });
 }

@@ -1,51 +1,333 @@
-import { Router, type Request } from 'express';
-import { Forbidden, HubError } from '../errors.js';
+import { Router, type Request, type Response } from 'express';
+import { BadRequest, Forbidden, HubError } from '../errors.js';
+import type { Actor } from '../admin/index.js';
+import type { AuditFilter } from '../audit/index.js';
 import type { UserRecord } from '../store/repos.js';
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from './context.js';
 
+declare module 'express-session' {
+  interface SessionData {
+    /** One line shown on the next admin page after an action succeeded (post-redirect-get). */
+    adminNotice?: string;
+  }
+}
+
+const LOG_LINES = 200;
+const AUDIT_PAGE = 200;
+const ROLES = ['admin', 'instructor', 'student'] as const;
+
+/** A failed action, shown next to the form that caused it. */
+interface FormError {
+  form: string;
+  message: string;
+}
+
 function requireAdmin(req: Request): UserRecord {
   const user = currentUser(req);
-  if (!user.roles.includes('admin')) throw new Forbidden('This page is for admins.');
+  if (!user.roles.includes('admin')) throw new Forbidden('This page is for admins.', `${user.name} is not an admin`);
   return user;
 }
 
-/** /hub/admin: who has an account, whose server runs, and a form to add local accounts. */
+function actorOf(req: Request): Actor {
+  return { name: requireAdmin(req).name, address: req.ip ?? req.socket.remoteAddress ?? '' };
+}
+
+function field(req: Request, name: string): string {
+  const v = (req.body as Record<string, unknown> | undefined)?.[name];
+  return typeof v === 'string' ? v.slice(0, 1024) : '';
+}
+
+/** A form field sent once or several times (checkboxes). */
+function fields(req: Request, name: string): string[] {
+  const v = (req.body as Record<string, unknown> | undefined)?.[name];
+  const all = Array.isArray(v) ? v : v === undefined ? [] : [v];
+  return all.filter((x): x is string => typeof x === 'string').slice(0, 1000);
+}
+
+function query(req: Request, name: string): string {
+  const v = req.query[name];
+  return typeof v === 'string' ? v.slice(0, 200) : '';
+}
+
+/** "3 min", "2 h 5 min": ages and remaining times for people, not seconds. */
+export function duration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ${m % 60} min`;
+  return `${Math.floor(h / 24)} days`;
+}
+
+function when(at: number | undefined): string {
+  return at === undefined ? '' : new Date(at).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+}
+
+function auditFilter(req: Request): AuditFilter {
+  const day = (s: string, end: boolean): number | undefined => {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return undefined;
+    const t = Date.parse(`${s}T00:00:00Z`);
+    return Number.isNaN(t) ? undefined : end ? t + 24 * 3600 * 1000 - 1 : t;
+  };
+  const from = day(query(req, 'from'), false);
+  const to = day(query(req, 'to'), true);
+  return {
+    ...(query(req, 'actor') ? { actor: query(req, 'actor') } : {}),
+    ...(query(req, 'action') ? { action: query(req, 'action') } : {}),
+    ...(query(req, 'target') ? { target: query(req, 'target') } : {}),
+    ...(from !== undefined ? { from } : {}),
+    ...(to !== undefined ? { to } : {}),
+  };
+}
+
+/**
+ * /hub/admin: accounts (search, roles, disable, delete), every server (stop, logs, bulk
+ * stops), the "Try it" pool and the audit log. Every form carries the XSRF token (checked by
+ * the app) and every action goes through AdminService, which records it in the audit log.
+ * Successful actions redirect (303) to a page with a notice; refused ones re-render the page
+ * with the message next to the form that was sent.
+ */
 export function adminRoutes(deps: WebDeps): Router {
   const router = Router();
   const render = renderer(deps);
   const pages = requireUser(false);
 
-  const show = async (req: Request, res: Parameters<typeof render>[1], extra: Record<string, unknown> = {}, status = 200): Promise<void> => {
-    requireAdmin(req);
-    const names = await deps.users.list();
-    const rows = [];
-    for (const name of names) {
-      const user = await deps.users.get(name);
-      if (user) rows.push({ name: user.name, roles: user.roles.join(', '), source: user.source, status: await deps.manager.status(user) });
-    }
-    const pool = await deps.tryIt.pool.status();
-    render(req, res, 'admin.njk', { rows, pool, ...extra }, status);
+  const page = (req: Request, res: Response, template: string, ctx: Record<string, unknown>, status = 200): void => {
+    const notice = req.session?.adminNotice;
+    if (notice) delete req.session.adminNotice;
+    render(req, res, template, { notice, ...ctx }, status);
+  };
+  const done = (req: Request, res: Response, to: string, notice: string): void => {
+    req.session.adminNotice = notice;
+    res.redirect(303, to);
   };
 
-  router.get('/hub/admin', pages, asyncRoute(async (req, res) => show(req, res)));
+  /** Run an action; a refusal (4xx) is shown on `again` next to `form`, anything else goes to the error page. */
+  const attempt = async (form: string, again: (e: FormError, status: number) => Promise<void>, fn: () => Promise<void>): Promise<void> => {
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof HubError && err.status < 500) {
+        deps.log.warn({ part: 'admin', form, code: err.code, detail: err.detail }, err.userMessage);
+        return again({ form, message: err.userMessage }, err.status);
+      }
+      throw err;
+    }
+  };
+
+  // Users
+  const usersPage = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200): Promise<void> => {
+    requireAdmin(req);
+    const q = query(req, 'q');
+    const role = ROLES.find((r) => r === query(req, 'role')) ?? '';
+    const rows = await deps.admin.listUsers(q, role);
+    const pool = await deps.tryIt.pool.status();
+    page(req, res, 'admin.njk', { tab: 'users', q, role, rows, pool, ...extra }, status);
+  };
+
+  router.get('/hub/admin', pages, asyncRoute(async (req, res) => usersPage(req, res)));
+  router.get('/hub/admin/users', pages, (_req, res) => res.redirect(302, '/hub/admin'));
 
   router.post(
     '/hub/admin/users',
     pages,
     asyncRoute(async (req, res) => {
+      const actor = actorOf(req);
+      const name = field(req, 'username');
+      const password = field(req, 'password');
+      const role = field(req, 'role') === 'instructor' ? 'instructor' : 'student';
+      await attempt('create',
+        (formError, status) => usersPage(req, res, { formError, username: name }, status),
+        async () => {
+          if (password.length < 8) throw new BadRequest('The password needs at least 8 characters.');
+          const user = await deps.users.createLocal(name, password, [role]);
+          await deps.audit.record({ actor: actor.name, action: 'user.create', target: user.name, details: { role, source: 'local' }, address: actor.address });
+          // 201 with the page (not a redirect): scripts that add accounts see it was made.
+          await usersPage(req, res, { notice: `Created ${user.name}.` }, 201);
+        },
+      );
+    }),
+  );
+
+  const userPage = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200): Promise<void> => {
+    requireAdmin(req);
+    const user = await deps.admin.account(String(req.params.name));
+    const [row] = (await deps.admin.listUsers()).filter((r) => r.user.name === user.name);
+    page(req, res, 'admin-user.njk', { tab: 'users', row, roleNames: ROLES, isSelf: user.name === req.user?.name, ...extra }, status);
+  };
+
+  router.get('/hub/admin/users/:name', pages, asyncRoute(async (req, res) => userPage(req, res)));
+
+  router.post(
+    '/hub/admin/users/:name/roles',
+    pages,
+    asyncRoute(async (req, res) => {
+      const actor = actorOf(req);
+      const user = await deps.admin.account(String(req.params.name));
+      await attempt('roles', (formError, status) => userPage(req, res, { formError }, status), async () => {
+        const updated = await deps.admin.setRoles(actor, user, fields(req, 'roles'));
+        done(req, res, `/hub/admin/users/${user.escapedName}`, `Roles of ${user.name}: ${updated.roles.join(', ')}.`);
+      });
+    }),
+  );
+
+  router.post(
+    '/hub/admin/users/:name/disable',
+    pages,
+    asyncRoute(async (req, res) => {
+      const actor = actorOf(req);
+      const user = await deps.admin.account(String(req.params.name));
+      await attempt('disable', (formError, status) => userPage(req, res, { formError }, status), async () => {
+        await deps.admin.disable(actor, user);
+        done(req, res, `/hub/admin/users/${user.escapedName}`, `${user.name} is disabled: signed out everywhere, server stopped, sign-in refused.`);
+      });
+    }),
+  );
+
+  router.post(
+    '/hub/admin/users/:name/enable',
+    pages,
+    asyncRoute(async (req, res) => {
+      const actor = actorOf(req);
+      const user = await deps.admin.account(String(req.params.name));
+      await deps.admin.enable(actor, user);
+      done(req, res, `/hub/admin/users/${user.escapedName}`, `${user.name} can sign in again.`);
+    }),
+  );
+
+  const deletePage = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200): Promise<void> => {
+    requireAdmin(req);
+    const user = await deps.admin.account(String(req.params.name));
+    page(req, res, 'admin-delete.njk', { tab: 'users', target: user, canRemoveData: deps.admin.canRemoveData, ...extra }, status);
+  };
+
+  router.get('/hub/admin/users/:name/delete', pages, asyncRoute(async (req, res) => deletePage(req, res)));
+
+  router.post(
+    '/hub/admin/users/:name/delete',
+    pages,
+    asyncRoute(async (req, res) => {
+      const actor = actorOf(req);
+      const user = await deps.admin.account(String(req.params.name));
+      const data = field(req, 'data');
+      await attempt('delete', (formError, status) => deletePage(req, res, { formError, data }, status), async () => {
+        if (data !== 'keep' && data !== 'remove') throw new BadRequest('Choose whether to keep or remove the user\'s files.');
+        if (field(req, 'confirm').trim() !== user.name) throw new BadRequest(`Type the username (${user.name}) to confirm.`);
+        const { homeRemoved } = await deps.admin.deleteUser(actor, user, data === 'keep');
+        done(req, res, '/hub/admin', data === 'keep' ? `Deleted ${user.name}; their files are kept.` : `Deleted ${user.name} and ${homeRemoved ? 'their files' : 'everything they had (there were no files)'}.`);
+      });
+    }),
+  );
+
+  // Servers
+  const serversPage = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200): Promise<void> => {
+    requireAdmin(req);
+    const now = Date.now();
+    const rows = (await deps.admin.servers()).map((s) => ({
+      ...s,
+      age: duration(s.ageMs),
+      last: s.lastActivity === undefined ? 'none yet' : `${duration(now - s.lastActivity)} ago`,
+      started: when(s.startedAt),
+    }));
+    page(req, res, 'admin-servers.njk', { tab: 'servers', rows, idleStop: duration(deps.config.adminIdleStopS * 1000), ...extra }, status);
+  };
+
+  router.get('/hub/admin/servers', pages, asyncRoute(async (req, res) => serversPage(req, res)));
+
+  router.post(
+    '/hub/admin/servers/stop',
+    pages,
+    asyncRoute(async (req, res) => {
+      const actor = actorOf(req);
+      const names = fields(req, 'names');
+      await attempt('stop', (formError, status) => serversPage(req, res, { formError }, status), async () => {
+        if (!names.length) throw new BadRequest('Select at least one server to stop.');
+        const stopped = await deps.admin.stopServers(actor, names);
+        done(req, res, '/hub/admin/servers', stopped.length === 1 ? `Stopped the server of ${stopped[0]}.` : `Stopped ${stopped.length} servers.`);
+      });
+    }),
+  );
+
+  router.post(
+    '/hub/admin/servers/stop-idle',
+    pages,
+    asyncRoute(async (req, res) => {
+      const stopped = await deps.admin.stopIdle(actorOf(req));
+      done(req, res, '/hub/admin/servers', `Stopped ${stopped.length} idle server${stopped.length === 1 ? '' : 's'}.`);
+    }),
+  );
+
+  router.get(
+    '/hub/admin/servers/:name/logs',
+    pages,
+    asyncRoute(async (req, res) => {
+      const actor = actorOf(req);
+      const user = await deps.users.getByEscaped(String(req.params.name));
+      if (!user) throw new BadRequest('There is no such user.');
+      const lines = await deps.admin.logs(actor, user, LOG_LINES);
+      page(req, res, 'admin-logs.njk', { tab: 'servers', target: user, lines, noLogs: lines === null, max: LOG_LINES });
+    }),
+  );
+
+  // The pool
+  const poolPage = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200): Promise<void> => {
+    requireAdmin(req);
+    const [status_, rows] = await Promise.all([deps.tryIt.pool.status(), deps.admin.pool()]);
+    const view = rows.map((r) => ({ ...r, remaining: r.remainingMs === undefined ? '' : duration(r.remainingMs), claimed: when(r.claimedAt) }));
+    page(req, res, 'admin-pool.njk', { tab: 'pool', pool: status_, rows: view, enabled: deps.tryIt.pool.enabled, ...extra }, status);
+  };
+
+  router.get('/hub/admin/pool', pages, asyncRoute(async (req, res) => poolPage(req, res)));
+
+  router.post(
+    '/hub/admin/pool/end',
+    pages,
+    asyncRoute(async (req, res) => {
+      const actor = actorOf(req);
+      await attempt('end', (formError, status) => poolPage(req, res, { formError }, status), async () => {
+        const names = fields(req, 'names');
+        if (!names.length) throw new BadRequest('Select at least one session to end.');
+        const n = await deps.admin.endPoolSessions(actor, names);
+        done(req, res, '/hub/admin/pool', `Ended ${n} session${n === 1 ? '' : 's'}.`);
+      });
+    }),
+  );
+
+  router.post(
+    '/hub/admin/pool/refill',
+    pages,
+    asyncRoute(async (req, res) => {
+      await deps.admin.refillPool(actorOf(req));
+      done(req, res, '/hub/admin/pool', 'Refilling the pool.');
+    }),
+  );
+
+  // The audit log
+  router.get(
+    '/hub/admin/audit',
+    pages,
+    asyncRoute(async (req, res) => {
       requireAdmin(req);
-      const body = (req.body ?? {}) as Record<string, unknown>;
-      const name = typeof body.username === 'string' ? body.username : '';
-      const password = typeof body.password === 'string' ? body.password : '';
-      const role = body.role === 'instructor' ? 'instructor' : 'student';
-      if (password.length < 8) return show(req, res, { message: 'The password needs at least 8 characters.', username: name }, 400);
-      try {
-        const user = await deps.users.createLocal(name, password, [role]);
-        await show(req, res, { notice: `Created ${user.name}.` }, 201);
-      } catch (err) {
-        if (err instanceof HubError && err.status < 500) return show(req, res, { message: err.userMessage, username: name }, err.status);
-        throw err;
-      }
+      const filter = auditFilter(req);
+      const entries = (await deps.audit.list({ ...filter, limit: AUDIT_PAGE })).map((e) => ({ ...e, time: when(e.at), detailText: Object.entries(e.details).map(([k, v]) => `${k}: ${v}`).join(', ') }));
+      const qs = new URLSearchParams(Object.entries({ actor: query(req, 'actor'), action: query(req, 'action'), target: query(req, 'target'), from: query(req, 'from'), to: query(req, 'to') }).filter(([, v]) => v)).toString();
+      page(req, res, 'admin-audit.njk', { tab: 'audit', entries, f: { actor: query(req, 'actor'), action: query(req, 'action'), target: query(req, 'target'), from: query(req, 'from'), to: query(req, 'to') }, exportUrl: `/hub/admin/audit.csv${qs ? `?${qs}` : ''}`, max: AUDIT_PAGE });
+    }),
+  );
+
+  router.get(
+    '/hub/admin/audit.csv',
+    pages,
+    asyncRoute(async (req, res) => {
+      const actor = actorOf(req);
+      const filter = auditFilter(req);
+      const csv = await deps.audit.csv(filter);
+      await deps.audit.record({ actor: actor.name, action: 'audit.export', details: { rows: csv.split('\r\n').length - 2 }, address: actor.address });
+      res
+        .status(200)
+        .set({ 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="oerhub-audit-${new Date().toISOString().slice(0, 10)}.csv"`, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' })
+        .send(csv);
     }),
   );
   return router;

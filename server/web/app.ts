@@ -18,7 +18,7 @@ import { tryRoutes } from './try-routes.js';
 import { vendorAssetsRouter } from './vendor-assets.js';
 import { errorHandler, notFound } from './errors.js';
 import { originCheck } from './origin-check.js';
-import { NotFound } from '../errors.js';
+import { AccountDisabled, NotFound } from '../errors.js';
 import type { WebDeps } from './context.js';
 import { logUrl, requestIdOf } from '../log.js';
 
@@ -101,13 +101,18 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   );
 
   const passport = new Passport();
-  // Called once per sign-in (req.login), whichever method signed the user in.
+  // Every sign-in, whatever the method, goes through serializeUser (once per req.login): a
+  // disabled account stops here; the others are counted by method.
   passport.serializeUser<string>((user, done) => {
-    ops.metrics.signedIn(user.source);
-    done(null, user.name);
+    deps.admin.isDisabled(user.name).then((disabled) => {
+      if (disabled) return done(new AccountDisabled(user.name));
+      ops.metrics.signedIn(user.source);
+      done(null, user.name);
+    }, done);
   });
+  // A session of an account disabled since (in any hub process) signs nobody in.
   passport.deserializeUser<string>((name, done) => {
-    deps.users.get(name).then((user) => done(null, user ?? false), done);
+    Promise.all([deps.users.get(name), deps.admin.isDisabled(name)]).then(([user, disabled]) => done(null, user && !disabled ? user : false), done);
   });
   app.use(passport.initialize());
   app.use(passport.session());

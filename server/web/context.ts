@@ -10,6 +10,8 @@ import type { Store } from '../store/store.js';
 import type { TryIt } from '../pool/index.js';
 import type { SignInHandoff, UserOrigins } from '../proxy/index.js';
 import type { TokenService } from '../api/tokens.js';
+import type { AdminService } from '../admin/index.js';
+import type { AuditLog } from '../audit/index.js';
 import { NotSignedIn } from '../errors.js';
 import { PAGE_HEADERS, type PageContext } from './render.js';
 
@@ -45,6 +47,10 @@ export interface WebDeps {
   handoff: SignInHandoff;
   /** API tokens (server/api). */
   tokens: TokenService;
+  /** Admin actions on accounts, servers and the pool; also says which accounts are disabled. */
+  admin: AdminService;
+  /** The audit log of admin actions. */
+  audit: AuditLog;
 }
 
 export function renderer(deps: WebDeps) {

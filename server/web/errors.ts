@@ -64,7 +64,7 @@ export function errorHandler(views: nunjucks.Environment, rootLog: Logger): Erro
       return;
     }
     // A store outage says what is wrong and what still works, so nobody closes a running notebook.
-    const heading = hubError instanceof StoreUnavailable ? STORE_OUTAGE_HEADING : headingFor(status);
+    const heading = hubError instanceof StoreUnavailable ? STORE_OUTAGE_HEADING : hubError?.code === 'ACCOUNT_DISABLED' ? 'This account is disabled' : headingFor(status);
     const html = views.render('error.njk', { status, code, message, heading, user: null });
     res.status(status).set(PAGE_HEADERS).send(html);
   };

@@ -152,6 +152,48 @@ export function spawnerContract(name: string, make: () => Promise<SpawnerFixture
       assert.equal((JSON.parse(got.body) as { content: string }).content, 'hello from before the restart');
     });
 
+    // Optional abilities of the seam; both spawners shipped with the hub have them (admin pages).
+    it('an admin reads the last lines of a running server\'s output, tail-limited and without its secret', async () => {
+      const logs = fixture.spawner.logs?.bind(fixture.spawner);
+      assert.ok(logs, 'this spawner shows no logs');
+      const spec = makeSpec();
+      const { endpoint } = await startServer(spec);
+      // Jupyter logs a 404 with the path asked for.
+      await request(endpoint, 'GET', `${spec.baseUrl}api/contents/adm-no-such-file?token=${spec.secret}`, auth(spec));
+      let lines: string[] = [];
+      for (let i = 0; i < 50 && !lines.some((l) => l.includes('adm-no-such-file')); i++) {
+        lines = await logs(spec.escapedName, { lines: 500 });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(lines.some((l) => l.includes('adm-no-such-file')), lines.join('\n'));
+      assert.ok(lines.every((l) => !l.includes(spec.secret)), 'the secret is blanked');
+      const two = await logs(spec.escapedName, { lines: 2 });
+      assert.equal(two.length, 2);
+      // Jupyter may write more meanwhile: the two are among the latest lines, in order.
+      const after = await logs(spec.escapedName, { lines: 500 });
+      const at = after.indexOf(two[0]!);
+      assert.ok(at !== -1 && after[at + 1] === two[1], `${two.join('\n')} is not a tail of\n${after.join('\n')}`);
+      assert.deepEqual(await logs(makeSpec().escapedName, { lines: 10 }), [], 'a server that never ran has no lines');
+    });
+
+    it('an admin deleting a user with their data removes the home; a new start begins empty', async () => {
+      const removeHome = fixture.spawner.removeHome?.bind(fixture.spawner);
+      assert.ok(removeHome, 'this spawner can\'t remove homes');
+      const spec = makeSpec();
+      const first = await startServer(spec);
+      const put = await request(first.endpoint, 'PUT', `${spec.baseUrl}api/contents/mine.txt`, { ...auth(spec), 'content-type': 'application/json' }, JSON.stringify({ type: 'file', format: 'text', content: 'mine' }));
+      assert.equal(put.status, 201, put.body);
+      await fixture.spawner.stop(spec, first.state);
+      assert.equal(await removeHome(spec.escapedName), true);
+      assert.equal(await removeHome(spec.escapedName), false, 'nothing left the second time');
+      const secondSpec = { ...spec, secret: randomBytes(32).toString('hex') };
+      const second = await startServer(secondSpec);
+      const got = await request(second.endpoint, 'GET', `${spec.baseUrl}api/contents/mine.txt`, auth(secondSpec));
+      assert.equal(got.status, 404, 'the file went with the home');
+      await fixture.spawner.stop(secondSpec, second.state);
+      await removeHome(spec.escapedName);
+    });
+
     it('listRunning finds a running server, and forgets it once stopped', async () => {
       const spec = makeSpec();
       const { state, endpoint } = await startServer(spec);
