@@ -155,6 +155,8 @@ export class IdentityService {
   async granted(name: string): Promise<Role[]> {
     const user = await this.users.get(name);
     return user ? this.grantedRoles(user) : [];
+  }
+
   /** A user's two kinds of roles, as kept: what the hub granted and what the IdP said at the latest sign-in. */
   async rolesOf(user: UserRecord): Promise<{ granted: Role[]; idp: Role[] }> {
     const stored = await this.store.hashGetAll(`roles:${user.name}`);
