@@ -8,7 +8,7 @@
  *   npm run bench:proxy                                  (or)
  *   node --expose-gc --import tsx bench/proxy.ts [--upstream=stub|jupyter] [--seconds=10] [--warmup=2]
  *        [--rounds=3] [--connections=32] [--ws-count=2000] [--ws-message=kernel_info|execute]
- *        [--churn=1000] [--churn-batch=50] [--targets=direct,floor,chp,hub]
+ *        [--churn=1000] [--churn-batch=50] [--targets=direct,floor,chp,hub] [--profile=DIR (the floor's --cpu-prof)]
  *
  * Prints ratios against references measured in this run; it asserts nothing about speed.
  * All traffic goes to 127.0.0.1. The load generator runs in a child process
@@ -51,11 +51,13 @@ interface Options {
   wsMessage: 'kernel_info' | 'execute';
   upstream: 'stub' | 'jupyter';
   targets: Target[];
+  /** Where the floor proxy writes a --cpu-prof profile (the hub's: run this script with node --cpu-prof). */
+  profileDir: string | undefined;
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const o: Options = { seconds: 10, warmup: 2, rounds: 3, connections: 32, wsCount: 2000, churn: 1000, churnBatch: 50, wsMessage: 'kernel_info', upstream: 'stub', targets: [...TARGETS] };
-  const keys: Record<string, Exclude<keyof Options, 'wsMessage' | 'upstream' | 'targets'>> = {
+  const o: Options = { seconds: 10, warmup: 2, rounds: 3, connections: 32, wsCount: 2000, churn: 1000, churnBatch: 50, wsMessage: 'kernel_info', upstream: 'stub', targets: [...TARGETS], profileDir: undefined };
+  const keys: Record<string, Exclude<keyof Options, 'wsMessage' | 'upstream' | 'targets' | 'profileDir'>> = {
     '--seconds': 'seconds',
     '--warmup': 'warmup',
     '--rounds': 'rounds',
@@ -72,6 +74,10 @@ function parseOptions(argv: readonly string[]): Options {
     }
     if (flag === '--upstream' && (value === 'stub' || value === 'jupyter')) {
       o.upstream = value;
+      continue;
+    }
+    if (flag === '--profile' && value) {
+      o.profileDir = path.resolve(value);
       continue;
     }
     if (flag === '--targets') {
@@ -171,9 +177,10 @@ function endpointOf(s: Setup, target: Target, path: string): { port: number; hea
 }
 
 /** A child process that tells its port over IPC once it listens (the floor proxy, the stand-in). */
-async function forkListening(script: string, args: string[], logFile: string): Promise<{ child: ChildProcess; port: number }> {
+async function forkListening(script: string, args: string[], logFile: string, profileDir?: string): Promise<{ child: ChildProcess; port: number }> {
   const out = fs.openSync(logFile, 'a');
-  const child = fork(path.join(__dirname, script), args, { cwd: REPO_ROOT, execArgv: ['--import', 'tsx'], stdio: ['ignore', out, out, 'ipc'] });
+  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = fork(path.join(__dirname, script), args, { cwd: REPO_ROOT, execArgv: [...profile, '--import', 'tsx'], stdio: ['ignore', out, out, 'ipc'] });
   fs.closeSync(out);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${script} did not listen within 20 s; see ${logFile}`)), 20_000);
@@ -677,7 +684,7 @@ async function setUp(o: Options, tmp: string, logFile: string, close: { hub?: Hu
   const jupyterPort = Number(route.target.port);
   const { chp, port: chpPort } = await startChp(jupyterPort, escapedName, logFile.replace(/\.log$/, '-chp.log'));
   close.chp = chp;
-  const { child: floor, port: floorPort } = await forkListening('floor-proxy.ts', [route.target.origin, String(config.proxyMaxSockets)], logFile.replace(/\.log$/, '-floor.log'));
+  const { child: floor, port: floorPort } = await forkListening('floor-proxy.ts', [route.target.origin, String(config.proxyMaxSockets)], logFile.replace(/\.log$/, '-floor.log'), o.profileDir);
   close.floor = floor;
   const hubPort = Number(new URL(hub.url).port);
   return { hub, client, escapedName, hubPort, jupyterPort, jupyterPid, authorization: route.authorization, chpPort, chp, floorPort, floor, kernelId };
