@@ -10,19 +10,23 @@ export interface HttpLoadJob {
   host: string;
   port: number;
   path: string;
+  /** A `host` entry replaces the default `Host: host:port` (a user origin, NAME.localhost:PORT). */
   headers: Readonly<Record<string, string>>;
   connections: number;
   warmupMs: number;
   durationMs: number;
 }
 
-/** Sequential WebSocket round trips: a Jupyter `kernel_info_request` on the shell channel, N times. */
+/** Sequential WebSocket round trips: a Jupyter `kernel_info_request` on the shell channel (or a plain echo), N times. */
 export interface WsRoundTripJob {
   kind: 'ws-rtt';
   url: string;
   headers: Readonly<Record<string, string>>;
-  /** `kernel_info`: kernel_info_request; `execute`: execute_request of `pass` (no output). Either ends at its shell reply. */
-  message: 'kernel_info' | 'execute';
+  /**
+   * `kernel_info`: kernel_info_request; `execute`: execute_request of `pass` (no output). Either
+   * ends at its shell reply. `echo`: a short text the stand-in upstream sends back.
+   */
+  message: 'kernel_info' | 'execute' | 'echo';
   warmup: number;
   count: number;
   /** Upper bound for the whole job; the worker gives up after it. */

@@ -70,7 +70,8 @@ class HttpLoad {
   private readonly sockets = new Set<net.Socket>();
 
   constructor(private readonly job: HttpLoadJob) {
-    const lines = [`GET ${job.path} HTTP/1.1`, `Host: ${job.host}:${job.port}`, 'Connection: keep-alive'];
+    const lines = [`GET ${job.path} HTTP/1.1`, 'Connection: keep-alive'];
+    if (!Object.keys(job.headers).some((k) => k.toLowerCase() === 'host')) lines.push(`Host: ${job.host}:${job.port}`);
     for (const [k, v] of Object.entries(job.headers)) lines.push(`${k}: ${v}`);
     this.request = Buffer.from(lines.join('\r\n') + '\r\n\r\n', 'latin1');
   }
@@ -193,7 +194,45 @@ interface KernelReply {
   parent_header: { msg_id?: string };
 }
 
+/** Echo round trips to the stand-in upstream: each text must come back before the next goes. */
+async function wsEchoes(job: WsRoundTripJob): Promise<WsRoundTripResult> {
+  const deadline = Date.now() + job.timeoutMs;
+  const ws = await openSocket(job.url, job.headers, 10_000);
+  let expected = '';
+  let onReply: (() => void) | undefined;
+  ws.on('message', (data) => {
+    if (String(data) === expected) onReply?.();
+  });
+  const roundTrip = (i: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no echo of message ${i} within 10 s`)), 10_000);
+      expected = `{"bench":${i},"pad":"0123456789abcdef0123456789abcdef"}`;
+      onReply = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      ws.send(expected);
+    });
+  try {
+    for (let i = 0; i < job.warmup; i++) await roundTrip(i);
+    const samples = new Samples();
+    send({ type: 'window-start' });
+    const t0 = performance.now();
+    for (let i = 0; i < job.count && Date.now() < deadline; i++) {
+      const start = performance.now();
+      await roundTrip(job.warmup + i);
+      samples.push((performance.now() - start) * 1000);
+    }
+    const elapsedMs = performance.now() - t0;
+    send({ type: 'window-end' });
+    return { kind: 'ws-rtt', messages: samples.length, elapsedMs, latency: samples.summary() };
+  } finally {
+    await closeSocket(ws, 5000);
+  }
+}
+
 async function wsRoundTrips(job: WsRoundTripJob): Promise<WsRoundTripResult> {
+  if (job.message === 'echo') return wsEchoes(job);
   const deadline = Date.now() + job.timeoutMs;
   const ws = await openSocket(job.url, job.headers, 10_000);
   const session = `bench-${process.pid}-${Date.now()}`;

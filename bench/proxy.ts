@@ -1,11 +1,14 @@
 /**
- * Proxy benchmark: the hub's in-process proxy against configurable-http-proxy (CHP, what
- * JupyterHub uses) and against no proxy at all, on the same Jupyter server in the same run.
+ * Proxy benchmark: the hub's in-process proxy (with auth: a signed-in session cookie, on the
+ * user's own origin) against configurable-http-proxy (CHP, what JupyterHub uses), against the
+ * floor (bench/floor-proxy.ts: a bare node:http proxy) and against no proxy at all, on the same
+ * upstream in the same run. The upstream is a fast stand-in (bench/stub-upstream.ts, a few µs per
+ * request, so the proxies' own cost shows) or, with --upstream=jupyter, a real Jupyter server.
  *
  *   npm run bench:proxy                                  (or)
- *   node --expose-gc --import tsx bench/proxy.ts [--seconds=10] [--warmup=2] [--rounds=3]
- *        [--connections=32] [--ws-count=2000] [--ws-message=kernel_info|execute]
- *        [--churn=1000] [--churn-batch=50]
+ *   node --expose-gc --import tsx bench/proxy.ts [--upstream=stub|jupyter] [--seconds=10] [--warmup=2]
+ *        [--rounds=3] [--connections=32] [--ws-count=2000] [--ws-message=kernel_info|execute]
+ *        [--churn=1000] [--churn-batch=50] [--targets=direct,floor,chp,hub] [--profile=DIR (the floor's --cpu-prof)]
  *
  * Prints ratios against references measured in this run; it asserts nothing about speed.
  * All traffic goes to 127.0.0.1. The load generator runs in a child process
@@ -26,6 +29,7 @@ import { startKernel, xsrfToken } from '../test/helpers/kernel.js';
 import type { HubClient } from '../test/helpers/client.js';
 import type { HttpLoadResult, ParentMessage, WorkerJob, WorkerMessage, WorkerResult, WsChurnResult, WsRoundTripResult } from './bench-protocol.js';
 import { freePort } from '../test/helpers/ports.js';
+import { StubSpawner } from './stub-spawner.js';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const LOCALHOST = '127.0.0.1';
@@ -45,11 +49,15 @@ interface Options {
   churn: number;
   churnBatch: number;
   wsMessage: 'kernel_info' | 'execute';
+  upstream: 'stub' | 'jupyter';
+  targets: Target[];
+  /** Where the floor proxy writes a --cpu-prof profile (the hub's: run this script with node --cpu-prof). */
+  profileDir: string | undefined;
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const o: Options = { seconds: 10, warmup: 2, rounds: 3, connections: 32, wsCount: 2000, churn: 1000, churnBatch: 50, wsMessage: 'kernel_info' };
-  const keys: Record<string, Exclude<keyof Options, 'wsMessage'>> = {
+  const o: Options = { seconds: 10, warmup: 2, rounds: 3, connections: 32, wsCount: 2000, churn: 1000, churnBatch: 50, wsMessage: 'kernel_info', upstream: 'stub', targets: [...TARGETS], profileDir: undefined };
+  const keys: Record<string, Exclude<keyof Options, 'wsMessage' | 'upstream' | 'targets' | 'profileDir'>> = {
     '--seconds': 'seconds',
     '--warmup': 'warmup',
     '--rounds': 'rounds',
@@ -64,9 +72,24 @@ function parseOptions(argv: readonly string[]): Options {
       o.wsMessage = value;
       continue;
     }
+    if (flag === '--upstream' && (value === 'stub' || value === 'jupyter')) {
+      o.upstream = value;
+      continue;
+    }
+    if (flag === '--profile' && value) {
+      o.profileDir = path.resolve(value);
+      continue;
+    }
+    if (flag === '--targets') {
+      const wanted = (value ?? '').split(',');
+      if (!wanted.length || !wanted.every((t): t is Target => (TARGETS as readonly string[]).includes(t))) throw new Error(`--targets takes a comma-separated subset of ${TARGETS.join(',')}`);
+      // Always in the canonical order, and the hub always: every ratio is the hub's.
+      o.targets = TARGETS.filter((t) => t === 'hub' || wanted.includes(t));
+      continue;
+    }
     const key = keys[flag];
     const n = Number(value);
-    if (!key || !Number.isFinite(n) || n <= 0) throw new Error(`unknown or bad option ${arg}; known: ${Object.keys(keys).join(' ')} (each =N, N > 0), --ws-message=kernel_info|execute`);
+    if (!key || !Number.isFinite(n) || n <= 0) throw new Error(`unknown or bad option ${arg}; known: ${Object.keys(keys).join(' ')} (each =N, N > 0), --ws-message=kernel_info|execute, --upstream=stub|jupyter, --targets=${TARGETS.join(',')}`);
     o[key] = n;
   }
   // Bounded no matter what is asked for: this runs on shared 2-core machines.
@@ -120,28 +143,58 @@ function clientPortsTo(port: number): Set<string> {
 
 // ---------------------------------------------------------------- the pieces under test
 
-type Target = 'direct' | 'chp' | 'hub';
-const TARGETS: readonly Target[] = ['direct', 'chp', 'hub'];
+type Target = 'direct' | 'floor' | 'chp' | 'hub';
+const TARGETS: readonly Target[] = ['direct', 'floor', 'chp', 'hub'];
 
 interface Setup {
   hub: Hub;
   client: HubClient;
   escapedName: string;
   hubPort: number;
+  /** The upstream: Jupyter, or the stand-in (bench/stub-upstream.ts). */
   jupyterPort: number;
   jupyterPid: number;
   authorization: string;
   chpPort: number;
   chp: ChildProcess;
-  kernelId: string;
+  floorPort: number;
+  floor: ChildProcess;
+  /** Jupyter only: the kernel whose channels the WebSocket round trips use. */
+  kernelId: string | undefined;
 }
 
-/** Where each target is reached and how it is authenticated (CHP does no auth: we send the secret ourselves). */
-function endpointOf(s: Setup, target: Target): { port: number; headers: Record<string, string> } {
+/**
+ * Where each target is reached and how it is authenticated. CHP and the floor do no auth: we
+ * send the secret ourselves. The hub is asked as a browser on the user's own origin
+ * (NAME.localhost:PORT, the default originMode): with the jar's cookies for /user/NAME/ (the
+ * hub's signed oerhub-user-NAME one, and Jupyter's _xsrf).
+ */
+function endpointOf(s: Setup, target: Target, path: string): { port: number; headers: Record<string, string> } {
   if (target === 'direct') return { port: s.jupyterPort, headers: { authorization: s.authorization } };
   if (target === 'chp') return { port: s.chpPort, headers: { authorization: s.authorization } };
-  // As a browser: every cookie the jar holds for /user/NAME/ (the hub's oerhub-user-NAME one and Jupyter's _xsrf).
-  return { port: s.hubPort, headers: { cookie: s.client.cookieHeader(`/user/${s.escapedName}/api/status`) } };
+  if (target === 'floor') return { port: s.floorPort, headers: { authorization: s.authorization } };
+  return { port: s.hubPort, headers: { host: new URL(s.client.contentOrigin(s.escapedName)).host, cookie: s.client.cookieHeader(path) } };
+}
+
+/** A child process that tells its port over IPC once it listens (the floor proxy, the stand-in). */
+async function forkListening(script: string, args: string[], logFile: string, profileDir?: string): Promise<{ child: ChildProcess; port: number }> {
+  const out = fs.openSync(logFile, 'a');
+  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = fork(path.join(__dirname, script), args, { cwd: REPO_ROOT, execArgv: [...profile, '--import', 'tsx'], stdio: ['ignore', out, out, 'ipc'] });
+  fs.closeSync(out);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${script} did not listen within 20 s; see ${logFile}`)), 20_000);
+    child.once('message', (m: { port?: number }) => {
+      clearTimeout(timer);
+      if (typeof m.port === 'number') resolve(m.port);
+      else reject(new Error(`${script} sent a bad message`));
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited with ${code}; see ${logFile}`));
+    });
+  });
+  return { child, port };
 }
 
 async function startChp(jupyterPort: number, escapedName: string, logFile: string): Promise<{ chp: ChildProcess; port: number }> {
@@ -192,6 +245,7 @@ async function stopChild(child: ChildProcess | undefined, graceMs: number): Prom
 interface CpuWindow {
   hubUs: number;
   chpUs: number;
+  floorUs: number;
   jupyterUs: number;
   workerUs: number;
   /** New TCP connections made to Jupyter during the window (by whichever process talks to it). */
@@ -264,11 +318,11 @@ class Worker {
 
 /** Reads every counter at the worker's window-start and window-end and returns the differences. */
 function cpuSampler(s: Setup, worker: Worker): { sample: () => void; window: () => CpuWindow } {
-  const reads: { hub: number; chp: number; jupyter: number; worker: number; ports: Set<string> }[] = [];
+  const reads: { hub: number; chp: number; floor: number; jupyter: number; worker: number; ports: Set<string> }[] = [];
   const sample = (): void => {
     // Reading /proc/net/tcp takes milliseconds with many TIME_WAIT entries: do it outside the CPU window.
     const before = reads.length === 0 ? clientPortsTo(s.jupyterPort) : undefined;
-    const cpu = { hub: selfCpuUs(), chp: cpuUsOf(s.chp.pid ?? 0), jupyter: cpuUsOf(s.jupyterPid), worker: cpuUsOf(worker.pid) };
+    const cpu = { hub: selfCpuUs(), chp: cpuUsOf(s.chp.pid ?? 0), floor: cpuUsOf(s.floor.pid ?? 0), jupyter: cpuUsOf(s.jupyterPid), worker: cpuUsOf(worker.pid) };
     reads.push({ ...cpu, ports: before ?? clientPortsTo(s.jupyterPort) });
   };
   const window = (): CpuWindow => {
@@ -276,7 +330,7 @@ function cpuSampler(s: Setup, worker: Worker): { sample: () => void; window: () 
     if (!a || !b) throw new Error('the load worker did not report its measured window');
     let fresh = 0;
     for (const p of b.ports) if (!a.ports.has(p)) fresh++;
-    return { hubUs: b.hub - a.hub, chpUs: b.chp - a.chp, jupyterUs: b.jupyter - a.jupyter, workerUs: b.worker - a.worker, upstreamConnects: fresh };
+    return { hubUs: b.hub - a.hub, chpUs: b.chp - a.chp, floorUs: b.floor - a.floor, jupyterUs: b.jupyter - a.jupyter, workerUs: b.worker - a.worker, upstreamConnects: fresh };
   };
   return { sample, window };
 }
@@ -299,24 +353,25 @@ interface WsRun {
 
 /** The CPU time of the proxy under test (none for direct). */
 function proxyCpuUs(target: Target, cpu: CpuWindow): number {
-  return target === 'hub' ? cpu.hubUs : target === 'chp' ? cpu.chpUs : 0;
+  return target === 'hub' ? cpu.hubUs : target === 'chp' ? cpu.chpUs : target === 'floor' ? cpu.floorUs : 0;
 }
 
 /** Round r visits the targets rotated by r, so drift and "who ran right after whom" hit all of them. */
-function orderFor(round: number): Target[] {
-  return TARGETS.map((_, i) => TARGETS[(i + round) % TARGETS.length]);
+function orderFor(round: number, targets: readonly Target[]): Target[] {
+  return targets.map((_, i) => targets[(i + round) % targets.length]);
 }
 
 async function measureHttp(s: Setup, worker: Worker, o: Options): Promise<HttpRun[]> {
   const runs: HttpRun[] = [];
   for (let round = 0; round < o.rounds; round++) {
-    for (const target of orderFor(round)) {
-      const { port, headers } = endpointOf(s, target);
+    for (const target of orderFor(round, o.targets)) {
+      const path = `/user/${s.escapedName}/api/status`;
+      const { port, headers } = endpointOf(s, target, path);
       const job: WorkerJob = {
         kind: 'http',
         host: LOCALHOST,
         port,
-        path: `/user/${s.escapedName}/api/status`,
+        path,
         headers: { accept: 'application/json', ...headers },
         connections: o.connections,
         warmupMs: o.warmup * 1000,
@@ -342,13 +397,14 @@ async function measureHttp(s: Setup, worker: Worker, o: Options): Promise<HttpRu
 
 async function measureWs(s: Setup, worker: Worker, o: Options): Promise<WsRun[]> {
   const runs: WsRun[] = [];
-  const path = `/user/${s.escapedName}/api/kernels/${s.kernelId}/channels`;
+  const path = s.kernelId ? `/user/${s.escapedName}/api/kernels/${s.kernelId}/channels` : `/user/${s.escapedName}/api/echo`;
   for (let round = 0; round < o.rounds; round++) {
-    for (const target of orderFor(round)) {
-      const { port, headers } = endpointOf(s, target);
-      // The hub's cookie for this path, and the Origin a browser page on the hub would send.
-      const wsHeaders = target === 'hub' ? { cookie: s.client.cookieHeader(path), origin: s.client.baseUrl } : headers;
-      const job: WorkerJob = { kind: 'ws-rtt', url: `ws://${LOCALHOST}:${port}${path}`, headers: wsHeaders, message: o.wsMessage, warmup: 100, count: o.wsCount, timeoutMs: 120_000 };
+    for (const target of orderFor(round, o.targets)) {
+      const { port, headers } = endpointOf(s, target, path);
+      // Through the hub: the Origin a page of the user's own origin sends.
+      const wsHeaders = target === 'hub' ? { ...headers, origin: s.client.contentOrigin(s.escapedName) } : headers;
+      const message = s.kernelId ? o.wsMessage : 'echo';
+      const job: WorkerJob = { kind: 'ws-rtt', url: `ws://${LOCALHOST}:${port}${path}`, headers: wsHeaders, message, warmup: 100, count: o.wsCount, timeoutMs: 120_000 };
       const sampler = cpuSampler(s, worker);
       const result = await worker.run<WsRoundTripResult>(job, 150_000, sampler.sample);
       const cpu = sampler.window();
@@ -404,7 +460,7 @@ async function waitForNoWebSockets(hub: Hub, limitMs: number): Promise<void> {
 async function measureChurn(s: Setup, worker: Worker, o: Options): Promise<ChurnReport> {
   const path = `/user/${s.escapedName}/api/events/subscribe`;
   const url = `ws://${LOCALHOST}:${s.hubPort}${path}`;
-  const headers = { cookie: s.client.cookieHeader(path), origin: s.client.baseUrl };
+  const headers = { ...endpointOf(s, 'hub', path).headers, origin: s.client.contentOrigin(s.escapedName) };
   const churn = (total: number): Promise<WsChurnResult> =>
     worker.run<WsChurnResult>({ kind: 'ws-churn', url, headers, total, batch: o.churnBatch, timeoutMs: 240_000 }, 260_000, () => undefined);
 
@@ -472,8 +528,8 @@ interface Row {
 }
 
 /** Rate over all rounds pooled; p50/p99 and CPU per unit as the median of the rounds. */
-function aggregate<R extends { target: Target; cpu: CpuWindow }>(runs: readonly R[], count: (r: R) => number, elapsedMs: (r: R) => number, p: (r: R) => { p50Us: number; p99Us: number }): Row[] {
-  return TARGETS.map((target) => {
+function aggregate<R extends { target: Target; cpu: CpuWindow }>(targets: readonly Target[], runs: readonly R[], count: (r: R) => number, elapsedMs: (r: R) => number, p: (r: R) => { p50Us: number; p99Us: number }): Row[] {
+  return targets.map((target) => {
     const mine = runs.filter((r) => r.target === target);
     const total = mine.reduce((a, r) => a + count(r), 0);
     const seconds = mine.reduce((a, r) => a + elapsedMs(r), 0) / 1000;
@@ -503,9 +559,10 @@ interface Machine {
 }
 
 function report(o: Options, machine: Machine, http: HttpRun[], ws: WsRun[], churn: ChurnReport): string {
-  const h = aggregate(http, (r) => r.result.requests, (r) => r.result.elapsedMs, (r) => r.result.latency);
-  const w = aggregate(ws, (r) => r.result.messages, (r) => r.result.elapsedMs, (r) => r.result.latency);
-  const label: Record<Target, string> = { direct: 'Jupyter direct', chp: 'CHP 5.3', hub: 'oerhub proxy' };
+  const h = aggregate(o.targets, http, (r) => r.result.requests, (r) => r.result.elapsedMs, (r) => r.result.latency);
+  const w = aggregate(o.targets, ws, (r) => r.result.messages, (r) => r.result.elapsedMs, (r) => r.result.latency);
+  const upstream = o.upstream === 'stub' ? 'stand-in' : 'Jupyter';
+  const label: Record<Target, string> = { direct: `${upstream} direct`, floor: 'floor (bare node:http)', chp: 'CHP 5.3', hub: 'oerhub proxy (auth)' };
 
   const httpRows = h.map((r) => [
     label[r.target],
@@ -531,10 +588,12 @@ function report(o: Options, machine: Machine, http: HttpRun[], ws: WsRun[], chur
   };
   const hRate = (r: HttpRun): number => r.result.requests / r.result.elapsedMs;
   const wRate = (r: WsRun): number => r.result.messages / r.result.elapsedMs;
+  const has = (t: Target): boolean => o.targets.includes(t);
   const row = <R extends { round: number; target: Target }>(name: string, runs: readonly R[], value: (r: R) => number, better: string, withDirect = true): string[] => [
     name,
-    paired(runs, value, 'chp'),
-    withDirect ? paired(runs, value, 'direct') : '-',
+    has('chp') ? paired(runs, value, 'chp') : '-',
+    has('floor') ? paired(runs, value, 'floor') : '-',
+    withDirect && has('direct') ? paired(runs, value, 'direct') : '-',
     better,
   ];
   const ratios = [
@@ -552,11 +611,11 @@ function report(o: Options, machine: Machine, http: HttpRun[], ws: WsRun[], chur
 
   const load = (l: number[]): string => l.map((x) => fmt(x, 2)).join(' ');
   return [
-    `Machine: ${machine.cores} cores (${machine.cpuModel}), node ${machine.node}; load average before ${load(machine.loadBefore)}, after ${load(machine.loadAfter)}.`,
+    `Upstream: ${o.upstream === 'stub' ? 'the stand-in (bench/stub-upstream.ts)' : 'a real Jupyter server'}. Machine: ${machine.cores} cores (${machine.cpuModel}), node ${machine.node}; load average before ${load(machine.loadBefore)}, after ${load(machine.loadAfter)}.`,
     '',
     `### HTTP: \`GET /user/NAME/api/status\`, ${o.connections} keep-alive connections, ${o.rounds} rounds × ${o.seconds} s per target (after ${o.warmup} s warm-up each)`,
     '',
-    markdownTable(['target', 'requests/s', 'p50', 'p99', 'proxy CPU µs/req', 'Jupyter CPU µs/req', 'new upstream TCP conns'], httpRows),
+    markdownTable(['target', 'requests/s', 'p50', 'p99', 'proxy CPU µs/req', `${upstream} CPU µs/req`, 'new upstream TCP conns'], httpRows),
     '',
     'Rates pool all rounds; p50, p99 and CPU per request are the median of the rounds. Per round, in the order run:',
     '',
@@ -565,13 +624,15 @@ function report(o: Options, machine: Machine, http: HttpRun[], ws: WsRun[], chur
       http.map((r) => [String(r.round + 1), label[r.target], fmt(r.result.requests / (r.result.elapsedMs / 1000), 0), ms(r.result.latency.p50Us), ms(r.result.latency.p99Us)]),
     ),
     '',
-    `### WebSocket: \`${o.wsMessage === 'execute' ? 'execute_request' : 'kernel_info_request'}\` → its reply on the shell channel, sequential, ${o.rounds} rounds × ${o.wsCount} per target`,
+    o.upstream === 'stub'
+      ? `### WebSocket: a 52-byte text frame → its echo, sequential, ${o.rounds} rounds × ${o.wsCount} per target`
+      : `### WebSocket: \`${o.wsMessage === 'execute' ? 'execute_request' : 'kernel_info_request'}\` → its reply on the shell channel, sequential, ${o.rounds} rounds × ${o.wsCount} per target`,
     '',
     markdownTable(['target', 'round trips/s', 'p50', 'p99', 'proxy CPU µs/round trip'], wsRows),
     '',
     `### Ratios (oerhub proxy ÷ reference): median of the ${o.rounds} per-round ratios (range)`,
     '',
-    markdownTable(['metric', 'hub / CHP', 'hub / direct', ''], ratios),
+    markdownTable(['metric', 'hub / CHP', 'hub / floor', 'hub / direct', ''], ratios),
     '',
     `### Hub process around ${churn.result.opened} WebSocket opens and closes through the hub (\`api/events/subscribe\`, ${o.churnBatch} at a time)`,
     '',
@@ -585,7 +646,7 @@ function report(o: Options, machine: Machine, http: HttpRun[], ws: WsRun[], chur
 
 // ---------------------------------------------------------------- main
 
-async function setUp(tmp: string, logFile: string, close: { hub?: Hub; chp?: ChildProcess }): Promise<Setup> {
+async function setUp(o: Options, tmp: string, logFile: string, close: { hub?: Hub; chp?: ChildProcess; floor?: ChildProcess }): Promise<Setup> {
   const config = loadConfig({
     overrides: {
       port: 0,
@@ -594,11 +655,14 @@ async function setUp(tmp: string, logFile: string, close: { hub?: Hub; chp?: Chi
       adminPassword: ADMIN_PASSWORD,
       logLevel: 'warn',
       stopServersOnExit: true,
+      // No warm pool: its servers would start (and cost CPU) during the measurements.
+      poolSize: 0,
     },
   });
   // Our own logger at warn: test/helpers' startTestHub logs at debug whatever logLevel says.
   const log = pino({ level: 'warn' }, pino.destination({ dest: logFile, sync: false, append: true }));
-  const hub = await createHub(config, { log });
+  const stub = o.upstream === 'stub' ? new StubSpawner() : undefined;
+  const hub = await createHub(config, { log, spawner: stub });
   close.hub = hub;
   await createUsers(hub, { [USER]: PASSWORD });
   const client = await signInAndStart(hub, USER, PASSWORD);
@@ -607,18 +671,27 @@ async function setUp(tmp: string, logFile: string, close: { hub?: Hub; chp?: Chi
   const escapedName = user.escapedName;
   const route = hub.routes.get(escapedName);
   if (!route) throw new Error(`the hub has no route for ${escapedName}`);
-  const state = JSON.parse(fs.readFileSync(path.join(config.dataDir, 'servers', `${escapedName}.json`), 'utf8')) as { pid: number };
-  // Jupyter sets _xsrf on its pages; the kernel start below needs it, and a browser would send it along.
-  await xsrfToken(client, escapedName);
-  const kernelId = await startKernel(client, escapedName);
+  let jupyterPid: number;
+  let kernelId: string | undefined;
+  if (stub) {
+    jupyterPid = stub.pidOn(Number(route.target.port));
+  } else {
+    jupyterPid = (JSON.parse(fs.readFileSync(path.join(config.dataDir, 'servers', `${escapedName}.json`), 'utf8')) as { pid: number }).pid;
+    // Jupyter sets _xsrf on its pages; the kernel start below needs it, and a browser would send it along.
+    await xsrfToken(client, escapedName);
+    kernelId = await startKernel(client, escapedName);
+  }
   const jupyterPort = Number(route.target.port);
   const { chp, port: chpPort } = await startChp(jupyterPort, escapedName, logFile.replace(/\.log$/, '-chp.log'));
   close.chp = chp;
+  const { child: floor, port: floorPort } = await forkListening('floor-proxy.ts', [route.target.origin, String(config.proxyMaxSockets)], logFile.replace(/\.log$/, '-floor.log'), o.profileDir);
+  close.floor = floor;
   const hubPort = Number(new URL(hub.url).port);
-  return { hub, client, escapedName, hubPort, jupyterPort, jupyterPid: state.pid, authorization: route.authorization, chpPort, chp, kernelId };
+  return { hub, client, escapedName, hubPort, jupyterPort, jupyterPid, authorization: route.authorization, chpPort, chp, floorPort, floor, kernelId };
 }
 
 async function deleteKernel(s: Setup): Promise<void> {
+  if (!s.kernelId) return;
   const xsrf = await xsrfToken(s.client, s.escapedName);
   const res = await s.client.request('DELETE', `/user/${s.escapedName}/api/kernels/${s.kernelId}`, { headers: { 'x-xsrftoken': xsrf, accept: 'application/json' } });
   if (res.status !== 204) console.warn(`deleting the kernel answered ${res.status}`);
@@ -629,7 +702,7 @@ async function main(): Promise<number> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oerhub-bench-'));
   const logFile = path.join(tmp, 'hub.log');
   let failed = false;
-  const owned: { hub?: Hub; chp?: ChildProcess } = {};
+  const owned: { hub?: Hub; chp?: ChildProcess; floor?: ChildProcess } = {};
   let setup: Setup | undefined;
   let worker: Worker | undefined;
   let interrupted = false;
@@ -645,6 +718,7 @@ async function main(): Promise<number> {
     if (setup) await deleteKernel(setup).catch((err: Error) => console.warn(`could not delete the kernel: ${err.message}`));
     await worker?.close().catch(() => undefined);
     await stopChild(owned.chp, 3000).catch(() => undefined);
+    await stopChild(owned.floor, 3000).catch(() => undefined);
     await owned.hub?.close().catch((err: Error) => console.warn(`hub.close: ${err.message}`));
     // Logs are kept only when something went wrong.
     if (failed) {
@@ -666,10 +740,13 @@ async function main(): Promise<number> {
     const loadBefore = os.loadavg();
     console.log(`oerhub proxy benchmark: node ${process.version}, ${os.availableParallelism()} cores (${cpuModel}), working in ${tmp}`);
     if (!(globalThis as { gc?: unknown }).gc) console.log('note: run with node --expose-gc to judge the heap after the WebSocket churn');
-    console.log('starting the hub, a Jupyter server, a kernel and configurable-http-proxy...');
-    setup = await setUp(tmp, logFile, owned);
+    console.log(`starting the hub, ${o.upstream === 'stub' ? 'the stand-in upstream' : 'a Jupyter server, a kernel'}, the floor proxy and configurable-http-proxy...`);
+    setup = await setUp(o, tmp, logFile, owned);
     worker = new Worker();
-    console.log(`hub :${setup.hubPort}, CHP :${setup.chpPort} (pid ${setup.chp.pid ?? '?'}), Jupyter :${setup.jupyterPort} (pid ${setup.jupyterPid}), load generator pid ${worker.pid}`);
+    console.log(
+      `hub :${setup.hubPort}, CHP :${setup.chpPort} (pid ${setup.chp.pid ?? '?'}), floor :${setup.floorPort} (pid ${setup.floor.pid ?? '?'}), ` +
+        `${o.upstream === 'stub' ? 'stand-in' : 'Jupyter'} :${setup.jupyterPort} (pid ${setup.jupyterPid}), load generator pid ${worker.pid}`,
+    );
 
     console.log('\nHTTP load');
     const http = await measureHttp(setup, worker, o);

@@ -16,6 +16,7 @@ import type { HostKind, UserOrigins } from './origins.js';
 import { HANDOFF_PATH, type SignInHandoff } from './handoff.js';
 import type { ContentOriginPages } from './try-workspace.js';
 import type { TokenAccess } from './token-access.js';
+import { HOP_BY_HOP, HttpForwarder } from './http-forward.js';
 
 /** How the proxy shows a page when it can't forward (rendered by the web part). */
 export interface ProxyPages {
@@ -48,6 +49,11 @@ export interface HubProxyOptions {
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 // Headers a browser must not be able to set for the notebook server; the proxy sets its own.
 const STRIPPED = ['authorization', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-forwarded-port', 'x-real-ip'];
+// Not copied to a plain HTTP request: the above, our cookies (the Cookie header is rebuilt) and
+// hop-by-hop headers, except Transfer-Encoding, which says how the body that follows is framed.
+const NOT_FORWARDED = new Set([...STRIPPED, 'cookie', ...[...HOP_BY_HOP].filter((h) => h !== 'transfer-encoding')]);
+// A server may take this long to answer a request (or between two chunks of its answer).
+const PROXY_TIMEOUT_MS = 300_000;
 
 /**
  * The hot path: every request and WebSocket of every student under /user/NAME/. Runs before
@@ -55,7 +61,9 @@ const STRIPPED = ['authorization', 'forwarded', 'x-forwarded-for', 'x-forwarded-
  * methods, Origin on upgrades, then forward with the server's secret injected.
  */
 export class HubProxy {
+  /** WebSockets only; plain HTTP goes through `http`. */
   private readonly proxy: ProxyServer;
+  private readonly http: HttpForwarder;
   private readonly agent: http.Agent;
   private readonly socketsBySession = new Map<string, Set<Duplex>>();
   private closed = false;
@@ -64,7 +72,8 @@ export class HubProxy {
     // Bounded keep-alive pool per notebook server: reuse sockets, never grow without limit.
     // Keep as many idle as may be busy, or steady load churns connections (measured in bench/proxy.ts).
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets, timeout: 120_000 });
-    this.proxy = createProxyServer({ agent: this.agent, xfwd: false, ws: true, proxyTimeout: 300_000 });
+    this.http = new HttpForwarder(this.agent, PROXY_TIMEOUT_MS, (err, req, res) => this.onProxyError(err, req, res));
+    this.proxy = createProxyServer({ agent: this.agent, xfwd: false, ws: true, proxyTimeout: PROXY_TIMEOUT_MS });
     this.proxy.on('error', (err, req, res) => this.onProxyError(err as NodeJS.ErrnoException, req, res));
     // A browser that gives up on a WebSocket before Jupyter answers must not leave the upstream
     // request (and our half of the socket) hanging until Jupyter's own timeout.
@@ -199,7 +208,12 @@ export class HubProxy {
       return;
     }
     // Before the XSRF check: End session is a plain form post, with a token of its own.
-    if (host.kind === 'content' && this.opts.contentPages?.handle(req, res, { escapedName, check, xsrfPair: hasXsrfPair(req), secure: this.isSecure(req) })) return;
+    // Getters: most requests are not for these pages and never need either answer.
+    if (host.kind === 'content' && this.opts.contentPages) {
+      const secure = (): boolean => this.isSecure(req);
+      const content = { escapedName, check, get xsrfPair() { return hasXsrfPair(req); }, get secure() { return secure(); } };
+      if (this.opts.contentPages.handle(req, res, content)) return;
+    }
     if (UNSAFE.has(req.method ?? 'GET') && !hasXsrfPair(req)) {
       this.opts.log.warn({ user: check.user, method: req.method }, 'refused unsafe request without XSRF token');
       this.opts.pages.error(req, res, 403, 'This request is missing its XSRF token. Reload the page and try again.');
@@ -210,24 +224,55 @@ export class HubProxy {
       return;
     }
     this.opts.activity.touch(escapedName);
-    this.prepare(req, route);
-    this.proxy.web(req, res, { target: route.target });
+    this.http.forward(req, res, route.target, this.upstreamHeaders(req, route));
   }
 
   /** A request the hub API token in its Authorization header may make (token-access.ts). */
   private forwardWithToken(req: http.IncomingMessage, res: http.ServerResponse, route: Route): void {
     this.opts.activity.touch(route.escapedName);
-    this.prepare(req, route);
-    this.proxy.web(req, res, { target: route.target });
+    // upstreamHeaders drops the browser's Authorization (the hub token) for the server's secret.
+    this.http.forward(req, res, route.target, this.upstreamHeaders(req, route));
   }
 
+  /** X-Forwarded-* are believed iff the request came through the front door socket (nginx). */
+  private forwardedFor(req: http.IncomingMessage): { proto: string; host: string; clientFor: string } {
+    const h = req.headers;
+    const fromProxy = cameThroughFrontDoor(req);
+    return {
+      proto: (fromProxy && firstValue(h['x-forwarded-proto'])) || ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http'),
+      host: (fromProxy && firstValue(h['x-forwarded-host'])) || h.host || '',
+      clientFor: (fromProxy && firstValue(h['x-forwarded-for'])) || req.socket.remoteAddress || '',
+    };
+  }
+
+  /**
+   * The headers a plain HTTP request goes on with, as a flat array: the browser's, without
+   * Authorization, X-Forwarded-*, our cookies and hop-by-hop ones; then the server's secret and
+   * our own X-Forwarded-*.
+   */
+  private upstreamHeaders(req: http.IncomingMessage, route: Route): string[] {
+    const h = req.headers;
+    const { proto, host, clientFor } = this.forwardedFor(req);
+    const out: string[] = [];
+    for (const name in h) {
+      if (NOT_FORWARDED.has(name)) continue;
+      const v = h[name];
+      if (typeof v === 'string') out.push(name, v);
+      else if (v !== undefined) for (const one of v) out.push(name, one);
+    }
+    if (h.host === undefined) out.push('host', route.target.host);
+    const cookie = stripOurCookies(h.cookie);
+    if (cookie !== undefined) out.push('cookie', cookie);
+    // As before: some servers want a length on a bodiless DELETE or OPTIONS.
+    if ((req.method === 'DELETE' || req.method === 'OPTIONS') && h['content-length'] === undefined && h['transfer-encoding'] === undefined) out.push('content-length', '0');
+    out.push('authorization', route.authorization, 'x-forwarded-proto', proto, 'x-forwarded-host', host, 'x-forwarded-for', clientFor);
+    return out;
+  }
+
+  /** A WebSocket upgrade's headers, rewritten in place for http-proxy-3 (as upstreamHeaders, but an object). */
   private prepare(req: http.IncomingMessage, route: Route): void {
     const h = req.headers;
-    // X-Forwarded-* is believed iff the request came through the front door socket (nginx).
-    const fromProxy = cameThroughFrontDoor(req);
-    const proto = (fromProxy && firstValue(h['x-forwarded-proto'])) || ((req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http');
-    const host = (fromProxy && firstValue(h['x-forwarded-host'])) || h.host || '';
-    const clientFor = (fromProxy && firstValue(h['x-forwarded-for'])) || req.socket.remoteAddress || '';
+    const { proto, host, clientFor } = this.forwardedFor(req);
     for (const name of STRIPPED) delete h[name];
     const cookie = stripOurCookies(h.cookie);
     if (cookie === undefined) delete h.cookie;
