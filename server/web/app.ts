@@ -1,5 +1,5 @@
 import path from 'node:path';
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import session from 'express-session';
 import { Passport } from 'passport';
 import { pinoHttp } from 'pino-http';
@@ -29,10 +29,14 @@ export interface WebAppOptions {
   sessionStore: HubSessionStore;
   csrf: CsrfSync;
   staticDir: string;
+  /** Routers of feature parts (projects, accounts), mounted after the XSRF check, before "not found". */
+  routers?: readonly RequestHandler[];
+  /** Middleware that must see every signed-in hub request (after the session, before any route). */
+  beforeRoutes?: readonly RequestHandler[];
 }
 
 /** Express for pages and the API. /user/ traffic never comes here: the proxy takes it first. */
-export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir }: WebAppOptions): Express {
+export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir, routers = [], beforeRoutes = [] }: WebAppOptions): Express {
   const { config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -117,6 +121,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   app.use(express.urlencoded({ extended: false, limit: '32kb' }));
   app.use(express.json({ limit: '64kb' }));
   app.use(csrf.csrfSynchronisedProtection);
+  for (const m of beforeRoutes) app.use(m);
 
   app.use(authRoutes(deps, { authenticators }));
   app.use(serverRoutes(deps));
@@ -124,6 +129,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   app.use(adminRoutes(deps));
   app.use(apiRoutes(deps));
   app.use(identityRoutes(identities, log));
+  for (const r of routers) app.use(r);
   app.use(notFound());
   app.use(errorHandler(deps.views, log));
   return app;
