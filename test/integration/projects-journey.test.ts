@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Hub } from '../../server/index.js';
@@ -7,6 +6,7 @@ import { HubClient } from '../helpers/client.js';
 import { KernelSocket, startKernel } from '../helpers/kernel.js';
 import { ADMIN_PASSWORD, clientFor, removeServerAccounts, startTestHub, tempDataDir, waitForReady } from '../helpers/hub.js';
 import { TestSmtp, linkIn } from '../helpers/smtp.js';
+import { unmountUnder } from '../helpers/projects.js';
 
 /**
  * Issue 12, "What must be shown": a data librarian's journey on the default hub (local spawner,
@@ -17,18 +17,6 @@ import { TestSmtp, linkIn } from '../helpers/smtp.js';
 const LEAD_PASSWORD = 'violet lantern orbits quietly';
 const MEMBER_PASSWORD = 'seven copper kites drifting';
 const OTHER_PASSWORD = 'marble thistle harbour echoes';
-
-/** Unmount every project filesystem a test hub left under its data folder (a failing test, say). */
-export function unmountUnder(dir: string): void {
-  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '');
-  for (const m of mounts.filter((m) => m.startsWith(dir + '/')).reverse()) {
-    try {
-      execFileSync('umount', ['-l', m]);
-    } catch {
-      // Already gone.
-    }
-  }
-}
 
 function pathOf(link: string): string {
   const u = new URL(link);
