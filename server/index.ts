@@ -34,6 +34,11 @@ import { TokenRepo, TokenService } from './api/index.js';
 import { TokenAccess } from './proxy/token-access.js';
 import { AuditLog } from './audit/index.js';
 import { AccountRepo, AdminService } from './admin/index.js';
+import { ProjectAwareSpawner, ProjectRepo, ProjectService, ProjectStorage, SmtpMailer, projectRoutes } from './projects/index.js';
+import { AccountService } from './auth/account-service.js';
+import { PasswordPolicy } from './auth/account-password-policy.js';
+import { accountRoutes, noteSessions } from './auth/account-routes.js';
+import { accountNameOf } from './spawner/unix-accounts.js';
 
 export interface Hub {
   /** The address the hub listens on, e.g. http://127.0.0.1:8000. */
@@ -114,7 +119,7 @@ export class StartupError extends Error {
 }
 
 /** Folders of dataDir that hold servers' homes; every other entry is the hub's own. */
-const HOME_FOLDERS = new Set(['homes', 'ephemeral']);
+const HOME_FOLDERS = new Set(['homes', 'ephemeral', 'projects']);
 
 /**
  * Creates the data folder and makes the hub's own files in it private: files 0600, folders
@@ -239,7 +244,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const userRepo = new UserRepo(store);
     const serverRepo = new ServerRepo(store);
     const users = new UserService(userRepo, config.adminUsers, log.child({ part: 'users' }));
-    const spawner = options.spawner ?? createSpawner(config, log.child({ part: 'spawner' }));
+    // Research projects (issue 12): each persistent server starts with its user's project folders.
+    const projectRepo = new ProjectRepo(store);
+    const projectStorage = new ProjectStorage(path.resolve(config.projectsDir ?? path.join(config.dataDir, 'projects')), log.child({ part: 'projects' }));
+    // Filled in below, once the project service exists (it needs the manager to stop servers).
+    let projectsRef: ProjectService | undefined;
+    const spawner = new ProjectAwareSpawner(options.spawner ?? createSpawner(config, log.child({ part: 'spawner' })), (user) => projectsRef?.mountsOf(user) ?? Promise.resolve([]));
     closers.push(() => spawner.close());
 
     // Shared by every hub process on the store: a server started through one is routed by all.
@@ -439,12 +449,45 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       admin,
       audit,
     };
+    const mailer = new SmtpMailer(config, log.child({ part: 'mail' }));
+    closers.push(() => mailer.close());
+    const projects = new ProjectService({
+      config,
+      repo: projectRepo,
+      storage: projectStorage,
+      mailer,
+      log: log.child({ part: 'projects' }),
+      hubOrigin: () => origins.hubOrigin(),
+      accountOf: (user) => (isolation === 'unix-users' ? accountNameOf(user.escapedName) : null),
+      stopServer: async (name, reason) => {
+        const user = await users.get(name);
+        if (!user) return;
+        const { state } = await manager.state(user);
+        if (state === 'stopped') return;
+        log.child({ part: 'projects' }).info({ user: name, reason }, 'stopping a server whose project folders changed');
+        await manager.stop(user);
+      },
+    });
+    projectsRef = projects;
+    await projects.mountAll();
+    const accounts = new AccountService({
+      store,
+      users,
+      policy: new PasswordPolicy(),
+      log: log.child({ part: 'account' }),
+      endSession: async (sid, user) => {
+        await new Promise<void>((resolve, reject) => sessionStore.destroy(sid, (err) => (err ? reject(err as Error) : resolve())));
+        await signedOut(sid, user.name);
+      },
+    });
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
     const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static'),
       ops: {
         metrics,
         readiness: { storeReachable: () => withinMs(deps.storeHealthy(), READY_CHECK_MS, false), managerReady: () => manager.ready, draining: () => drain.isDraining },
       },
+      beforeRoutes: [noteSessions(accounts, deps)],
+      routers: [projectRoutes({ web: deps, projects, accounts }), accountRoutes(deps, accounts)],
     });
 
     metrics.attach({

@@ -66,6 +66,13 @@ export class UserService {
     return next;
   }
 
+  /** Replace a local account's password (AccountService checks the policy and the old one). Throws NotFound. */
+  async setPassword(name: string, password: string): Promise<void> {
+    const user = await this.repo.get(name);
+    if (user?.source !== 'local') throw new NotFound(`There is no local account named ${name}.`);
+    await this.repo.put({ ...user, passwordHash: await hashPassword(password) });
+  }
+
   /**
    * A new anonymous ("Try it") user: source and role 'anonymous', a random name starting with
    * ANONYMOUS_PREFIX, which normalizeUsername refuses for everyone else, so no sign-in can reach

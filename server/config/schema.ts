@@ -14,6 +14,7 @@ import { originShape } from './origin-schema.js';
 import { throttleShape } from './throttle-schema.js';
 import { opsShape } from './ops-schema.js';
 import { adminShape } from './admin-schema.js';
+import { projectsShape } from './projects-schema.js';
 
 // Run as root, the hub gives each local server its own Unix account, which must be able to
 // reach the venv and its home: a checkout under /root (0700) can't be, so root's defaults sit
@@ -73,6 +74,7 @@ export const configShape = {
   ...opsShape,
   ...apiShape,
   ...adminShape,
+  ...projectsShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

@@ -8,6 +8,7 @@ import { SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
+import { linkProjects } from './project-folders.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
 import type { LocalIsolationMode } from './local-isolation.js';
@@ -333,12 +334,16 @@ export class LocalProcessSpawner implements Spawner {
     await fs.mkdir(home, { recursive: true, mode: 0o700 });
     // mkdir's mode only applies to new folders; homes made by hand or older versions get fixed too.
     await fs.chmod(home, 0o700);
-    if (!this.accounts) return { home };
+    if (!this.accounts) {
+      if (!spec.ephemeral) await linkProjects(home, spec.projects ?? [], undefined, log);
+      return { home };
+    }
     // Accounts of "Try it" servers that are gone go first: system uids are few.
     await this.accounts.reapEphemeral((name) => this.isRunning(name));
     const account = await this.accounts.acquire(spec.escapedName, home, spec.ephemeral);
     try {
       await giveHome(home, account, log);
+      if (!spec.ephemeral) await linkProjects(home, spec.projects ?? [], account, log);
     } catch (err) {
       this.accounts.release(spec.escapedName);
       throw err;

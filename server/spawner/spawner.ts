@@ -29,6 +29,22 @@ export interface SpawnSpec {
    * against the configured list; unset means the default. Spawners without profiles ignore it.
    */
   profile?: string;
+  /**
+   * Research projects the user is a member of (set by the hub; see server/projects): each
+   * project's shared folder appears at `<home>/projects/<number>` (writable) and its datasets at
+   * `<home>/projects/<number>-datasets` (read-only). Spawners without projects ignore it.
+   */
+  projects?: readonly ProjectMount[];
+}
+
+/** One project's folders on this machine, as the hub mounted them. */
+export interface ProjectMount {
+  /** e.g. `P-1234`. */
+  number: string;
+  /** Absolute host path of the shared, writable folder. */
+  shared: string;
+  /** Absolute host path of the read-only datasets folder. */
+  datasets: string;
 }
 
 /** Where the hub's proxy reaches a server: always an address on this machine. */

@@ -32,10 +32,14 @@ export interface WebAppOptions {
   staticDir: string;
   /** Metrics, health checks, and who may read /hub/metrics (default: a signed-in admin's session). */
   ops: { metrics: HubMetrics; readiness: ReadinessChecks; metricsGuard?: RequestHandler | RequestHandler[] };
+  /** Routers of feature parts (projects, accounts), mounted after the XSRF check, before "not found". */
+  routers?: readonly RequestHandler[];
+  /** Middleware that must see every signed-in hub request (after the session, before any route). */
+  beforeRoutes?: readonly RequestHandler[];
 }
 
 /** Express for pages and the API. /user/ traffic never comes here: the proxy takes it first. */
-export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir, ops }: WebAppOptions): Express {
+export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir, ops, routers = [], beforeRoutes = [] }: WebAppOptions): Express {
   const { config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -131,6 +135,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   app.use(express.json({ limit: '64kb' }));
   // Token requests skip the XSRF check: no browser sends an Authorization header by itself.
   app.use((req, res, next) => (isTokenRequest(req) ? next() : csrf.csrfSynchronisedProtection(req, res, next)));
+  for (const m of beforeRoutes) app.use(m);
 
   app.use(authRoutes(deps, { authenticators }));
   app.use(serverRoutes(deps));
@@ -140,6 +145,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   app.use(apiRoutes(deps));
   app.use(tokenPageRoutes(deps));
   app.use(identityRoutes(identities, log));
+  for (const r of routers) app.use(r);
   app.use(notFound());
   app.use(errorHandler(deps.views, log));
   return app;

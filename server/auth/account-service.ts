@@ -1,0 +1,63 @@
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import type { UserRecord } from '../store/repos.js';
+import { BadRequest, Forbidden } from '../errors.js';
+import type { UserService } from './users.js';
+import type { PasswordPolicy } from './account-password-policy.js';
+
+export interface AccountServiceOptions {
+  store: Store;
+  users: UserService;
+  policy: PasswordPolicy;
+  log: Logger;
+  /** End a session everywhere (destroy it in the store, close its sockets in every hub process). */
+  endSession(sid: string, user: UserRecord): Promise<void>;
+}
+
+const sessionsKey = (name: string): string => `account-sessions:${name}`;
+
+/**
+ * Local accounts' own changes: their password (with the policy), and the list of each user's
+ * sessions, so that a password change ends every other sign-in at once.
+ */
+export class AccountService {
+  constructor(private readonly o: AccountServiceOptions) {}
+
+  /** Remember that this session belongs to the user. Safe to repeat. */
+  async noteSession(name: string, sid: string): Promise<void> {
+    await this.o.store.setAdd(sessionsKey(name), sid);
+  }
+
+  /** Throws WeakPassword when the policy refuses it. */
+  checkNew(password: string, user: { name: string; email?: string }): void {
+    this.o.policy.check(password, [user.name, ...(user.email ? [user.email] : [])]);
+  }
+
+  /**
+   * Change a local account's password: the current one must match; the new one must pass the
+   * policy and differ. The old password stops working at once, and every other session of the
+   * user ends (the one making the change stays signed in).
+   */
+  async changePassword(user: UserRecord, current: string, next: string, confirm: string, keepSid: string): Promise<void> {
+    if (user.source !== 'local') throw new Forbidden('This account signs in through your institution; its password is changed there.');
+    if (!(await this.o.users.verifyLocal(user.name, current))) throw new BadRequest('The current password is not right. Nothing was changed.');
+    if (next !== confirm) throw new BadRequest('The two new passwords are not the same. Nothing was changed.');
+    if (next === current) throw new BadRequest('The new password must differ from the current one.');
+    this.checkNew(next, user);
+    await this.o.users.setPassword(user.name, next);
+    const ended = await this.endOtherSessions(user, keepSid);
+    this.o.log.info({ user: user.name, endedSessions: ended }, 'password changed');
+  }
+
+  /** End every session of the user but `keepSid` (none: all). Returns how many ended. */
+  async endOtherSessions(user: UserRecord, keepSid: string | null): Promise<number> {
+    let ended = 0;
+    for (const sid of await this.o.store.setMembers(sessionsKey(user.name))) {
+      if (sid === keepSid) continue;
+      await this.o.endSession(sid, user);
+      await this.o.store.setRemove(sessionsKey(user.name), sid);
+      ended++;
+    }
+    return ended;
+  }
+}
