@@ -29,6 +29,7 @@ import { EphemeralCuller, PersistentCuller } from './culler/index.js';
 import type { Route } from './proxy/route-table.js';
 import { LeaderDuties, LeaderLock } from './cluster/index.js';
 import { isAnonymousEscapedName, isAnonymousName } from './names.js';
+import { CourseFiles, CourseRepo, CourseService, LOCAL_PROFILE } from './courses/index.js';
 
 export interface Hub {
   /** The address the hub listens on, e.g. http://127.0.0.1:8000. */
@@ -383,6 +384,18 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       tryIt,
       origins,
       handoff,
+      courses: {
+        service: new CourseService({
+          config,
+          repo: new CourseRepo(store),
+          files: new CourseFiles(path.join(config.dataDir, 'courses')),
+          log: log.child({ part: 'courses' }),
+          profileNames: config.spawner === 'docker' ? config.dockerProfiles.map((p) => p.name) : [LOCAL_PROFILE],
+          datasetNames: config.spawner === 'docker' ? config.dockerDatasets.map((d) => d.name) : [],
+        }),
+        routeOf: (escapedName) => routes.get(escapedName),
+        lastActivity: () => serverRepo.lastActivity(),
+      },
     };
     const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });

@@ -11,6 +11,7 @@ import { isolationShape } from './isolation-schema.js';
 import { frontDoorShape } from './frontdoor-schema.js';
 import { originShape } from './origin-schema.js';
 import { throttleShape } from './throttle-schema.js';
+import { coursesShape } from './courses-schema.js';
 
 // Run as root, the hub gives each local server its own Unix account, which must be able to
 // reach the venv and its home: a checkout under /root (0700) can't be, so root's defaults sit
@@ -67,6 +68,7 @@ export const configShape = {
   ...frontDoorShape,
   ...originShape,
   ...throttleShape,
+  ...coursesShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

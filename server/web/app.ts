@@ -14,6 +14,7 @@ import { dropForwardedHeaders, trustOneHop } from '../auth/front-door.js';
 import { serverRoutes } from './server-routes.js';
 import { adminRoutes } from './admin-routes.js';
 import { tryRoutes } from './try-routes.js';
+import { courseRoutes } from '../courses/index.js';
 import { vendorAssetsRouter } from './vendor-assets.js';
 import { errorHandler, notFound } from './errors.js';
 import { originCheck } from './origin-check.js';
@@ -121,6 +122,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   app.use(authRoutes(deps, { authenticators }));
   app.use(serverRoutes(deps));
   app.use(tryRoutes(deps));
+  app.use(courseRoutes(deps, deps.courses));
   app.use(adminRoutes(deps));
   app.use(apiRoutes(deps));
   app.use(identityRoutes(identities, log));

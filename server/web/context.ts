@@ -9,6 +9,7 @@ import type { ServerManager } from '../servers/server-manager.js';
 import type { Store } from '../store/store.js';
 import type { TryIt } from '../pool/index.js';
 import type { SignInHandoff, UserOrigins } from '../proxy/index.js';
+import type { CoursesWeb } from '../courses/index.js';
 import { NotSignedIn } from '../errors.js';
 import { PAGE_HEADERS, type PageContext } from './render.js';
 
@@ -42,6 +43,8 @@ export interface WebDeps {
   origins: UserOrigins;
   /** One-time codes that hand a sign-in over to a user origin. */
   handoff: SignInHandoff;
+  /** Courses: publishing, course links, the dashboard (issue 11). */
+  courses: CoursesWeb;
 }
 
 export function renderer(deps: WebDeps) {
