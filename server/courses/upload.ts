@@ -179,7 +179,7 @@ export async function unpackZip(zipPath: string, into: string, limits: UploadLim
   let zip: yauzl.ZipFile;
   try {
     // yauzl itself refuses absolute paths, `..` and backslashes in names (decodeStrings), with a message we pass on.
-    zip = await yauzl.openPromise(zipPath, { lazyEntries: true, validateEntrySizes: true, strictFileNames: true });
+    zip = await yauzl.openPromise(zipPath, { lazyEntries: true, autoClose: false, validateEntrySizes: true, strictFileNames: true });
   } catch (err) {
     throw new UploadRefused('The zip file could not be read: is it a valid zip?', 400, (err as Error).message);
   }
