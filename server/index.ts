@@ -392,6 +392,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
           log: log.child({ part: 'courses' }),
           profileNames: config.spawner === 'docker' ? config.dockerProfiles.map((p) => p.name) : [LOCAL_PROFILE],
           datasetNames: config.spawner === 'docker' ? config.dockerDatasets.map((d) => d.name) : [],
+          profileDatasets: Object.fromEntries(config.dockerProfiles.map((p) => [p.name, p.datasets])),
         }),
         routeOf: (escapedName) => routes.get(escapedName),
         lastActivity: () => serverRepo.lastActivity(),

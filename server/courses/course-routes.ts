@@ -1,7 +1,7 @@
-import { Router, type Request, type Response } from 'express';
+import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Route } from '../proxy/route-table.js';
 import type { UserRecord } from '../store/repos.js';
-import { BadRequest, HubError, NotFound } from '../errors.js';
+import { BadRequest, Forbidden, HubError, NotFound } from '../errors.js';
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from '../web/context.js';
 import { openServerUrl } from '../web/server-cookie-issuer.js';
 import { hubStartingPage } from '../web/server-routes.js';
@@ -79,7 +79,15 @@ function csvCell(v: string | number): string {
 export function courseRoutes(deps: WebDeps, web: CoursesWeb): Router {
   const router = Router({ caseSensitive: true });
   const render = renderer(deps);
-  const pages = requireUser(false);
+  const signedIn = requireUser(false);
+  // "Try it" visitors are signed in as anonymous users: course pages are for account holders.
+  const pages = (req: Request, res: Response, next: NextFunction): void => {
+    signedIn(req, res, (err?: unknown) => {
+      if (err) next(err);
+      else if (req.user?.source === 'anonymous') next(new Forbidden('Courses are for signed-in students and instructors. Sign out of the temporary workspace and sign in.'));
+      else next();
+    });
+  };
   const svc = web.service;
 
   const code = (req: Request): string => String(req.params.code);

@@ -61,6 +61,8 @@ export interface CourseServiceOptions {
   profileNames: readonly string[];
   /** Dataset names a course may use (dockerDatasets). */
   datasetNames: readonly string[];
+  /** The datasets each profile mounts (dockerProfiles' `datasets`; unset: all of them). */
+  profileDatasets?: Readonly<Record<string, readonly string[] | undefined>>;
 }
 
 export function diffOf(before: Readonly<Record<string, ManifestEntry>>, after: Readonly<Record<string, ManifestEntry>>): DiffSummary {
@@ -163,11 +165,20 @@ export class CourseService {
     const unknownDataset = datasets.find((d) => !this.o.datasetNames.includes(d));
     if (unknownDataset) throw new BadRequest(`There is no dataset named ${JSON.stringify(unknownDataset)}.`);
     const enrolment: Enrolment = input.enrolment === 'roster' ? 'roster' : 'open';
+    const chosen = profiles.length ? profiles : (existing?.profiles ?? [this.o.profileNames[0]]);
+    // The hub mounts what the profile mounts: a dataset none of the course's profiles mounts would never be there.
+    for (const d of datasets) {
+      const mounted = chosen.some((p) => {
+        const list = this.o.profileDatasets?.[p];
+        return list === undefined || list.includes(d);
+      });
+      if (!mounted) throw new BadRequest(`The dataset ${d} is not mounted by ${chosen.join(' or ')}: choose a kind of server that has it.`);
+    }
     return {
       title,
       term: str(input.term, 60),
       description: str(input.description, 4000),
-      profiles: profiles.length ? profiles : (existing?.profiles ?? [this.o.profileNames[0]]),
+      profiles: chosen,
       datasets,
       anonymousAllowed: input.anonymousAllowed === true || input.anonymousAllowed === 'on' || input.anonymousAllowed === 'true',
       enrolment,

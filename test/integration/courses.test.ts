@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Hub } from '../../server/index.js';
-import { clientFor, startTestHub, waitForReady } from '../helpers/hub.js';
+import { ADMIN_PASSWORD, clientFor, startTestHub, waitForReady } from '../helpers/hub.js';
 import type { HubClient } from '../helpers/client.js';
 import { xsrfToken } from '../helpers/kernel.js';
 import { escapeName } from '../../server/names.js';
@@ -39,6 +39,7 @@ describe('courses: instructors publish versions, students open course links and 
       'crs-prof2': { password: 'crs-prof2-password', roles: ['instructor'] },
       'crs-ann': { password: 'crs-ann-password', roles: ['student'] },
       'crs-bob': { password: 'crs-bob-password', roles: ['student'] },
+      'crs-cy': { password: 'crs-cy-password', roles: ['student'] },
     });
     [prof, prof2, ann, bob] = await Promise.all([
       signedIn(hub, 'crs-prof', 'crs-prof-password'),
@@ -63,6 +64,21 @@ describe('courses: instructors publish versions, students open course links and 
     assert.equal(await createCourse(prof, { code: 'crs101', title: 'Again' }), 409);
     assert.equal(await createCourse(prof, { code: '../x', title: 'Bad code' }), 400);
     assert.equal((await ann.client.get('/hub/courses/crs-nope')).status, 404);
+  });
+
+  it('an admin grants the instructor role, and the account can then create courses', async () => {
+    const cy = await signedIn(hub, 'crs-cy', 'crs-cy-password');
+    assert.equal(await createCourse(cy, { code: 'crs-cy1', title: 'Cy' }), 403);
+    const admin = await signedIn(hub, 'admin', ADMIN_PASSWORD);
+    const grant = await admin.client.request('PUT', '/hub/api/users/crs-cy/roles', {
+      headers: { 'content-type': 'application/json', 'x-csrf-token': admin.csrf, accept: 'application/json' },
+      body: JSON.stringify({ roles: ['instructor'] }),
+    });
+    assert.equal(grant.status, 200, grant.body);
+    assert.equal(await createCourse(cy, { code: 'crs-cy1', title: 'Cy' }), 303);
+    assert.match((await cy.client.get('/hub/courses/crs-cy1')).body, /id="publish-form"/);
+    // Admins manage every course.
+    assert.equal((await admin.client.get('/hub/courses/crs101/dashboard')).status, 200);
   });
 
   it('publishes notebooks and data as an immutable version with a manifest of hashes', async () => {
