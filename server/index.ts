@@ -39,6 +39,7 @@ import { AccountService } from './auth/account-service.js';
 import { PasswordPolicy } from './auth/account-password-policy.js';
 import { accountRoutes, noteSessions } from './auth/account-routes.js';
 import { accountNameOf } from './spawner/unix-accounts.js';
+import { CourseFiles, CourseRepo, CourseService, LOCAL_PROFILE } from './courses/index.js';
 
 export interface Hub {
   /** The address the hub listens on, e.g. http://127.0.0.1:8000. */
@@ -448,6 +449,19 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       tokens,
       admin,
       audit,
+      courses: {
+        service: new CourseService({
+          config,
+          repo: new CourseRepo(store),
+          files: new CourseFiles(path.join(config.dataDir, 'courses')),
+          log: log.child({ part: 'courses' }),
+          profileNames: config.spawner === 'docker' ? config.dockerProfiles.map((p) => p.name) : [LOCAL_PROFILE],
+          datasetNames: config.spawner === 'docker' ? config.dockerDatasets.map((d) => d.name) : [],
+          profileDatasets: Object.fromEntries(config.dockerProfiles.map((p) => [p.name, p.datasets])),
+        }),
+        routeOf: (escapedName) => routes.get(escapedName),
+        lastActivity: () => serverRepo.lastActivity(),
+      },
     };
     const mailer = new SmtpMailer(config, log.child({ part: 'mail' }));
     closers.push(() => mailer.close());

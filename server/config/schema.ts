@@ -15,6 +15,7 @@ import { throttleShape } from './throttle-schema.js';
 import { opsShape } from './ops-schema.js';
 import { adminShape } from './admin-schema.js';
 import { projectsShape } from './projects-schema.js';
+import { coursesShape } from './courses-schema.js';
 
 // Run as root, the hub gives each local server its own Unix account, which must be able to
 // reach the venv and its home: a checkout under /root (0700) can't be, so root's defaults sit
@@ -75,6 +76,7 @@ export const configShape = {
   ...apiShape,
   ...adminShape,
   ...projectsShape,
+  ...coursesShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

@@ -15,6 +15,7 @@ import { healthRoutes, metricsRoutes, type HubMetrics, type ReadinessChecks } fr
 import { serverRoutes } from './server-routes.js';
 import { adminRoutes } from './admin-routes.js';
 import { tryRoutes } from './try-routes.js';
+import { courseRoutes } from '../courses/index.js';
 import { vendorAssetsRouter } from './vendor-assets.js';
 import { errorHandler, notFound } from './errors.js';
 import { originCheck } from './origin-check.js';
@@ -140,6 +141,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   app.use(authRoutes(deps, { authenticators }));
   app.use(serverRoutes(deps));
   app.use(tryRoutes(deps));
+  app.use(courseRoutes(deps, deps.courses));
   app.use(adminRoutes(deps));
   app.use(metricsRoutes(ops.metrics, ops.metricsGuard));
   app.use(apiRoutes(deps));

@@ -12,6 +12,7 @@ import type { SignInHandoff, UserOrigins } from '../proxy/index.js';
 import type { TokenService } from '../api/tokens.js';
 import type { AdminService } from '../admin/index.js';
 import type { AuditLog } from '../audit/index.js';
+import type { CoursesWeb } from '../courses/index.js';
 import { NotSignedIn } from '../errors.js';
 import { PAGE_HEADERS, type PageContext } from './render.js';
 
@@ -51,6 +52,8 @@ export interface WebDeps {
   admin: AdminService;
   /** The audit log of admin actions. */
   audit: AuditLog;
+  /** Courses: publishing, course links, the dashboard (issue 11). */
+  courses: CoursesWeb;
 }
 
 export function renderer(deps: WebDeps) {

@@ -8,6 +8,7 @@ import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from './
 import { safeNext } from './safe-redirect.js';
 import { openServerUrl } from './server-cookie-issuer.js';
 import { landingFor } from './auth-routes.js';
+import { homeCourses } from '../courses/index.js';
 
 /** Home, start/stop, the progress page and /hub/user-redirect. */
 export function serverRoutes(deps: WebDeps): Router {
@@ -24,7 +25,8 @@ export function serverRoutes(deps: WebDeps): Router {
       const user = currentUser(req);
       const profiles = deps.manager.profiles();
       const { state, reason } = await deps.manager.state(user);
-      render(req, res, 'home.njk', { status: state, reason, defaultUrl: deps.config.defaultUrl, profiles });
+      const courseHome = await homeCourses(deps.courses.service, user);
+      render(req, res, 'home.njk', { status: state, reason, defaultUrl: deps.config.defaultUrl, profiles, courseHome });
     }),
   );
 
