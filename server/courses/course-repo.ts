@@ -169,7 +169,7 @@ export class CourseRepo {
     return { ...emptySync(), ...(parseRecord<SyncRecord>(await this.store.get(`course-sync:${code}:${user}`)) ?? {}) };
   }
 
-  async putSync(code: string, user: string, record: SyncRecord): Promise<void> {
-    await this.store.set(`course-sync:${code}:${user}`, JSON.stringify(record));
+  async putSync(code: string, user: string, record: SyncRecord, ttlMs?: number): Promise<void> {
+    await this.store.set(`course-sync:${code}:${user}`, JSON.stringify(record), ttlMs);
   }
 }

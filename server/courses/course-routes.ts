@@ -1,7 +1,8 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import type { Route } from '../proxy/route-table.js';
 import type { UserRecord } from '../store/repos.js';
-import { BadRequest, Forbidden, HubError, NotFound } from '../errors.js';
+import { BadRequest, Forbidden, HubError, NotFound, TooManyRequests } from '../errors.js';
+import { safeNext } from '../web/safe-redirect.js';
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from '../web/context.js';
 import { openServerUrl } from '../web/server-cookie-issuer.js';
 import { hubStartingPage } from '../web/server-routes.js';
@@ -235,14 +236,20 @@ export function courseRoutes(deps: WebDeps, web: CoursesWeb): Router {
         throw new NotFound('The course has no such file.');
       }
     }
-    // Signed out: through sign-in (SSO) and back to this same link.
-    if (!req.user) return res.redirect(302, `/hub/login?next=${encodeURIComponent(req.originalUrl)}`);
+    const login = `/hub/login?next=${encodeURIComponent(req.originalUrl)}`;
+    if (!req.user) {
+      // A course open to anonymous visitors offers a temporary workspace beside signing in.
+      if (course.anonymousAllowed && deps.tryIt.pool.enabled) return render(req, res, 'course-guest.njk', { course, next: req.originalUrl, login });
+      // Signed out: through sign-in (SSO) and back to this same link.
+      return res.redirect(302, login);
+    }
     const user = req.user;
     if (rel) {
       const latest = await svc.latest(course.code);
       if (!latest || !Object.hasOwn(latest.files, rel)) throw new NotFound('The course has no such file (yet).');
     }
-    await svc.enrol(user, course);
+    // A visitor of a course that allows them is not enrolled (nothing of theirs outlives the workspace).
+    if (!(user.source === 'anonymous' && course.anonymousAllowed)) await svc.enrol(user, course);
     const folder = await folderOf(req, res, user, course);
     if (!folder) return;
     try {
@@ -254,6 +261,34 @@ export function courseRoutes(deps: WebDeps, web: CoursesWeb): Router {
     const target = `/user/${user.escapedName}/lab/tree/${encodeURIComponent(course.code)}${rel ? '/' + encodePath(rel) : ''}`;
     res.redirect(302, await openServerUrl(deps, req, res, user, target));
   });
+  // An anonymous visitor takes a temporary workspace from the "Try it" pool for a course that
+  // allows it, then comes back to the course link; the same limits as "Try it" apply.
+  router.post(
+    '/hub/courses/:code/guest',
+    asyncRoute(async (req, res) => {
+      const course = await svc.get(code(req));
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const next = safeNext(body.next);
+      const back = next && next.startsWith(`/hub/courses/${course.code}/open`) ? next : `/hub/courses/${course.code}/open`;
+      if (!course.anonymousAllowed) throw new Forbidden('This course is for signed-in students only. Please sign in.');
+      if (req.user) return res.redirect(303, back);
+      const pool = deps.tryIt.pool;
+      if (!pool.enabled) throw new NotFound('Temporary workspaces are not offered on this hub.');
+      const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+      if ((await pool.heldBy(ip)) >= deps.config.tryMaxPerAddress || (await pool.startsUsedUp(ip))) {
+        throw new TooManyRequests('Your address holds or has started the most temporary workspaces allowed for now. Sign in instead, or try again later.');
+      }
+      const place = await pool.placeFor(undefined);
+      const got = place.available ? await pool.claim(ip) : null;
+      if (!got) throw new HubError('POOL_BUSY', 503, 'Every temporary workspace is taken right now. Sign in, or try again in a minute.');
+      await new Promise<void>((resolve, reject) => req.login(got.user, (err: unknown) => (err ? reject(err) : resolve())));
+      req.session.tryHad = true;
+      deps.log.info({ part: 'courses', course: course.code, user: got.user.name, ip }, 'anonymous visitor opened a course');
+      if (got.warm) return res.redirect(303, back);
+      res.redirect(303, `/hub/spawn-pending/${got.user.escapedName}?next=${encodeURIComponent(back)}`);
+    }),
+  );
+
   router.get('/hub/courses/:code/open', open);
   router.get('/hub/courses/:code/open/*path', open);
 

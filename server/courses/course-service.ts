@@ -397,7 +397,8 @@ export class CourseService {
       record.openedVersion[opened] = record.version;
     }
     record.lastActivity = now;
-    await this.o.repo.putSync(course.code, user.name, record);
+    // A visitor's workspace lives at most tryMaxAgeS; so does what the hub remembers of it.
+    await this.o.repo.putSync(course.code, user.name, record, user.source === 'anonymous' ? this.o.config.tryMaxAgeS * 1000 : undefined);
     return { version: record.version, decisions };
   }
 
