@@ -91,6 +91,10 @@ const SERVER_TIMEOUTS: http.ServerOptions = { requestTimeout: 0, headersTimeout:
 // Readiness answers within this, even when the store hangs (a load balancer's check has its own timeout).
 const READY_CHECK_MS = 2_000;
 
+function isHealthCheck(url: string | undefined): boolean {
+  return url === '/hub/health' || url?.startsWith('/hub/health/') === true;
+}
+
 /** The promise's value, or `fallback` if it takes longer than ms. */
 function withinMs<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -434,8 +438,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       forgetForwarded(req);
       if (!drain.admit(res)) {
         RequestDrain.refusalHeaders(res);
-        pages.error(req, res, 503, 'The hub is restarting. Please retry in a few seconds.');
-        return;
+        // Health checks are still answered while draining: live 200 (nothing should kill a
+        // process that is finishing its work), ready 503 "draining".
+        if (!isHealthCheck(req.url)) {
+          pages.error(req, res, 503, 'The hub is restarting. Please retry in a few seconds.');
+          return;
+        }
       }
       // The hot path: user-content hosts and /user/ go straight to the proxy, never through
       // express. Until reconcile() has routed the servers that kept running, they get "the hub
