@@ -416,12 +416,9 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     };
     const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
-    const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static'),
-      ops: {
-        metrics,
-        readiness: { storeReachable: () => withinMs(deps.storeHealthy(), READY_CHECK_MS, false), managerReady: () => manager.ready, draining: () => drain.isDraining },
-      },
-    });
+    const readiness = { storeReachable: () => withinMs(deps.storeHealthy(), READY_CHECK_MS, false), managerReady: () => manager.ready, draining: () => drain.isDraining };
+    // ops.metricsGuard left out: a signed-in admin's session. With API tokens: requireScopes('read:metrics').
+    const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static'), ops: { metrics, readiness } });
 
     metrics.attach({
       serverPhases: async () => (await manager.list()).map((s) => s.phase),
