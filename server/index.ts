@@ -30,7 +30,7 @@ import type { Route } from './proxy/route-table.js';
 import { LeaderDuties, LeaderLock } from './cluster/index.js';
 import { isAnonymousEscapedName, isAnonymousName } from './names.js';
 import { countStoreErrors, HubMetrics, RequestDrain } from './ops/index.js';
-import { TokenRepo, TokenService } from './api/index.js';
+import { scopeGuard, TokenRepo, TokenService } from './api/index.js';
 import { TokenAccess } from './proxy/token-access.js';
 import { AuditLog } from './audit/index.js';
 import { AccountRepo, AdminService } from './admin/index.js';
@@ -104,6 +104,10 @@ const SERVER_TIMEOUTS: http.ServerOptions = { requestTimeout: 0, headersTimeout:
 
 // Readiness answers within this, even when the store hangs (a load balancer's check has its own timeout).
 const READY_CHECK_MS = 2_000;
+
+function isHealthCheck(url: string | undefined): boolean {
+  return url === '/hub/health' || url?.startsWith('/hub/health/') === true;
+}
 
 /** The promise's value, or `fallback` if it takes longer than ms. */
 function withinMs<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
@@ -495,11 +499,10 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       },
     });
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
+    const readiness = { storeReachable: () => withinMs(deps.storeHealthy(), READY_CHECK_MS, false), managerReady: () => manager.ready, draining: () => drain.isDraining };
     const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static'),
-      ops: {
-        metrics,
-        readiness: { storeReachable: () => withinMs(deps.storeHealthy(), READY_CHECK_MS, false), managerReady: () => manager.ready, draining: () => drain.isDraining },
-      },
+      // /hub/metrics: a token with read:metrics (a Prometheus scraper's service token), or a session with it (admins).
+      ops: { metrics, readiness, metricsGuard: scopeGuard(tokens, 'read:metrics') },
       beforeRoutes: [noteSessions(accounts, deps)],
       routers: [projectRoutes({ web: deps, projects, accounts }), accountRoutes(deps, accounts)],
     });
@@ -519,8 +522,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       forgetForwarded(req);
       if (!drain.admit(res)) {
         RequestDrain.refusalHeaders(res);
-        pages.error(req, res, 503, 'The hub is restarting. Please retry in a few seconds.');
-        return;
+        // Health checks are still answered while draining: live 200 (nothing should kill a
+        // process that is finishing its work), ready 503 "draining".
+        if (!isHealthCheck(req.url)) {
+          pages.error(req, res, 503, 'The hub is restarting. Please retry in a few seconds.');
+          return;
+        }
       }
       // The hot path: user-content hosts and /user/ go straight to the proxy, never through
       // express. Until reconcile() has routed the servers that kept running, they get "the hub

@@ -87,6 +87,9 @@ describe('SIGTERM while the hub works: requests in flight and starts finish, the
     const halReady = waitForReady(hal, 'opshal');
     // Let the progress stream be in flight before the signal.
     await new Promise((resolve) => setTimeout(resolve, 200));
+    // A load balancer's and a watchdog's kept-alive connections, opened before the signal.
+    const probes = { live: new http.Agent({ keepAlive: true, maxSockets: 1 }), ready: new http.Agent({ keepAlive: true, maxSockets: 1 }) };
+    for (const [name, agent] of Object.entries(probes)) assert.equal((await probe(port, `/hub/health/${name}`, agent)).status, 200);
     const exited = new Promise<number | null>((resolve) => first.child.once('exit', (code) => resolve(code)));
     first.child.kill('SIGTERM');
     running.splice(running.indexOf(first), 1);
@@ -94,6 +97,13 @@ describe('SIGTERM while the hub works: requests in flight and starts finish, the
 
     // New connections are refused once it stops listening.
     await eventually('the listener is closed', async () => (await connects(port)) === false, 10_000, 50);
+    // While it drains: still alive (nothing should kill it), not ready, and the connection is let go.
+    const live = await probe(port, '/hub/health/live', probes.live);
+    assert.deepEqual({ status: live.status, connection: live.connection }, { status: 200, connection: 'close' });
+    const notReady = await probe(port, '/hub/health/ready', probes.ready);
+    assert.equal(notReady.status, 503);
+    assert.equal((JSON.parse(notReady.body) as { shutdown: string }).shutdown, 'draining');
+    for (const agent of Object.values(probes)) agent.destroy();
     // The download started before the signal runs to its end.
     const received = await download.finish();
     assert.equal(received, bigSize, 'the download in flight at SIGTERM finished whole');
@@ -152,6 +162,18 @@ describe('SIGTERM while the hub works: requests in flight and starts finish, the
     assert.deepEqual(jupyterPids(dataDir), []);
   });
 });
+
+/** A GET on the given (kept-alive) agent. */
+function probe(port: number, p: string, agent: http.Agent): Promise<{ status: number; connection: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: p, agent, headers: { accept: 'application/json' } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body }));
+    });
+    req.on('error', reject);
+  });
+}
 
 /** Whether a new TCP connection to the port is accepted. */
 function connects(port: number): Promise<boolean> {

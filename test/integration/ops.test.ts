@@ -5,7 +5,8 @@ import path from 'node:path';
 import pino from 'pino';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { loadConfig, type ConfigKey } from '../../server/config/index.js';
-import { createHub, type Hub } from '../../server/index.js';
+import { createHub, type Hub, type HubOptions } from '../../server/index.js';
+import { FailingSpawner } from '../helpers/fake-spawners.js';
 import { createLogger } from '../../server/log.js';
 import { ADMIN_PASSWORD, TEST_COOKIE_SECRET, createUsers, removeServerAccounts, signInAndStart, tempDataDir } from '../helpers/hub.js';
 import { HubClient } from '../helpers/client.js';
@@ -27,7 +28,7 @@ interface OpsHub {
   close(): Promise<void>;
 }
 
-async function startOpsHub(label: string, overrides: Partial<Record<ConfigKey, unknown>> = {}): Promise<OpsHub> {
+async function startOpsHub(label: string, overrides: Partial<Record<ConfigKey, unknown>> = {}, options: Omit<HubOptions, 'log'> = {}): Promise<OpsHub> {
   fs.mkdirSync(OUTPUT, { recursive: true });
   const dataDir = tempDataDir(label);
   const logFile = path.join(OUTPUT, `${label}.log`);
@@ -46,7 +47,7 @@ async function startOpsHub(label: string, overrides: Partial<Record<ConfigKey, u
       ...overrides,
     },
   });
-  const hub = await createHub(config, { log: createLogger(config.logLevel, pino.destination({ dest: logFile, sync: true })) });
+  const hub = await createHub(config, { ...options, log: createLogger(config.logLevel, pino.destination({ dest: logFile, sync: true })) });
   return {
     hub,
     logFile,
@@ -141,6 +142,35 @@ describe('operating the hub: metrics, health checks and logs', function () {
     assert.doesNotMatch(text, /opsmia/);
   });
 
+  it('a start that fails is counted by its reason, and a server the culler stops by the culler\'s reason', async () => {
+    // A spawner whose first start fails (a broken image, as a student would be told); the culler stops servers 1 s after their start.
+    running = await startOpsHub('ops-metrics-fail', { cullerMaxAgeS: 1 }, { spawner: new FailingSpawner(1), hasBusyKernel: async () => false });
+    const { hub } = running;
+    await createUsers(hub, { opsfay: 'opsfay-password' });
+    const admin = new HubClient(hub.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 303);
+    const fay = (await hub.users.get('opsfay'))!;
+    const startAndSettle = async (): Promise<string> => {
+      await hub.manager.start(fay);
+      let state = 'starting';
+      await eventually('the start ends', async () => (state = (await hub.manager.state(fay)).state) !== 'starting', 30_000, 20);
+      return state;
+    };
+
+    assert.equal(await startAndSettle(), 'failed');
+    let m = await scrape(admin);
+    assert.equal(sample(m, 'oerhub_spawn_failures_total', { reason: 'SPAWN_FAILED' }), 1);
+    assert.equal(histogramCount(m, 'oerhub_spawn_duration_seconds', '{outcome="failed"}'), 1);
+    assert.equal(sample(m, 'oerhub_servers', { state: 'failed' }), 1);
+
+    assert.equal(await startAndSettle(), 'running');
+    await eventually('the culler stops it at its maximum age', async () => (await hub.persistentCuller.cullOnce()).length === 1, 30_000, 250);
+    m = await scrape(admin);
+    assert.equal(sample(m, 'oerhub_culls_total', { kind: 'persistent', reason: 'max-age' }), 1);
+    assert.equal(sample(m, 'oerhub_servers', { state: 'running' }), 0);
+    assert.equal(sample(m, 'oerhub_spawn_failures_total', { reason: 'SPAWN_FAILED' }), 1, 'the later success is not a failure');
+  });
+
   it('with its Redis stopped, liveness still answers 200 and readiness 503 naming the store; once Redis is back, ready again', async () => {
     redis = await startRedis();
     running = await startOpsHub('ops-health', { store: 'redis', redisUrl: redis.url });
@@ -161,6 +191,12 @@ describe('operating the hub: metrics, health checks and logs', function () {
     assert.equal(ready.body.servers, 'ok');
     // The old address keeps its meaning (the store check) for monitors set up before the split.
     assert.equal((await get('/hub/health')).status, 503);
+    // The outage shows in the metrics (read in-process: signing in needs the store): store errors
+    // counted, and no server counts at all rather than zeros that would read as "all stopped".
+    const during = (await hub.metrics.exposition()).body;
+    const errors = /^oerhub_store_errors_total\{operation="ping"\} (\d+)$/m.exec(during);
+    assert.ok(errors && Number(errors[1]) >= 1, 'failed pings are counted');
+    assert.doesNotMatch(during, /^oerhub_servers\{/m);
 
     await redis.restart();
     await eventually('the hub is ready again', async () => (await get('/hub/health/ready')).status === 200, 60_000, 250);
