@@ -103,6 +103,12 @@ export class AdminService {
     return rows;
   }
 
+  /** The row of one account (its page). */
+  async userRow(user: UserRecord): Promise<UserRow> {
+    const [{ granted, idp }, disabled, servers] = await Promise.all([this.o.identities.rolesOf(user), this.o.accounts.disabled(user.name), this.o.manager.list()]);
+    return { user, granted, idp, disabled, server: servers.find((s) => s.user === user.name) ?? null };
+  }
+
   /** One account by escaped name; NotFound for visitors and unknown names. */
   async account(escapedName: string): Promise<UserRecord> {
     const user = await this.o.users.getByEscaped(escapedName);

@@ -36,7 +36,11 @@ export class HubSessionStore extends session.Store {
   }
 
   override touch(sid: string, sess: session.SessionData, callback?: (err?: unknown) => void): void {
-    this.store.expire(sessionKey(sid), this.ttlOf(sess)).then(() => callback?.(), (err: unknown) => callback?.(err));
+    const ttl = this.ttlOf(sess);
+    const user = (sess as HubSessionData).passport?.user;
+    // A touched session lives on: so must the index an admin ends it through.
+    const index = typeof user === 'string' ? this.store.expire(userSessionsKey(user), ttl) : Promise.resolve(true);
+    Promise.all([this.store.expire(sessionKey(sid), ttl), index]).then(() => callback?.(), (err: unknown) => callback?.(err));
   }
 
   override destroy(sid: string, callback?: (err?: unknown) => void): void {

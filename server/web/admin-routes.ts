@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import { BadRequest, Forbidden, HubError } from '../errors.js';
+import { BadRequest, Forbidden, HubError, NotFound } from '../errors.js';
 import type { Actor } from '../admin/index.js';
 import type { AuditFilter } from '../audit/index.js';
 import type { UserRecord } from '../store/repos.js';
@@ -153,7 +153,7 @@ export function adminRoutes(deps: WebDeps): Router {
   const userPage = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200): Promise<void> => {
     requireAdmin(req);
     const user = await deps.admin.account(String(req.params.name));
-    const [row] = (await deps.admin.listUsers()).filter((r) => r.user.name === user.name);
+    const row = await deps.admin.userRow(user);
     page(req, res, 'admin-user.njk', { tab: 'users', row, roleNames: ROLES, isSelf: user.name === req.user?.name, ...extra }, status);
   };
 
@@ -264,7 +264,7 @@ export function adminRoutes(deps: WebDeps): Router {
     asyncRoute(async (req, res) => {
       const actor = actorOf(req);
       const user = await deps.users.getByEscaped(String(req.params.name));
-      if (!user) throw new BadRequest('There is no such user.');
+      if (!user) throw new NotFound('There is no such user.');
       const lines = await deps.admin.logs(actor, user, LOG_LINES);
       page(req, res, 'admin-logs.njk', { tab: 'servers', target: user, lines, noLogs: lines === null, max: LOG_LINES });
     }),

@@ -119,6 +119,8 @@ describe('an admin in a real browser', function () {
     await page.goto(`${hub.url}/hub/admin/users/admin`);
     await page.getByRole('button', { name: 'Disable the account' }).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Disable the account' }).isDisabled(), true, 'an admin can\'t disable themselves');
+    assert.ok(await fitsWidth(page), 'the user page fits a phone\'s width');
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'admin-user-phone.png'), fullPage: true });
     assert.deepEqual(problems, [], 'no console errors and nothing blocked by the CSP');
   });
 });

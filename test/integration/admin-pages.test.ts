@@ -149,6 +149,35 @@ describe('admin pages over HTTP', function () {
     assert.equal(await hub.admin.isDisabled('admin'), false);
   });
 
+  it('grants and revokes roles; the role search finds the new instructor; an admin keeps their own admin role', async () => {
+    const admin = await adminClient(hub);
+    await createStudent(hub, admin, 'adm-ira', 'ira-password');
+    const e = await escaped(hub, 'adm-ira');
+    const page = await admin.get(`/hub/admin/users/${e}`);
+    const grant = await post(admin, `/hub/admin/users/${e}/roles`, [['_csrf', HubClient.csrfFrom(page.body)], ['roles', 'instructor']]);
+    assert.equal(grant.status, 303);
+    assert.match((await admin.follow(grant.location!)).body, /id="effective-roles">instructor</);
+    assert.deepEqual((await hub.users.get('adm-ira'))!.roles, ['instructor']);
+    const instructors = await admin.get('/hub/admin?role=instructor');
+    assert.match(instructors.body, /data-user="adm-ira"/);
+    assert.doesNotMatch(instructors.body, /data-user="admin"/);
+    const students = await admin.get('/hub/admin?q=adm-ira&role=student');
+    assert.doesNotMatch(students.body, /data-user="adm-ira"/);
+    // Revoked again: a user with no role left is a student.
+    const revoke = await post(admin, `/hub/admin/users/${e}/roles`, [['_csrf', HubClient.csrfFrom(page.body)]]);
+    assert.equal(revoke.status, 303);
+    assert.deepEqual((await hub.users.get('adm-ira'))!.roles, ['student']);
+    const [last] = await hub.audit.list({ action: 'user.roles', target: 'adm-ira' });
+    assert.equal(last?.details.before, 'instructor');
+    assert.equal(last?.details.after, '');
+
+    const own = await admin.get('/hub/admin/users/admin');
+    const self = await post(admin, '/hub/admin/users/admin/roles', [['_csrf', HubClient.csrfFrom(own.body)], ['roles', 'instructor']]);
+    assert.equal(self.status, 400);
+    assert.match(self.body, /id="error-roles">You can&#39;t take away your own admin role/);
+    assert.ok((await hub.users.get('admin'))!.roles.includes('admin'));
+  });
+
   it('deletes a user with their files, or keeping them, after a typed confirmation', async () => {
     const admin = await adminClient(hub);
     await createStudent(hub, admin, 'adm-gone', 'gone-password');
