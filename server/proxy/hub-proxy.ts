@@ -148,6 +148,7 @@ export class HubProxy {
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = req.url ?? '/';
     const host = this.opts.origins.classify(req);
+    if (this.opts.tokenAccess?.handleUpgrade(req, host, (route) => this.upgradeWithToken(req, socket, head, route), (status) => refuseUpgrade(socket, status))) return;
     // User servers' WebSockets are served on their own origin only.
     if (host.kind === 'unknown-content' || (host.kind === 'hub' && this.opts.origins.isolated)) return refuseUpgrade(socket, 404);
     const parsed = url.startsWith('/user/') ? parseUserPath(url) : null;
@@ -267,6 +268,16 @@ export class HubProxy {
     if ((req.method === 'DELETE' || req.method === 'OPTIONS') && h['content-length'] === undefined && h['transfer-encoding'] === undefined) out.push('content-length', '0');
     out.push('authorization', route.authorization, 'x-forwarded-proto', proto, 'x-forwarded-host', host, 'x-forwarded-for', clientFor);
     return out;
+  }
+
+  /** A WebSocket the hub API token that came with it may open (token-access.ts). */
+  private upgradeWithToken(req: http.IncomingMessage, socket: Duplex, head: Buffer, route: Route): void {
+    socket.on('error', () => socket.destroy());
+    socket.once('end', () => socket.destroy());
+    // Tracked so close() ends it; no session signs it out.
+    this.track('api-token', socket, route.escapedName);
+    this.prepare(req, route);
+    this.proxy.ws(req, socket, head, { target: route.target });
   }
 
   /** A WebSocket upgrade's headers, rewritten in place for http-proxy-3 (as upstreamHeaders, but an object). */

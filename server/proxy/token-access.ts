@@ -4,12 +4,14 @@ import type { HostKind } from './origins.js';
 import type { Route } from './route-table.js';
 import { parseUserPath } from './user-path.js';
 
+type Grants = readonly { scope: string; user?: string }[];
+
 /** What the proxy needs of the API's tokens (server/api/tokens.ts implements it). */
 export interface ProxyTokenVerifier {
   /** A cached answer (null: known bad), or undefined when the store must be asked. */
-  cached(token: string): { grants: readonly { scope: string; user?: string }[] } | null | undefined;
+  cached(token: string): { grants: Grants } | null | undefined;
   /** Resolves null for an unknown, revoked or expired token; rejects when the store is away. */
-  authenticate(token: string): Promise<{ grants: readonly { scope: string; user?: string }[] } | null>;
+  authenticate(token: string): Promise<{ grants: Grants } | null>;
 }
 
 export interface TokenAccessOptions {
@@ -19,12 +21,20 @@ export interface TokenAccessOptions {
   error(req: http.IncomingMessage, res: http.ServerResponse, status: number, message: string): void;
 }
 
+/** The hub's own tokens start so (server/api/tokens.ts); only those are taken from a WebSocket URL. */
+const HUB_TOKEN_PREFIX = 'oh_';
+const HEADER = /^(?:token|bearer)\s+(\S+)\s*$/i;
+
+type Outcome = { route: Route } | { status: number; message: string };
+
 /**
  * `Authorization: token <hub API token>` (or Bearer) on /user/NAME/..., as JupyterHub's
  * clients send it (@jupyterlab/services with the hub's token): served if the token has
  * `access:servers` for NAME. Never a browser's way in (no browser sends the header by itself), so
  * no XSRF check and no origin handoff; the hub's token is replaced by the server's own secret.
- * Only requests that carry the header come here: the cookie path pays nothing.
+ * WebSockets can't carry headers from a browser's API, so there a hub token may also come as
+ * `?token=oh_…` (what @jupyterlab/services appends); it is cut from the URL before forwarding.
+ * Only requests that carry a token come here: the cookie path pays nothing.
  */
 export class TokenAccess {
   constructor(private readonly o: TokenAccessOptions) {}
@@ -34,36 +44,66 @@ export class TokenAccess {
    * nothing) otherwise. Calls `forward` with the route once the token may use that server.
    */
   handle(req: http.IncomingMessage, res: http.ServerResponse, host: HostKind, forward: (route: Route) => void): boolean {
-    const m = /^(?:token|bearer)\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    const token = HEADER.exec(req.headers.authorization ?? '')?.[1];
+    const escapedName = token === undefined ? undefined : this.serverOf(req, host);
+    if (token === undefined || escapedName === undefined) return false;
+    this.decide(token, escapedName, (o) => ('route' in o ? forward(o.route) : this.o.error(req, res, o.status, o.message)));
+    return true;
+  }
+
+  /**
+   * The same for a WebSocket upgrade (header or `?token=oh_…`). Returns false when it carries no
+   * hub token; otherwise calls `forward` or `refuse` with an HTTP status.
+   */
+  handleUpgrade(req: http.IncomingMessage, host: HostKind, forward: (route: Route) => void, refuse: (status: number) => void): boolean {
     const url = req.url ?? '/';
-    if (!m || !url.startsWith('/user/') || host.kind === 'unknown-content') return false;
+    let token = HEADER.exec(req.headers.authorization ?? '')?.[1];
+    const q = url.indexOf('?');
+    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
+    const fromQuery = query.get('token');
+    if (token === undefined && fromQuery?.startsWith(HUB_TOKEN_PREFIX)) token = fromQuery;
+    const escapedName = token === undefined ? undefined : this.serverOf(req, host);
+    if (token === undefined || escapedName === undefined) return false;
+    if (fromQuery !== null) {
+      // Jupyter must see neither the hub's token nor a token of its own from the client.
+      query.delete('token');
+      const rest = query.toString();
+      req.url = url.slice(0, q) + (rest ? `?${rest}` : '');
+    }
+    this.decide(token, escapedName, (o) => ('route' in o ? forward(o.route) : refuse(o.status)));
+    return true;
+  }
+
+  /** The server a /user/ request is for, or undefined when this part should not take it. */
+  private serverOf(req: http.IncomingMessage, host: HostKind): string | undefined {
+    const url = req.url ?? '/';
+    if (!url.startsWith('/user/') || host.kind === 'unknown-content') return undefined;
     const parsed = parseUserPath(url);
-    if (parsed.kind !== 'user') return false;
-    if (host.kind === 'content' && host.owner !== null && host.owner !== parsed.escapedName) return false;
-    const token = m[1];
-    const decide = (auth: { grants: readonly { scope: string; user?: string }[] } | null): void => {
+    if (parsed.kind !== 'user') return undefined;
+    if (host.kind === 'content' && host.owner !== null && host.owner !== parsed.escapedName) return undefined;
+    return parsed.escapedName;
+  }
+
+  private decide(token: string, escapedName: string, done: (o: Outcome) => void): void {
+    const judge = (auth: { grants: Grants } | null): void => {
       if (!auth) {
-        this.o.log.warn({ server: parsed.escapedName }, 'refused an unknown, expired or revoked API token on a user server');
-        return this.o.error(req, res, 403, 'Missing or invalid credentials.');
+        this.o.log.warn({ server: escapedName }, 'refused an unknown, expired or revoked API token on a user server');
+        return done({ status: 403, message: 'Missing or invalid credentials.' });
       }
-      const route = this.o.routes.get(parsed.escapedName);
+      const route = this.o.routes.get(escapedName);
       const user = route?.user;
       if (!auth.grants.some((g) => g.scope === 'access:servers' && (g.user === undefined || g.user === user))) {
-        this.o.log.warn({ server: parsed.escapedName }, 'refused an API token without access:servers for this server');
-        return this.o.error(req, res, 403, 'This token may not use this server (it needs access:servers).');
+        this.o.log.warn({ server: escapedName }, 'refused an API token without access:servers for this server');
+        return done({ status: 403, message: 'This token may not use this server (it needs access:servers).' });
       }
-      if (!route) return this.o.error(req, res, 503, 'This server is not running.');
-      forward(route);
+      if (!route) return done({ status: 503, message: 'This server is not running.' });
+      done({ route });
     };
     const hit = this.o.verifier.cached(token);
-    if (hit !== undefined) {
-      decide(hit);
-      return true;
-    }
-    this.o.verifier.authenticate(token).then(decide, (err: Error) => {
+    if (hit !== undefined) return judge(hit);
+    this.o.verifier.authenticate(token).then(judge, (err: Error) => {
       this.o.log.warn({ err: err.message }, 'API token check failed');
-      this.o.error(req, res, 503, 'The hub cannot check this token right now; please retry in a few seconds.');
+      done({ status: 503, message: 'The hub cannot check this token right now; please retry in a few seconds.' });
     });
-    return true;
   }
 }

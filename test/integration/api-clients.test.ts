@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import WebSocket from 'ws';
 import type { Hub } from '../../server/index.js';
 import { HubClient } from '../helpers/client.js';
 import { ADMIN_PASSWORD, createUsers, startTestHub } from '../helpers/hub.js';
@@ -151,7 +152,7 @@ describe('JupyterHub\'s own clients drive oerhub: jupyterhub-idle-culler, reques
     const made = await api(adminToken, 'POST', '/hub/api/users/apilab/tokens', { note: 'jupyterlab services', scopes: ['access:servers!user=apilab'] });
     assert.equal(made.status, 201, JSON.stringify(made));
     const token = (made.body as { token: string }).token;
-    const { ServerConnection, ContentsManager, KernelSpecAPI } = await import('@jupyterlab/services');
+    const { ServerConnection, ContentsManager, KernelSpecAPI, KernelManager } = await import('@jupyterlab/services');
     const settings = ServerConnection.makeSettings({ baseUrl: `${hub.url}/user/apilab/`, token });
     const specs = await KernelSpecAPI.getSpecs(settings);
     assert.ok(Object.keys(specs.kernelspecs).length > 0);
@@ -159,6 +160,22 @@ describe('JupyterHub\'s own clients drive oerhub: jupyterhub-idle-culler, reques
     await contents.save('from-services.txt', { type: 'file', format: 'text', content: 'written through the hub with a token' });
     const back = await contents.get('from-services.txt', { content: true });
     assert.equal(back.content, 'written through the hub with a token');
+    // A kernel over the proxied WebSocket (services put the token in the WebSocket URL).
+    const wsSettings = ServerConnection.makeSettings({ baseUrl: `${hub.url}/user/apilab/`, token, WebSocket: WebSocket as unknown as typeof globalThis.WebSocket });
+    const kernels = new KernelManager({ serverSettings: wsSettings });
+    try {
+      const kernel = await kernels.startNew({ name: 'python3' });
+      let out = '';
+      const future = kernel.requestExecute({ code: 'print(6*7)' });
+      future.onIOPub = (msg) => {
+        if (msg.header.msg_type === 'stream') out += (msg.content as { text: string }).text;
+      };
+      await future.done;
+      assert.equal(out, '42\n');
+      await kernel.shutdown();
+    } finally {
+      kernels.dispose();
+    }
     // The hub token is not what reaches Jupyter: Jupyter itself refuses it when asked directly.
     const route = hub.routes.get('apilab');
     assert.ok(route);
