@@ -27,6 +27,7 @@ import WebSocket from 'ws';
 import { CookieJar, HubClient, localhostLookup } from '../test/helpers/client.js';
 import { ADMIN_PASSWORD, removeServerAccounts } from '../test/helpers/hub.js';
 import { hubEnv, reapDataDir, startHubProcess, stopHubProcess, type HubProcess } from '../test/helpers/hub-process.js';
+import { spawnSync } from 'node:child_process';
 import { frontDoorPath, startNginx, type TestNginx } from '../test/helpers/nginx.js';
 import { freePort } from '../test/helpers/ports.js';
 
@@ -310,6 +311,17 @@ interface LevelResult {
   hubCpuS: number;
 }
 
+/** The local spawner's accounts (oh-NAME) of these students that still exist. */
+function leftAccounts(names: readonly string[]): string[] {
+  if (!names.length) return [];
+  const passwd = fs.readFileSync('/etc/passwd', 'utf8');
+  const wanted = new Set(names.map((n) => `oh-${n}`));
+  return passwd
+    .split('\n')
+    .map((line) => line.split(':')[0] ?? '')
+    .filter((name) => wanted.has(name));
+}
+
 function cpuSecondsOf(pid: number | undefined): number {
   if (!pid) return Number.NaN;
   try {
@@ -350,6 +362,7 @@ async function runLevel(n: number, o: Options, owned: Owned): Promise<LevelResul
   owned.hub = hub;
   // Names of this level only (prx: this bench's tag), so accounts never clash with a test's; letters and digits only, so the escaped name is the name.
   const names = Array.from({ length: n }, (_, i) => `prxl${n}s${String(i + 1).padStart(3, '0')}`);
+  owned.names = names;
   await createStudents(`http://127.0.0.1:${port}`, names);
 
   const rec = new Recorder();
@@ -381,6 +394,8 @@ async function runLevel(n: number, o: Options, owned: Owned): Promise<LevelResul
 }
 
 interface Owned {
+  /** The students of the level running now (their Unix accounts are oh-NAME). */
+  names: string[];
   hub?: HubProcess;
   nginx?: TestNginx;
   door?: { remove(): void };
@@ -393,9 +408,16 @@ async function tearDown(owned: Owned): Promise<void> {
   owned.hub = undefined;
   if (owned.dataDir) {
     reapDataDir(owned.dataDir);
-    removeServerAccounts(owned.dataDir);
+    // userdel refuses an account whose processes have not exited yet: try again for a while.
+    for (let i = 0; i < 10 && leftAccounts(owned.names).length; i++) {
+      removeServerAccounts(owned.dataDir);
+      if (leftAccounts(owned.names).length) await sleep(500);
+    }
+    for (const account of leftAccounts(owned.names)) spawnSync('userdel', [account], { stdio: 'ignore' });
+    if (leftAccounts(owned.names).length) console.warn(`could not remove the accounts ${leftAccounts(owned.names).join(', ')}`);
     fs.rmSync(owned.dataDir, { recursive: true, force: true });
   }
+  owned.names = [];
   owned.dataDir = undefined;
   await owned.nginx?.stop().catch(() => undefined);
   owned.nginx = undefined;
@@ -434,7 +456,7 @@ function levelTable(r: LevelResult): string {
 
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
-  const owned: Owned = {};
+  const owned: Owned = { names: [] };
   let interrupted = false;
   const onSignal = (): void => {
     if (interrupted) process.exit(130);

@@ -700,6 +700,8 @@ async function deleteKernel(s: Setup): Promise<void> {
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oerhub-bench-'));
+  // The local spawner's per-server accounts must pass through to their homes under data/.
+  fs.chmodSync(tmp, 0o711);
   const logFile = path.join(tmp, 'hub.log');
   let failed = false;
   const owned: { hub?: Hub; chp?: ChildProcess; floor?: ChildProcess } = {};

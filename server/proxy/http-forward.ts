@@ -26,7 +26,14 @@ export class HttpForwarder {
   /** Send `req` to `target` with exactly `headers` (flat [name, value, ...]; Host included). */
   forward(req: http.IncomingMessage, res: http.ServerResponse, target: URL, headers: string[]): void {
     const { host, port } = this.endpointOf(target);
-    const up = http.request({ host, port, method: req.method, path: req.url, headers, agent: this.agent, timeout: this.timeoutMs });
+    let up: http.ClientRequest;
+    try {
+      up = http.request({ host, port, method: req.method, path: req.url, headers, agent: this.agent, timeout: this.timeoutMs });
+    } catch (err) {
+      // node:http refuses some paths and header values outright; a 502 for this request, not a crash.
+      this.onError(err as NodeJS.ErrnoException, req, res);
+      return;
+    }
     let failed = false;
     const fail = (err: NodeJS.ErrnoException): void => {
       if (failed) return;
