@@ -155,6 +155,9 @@ describe('research projects: one emailed invitation, one sign-in, a shared folde
     await lk.execute("import os; open(os.path.expanduser('~/projects/P-1234/cohort.csv'), 'w').write('id,age\\n1,54\\n')");
     const read = await mk.execute("import os; print(open(os.path.expanduser('~/projects/P-1234/cohort.csv')).read().splitlines()[1])");
     assert.equal(read.trim(), '1,54');
+    // The shared folder is the team's: the member may change the lead's file too.
+    await mk.execute("import os; open(os.path.expanduser('~/projects/P-1234/cohort.csv'), 'a').write('2,61\\n')");
+    assert.equal((await lk.execute("import os; print(len(open(os.path.expanduser('~/projects/P-1234/cohort.csv')).read().splitlines()))")).trim(), '3');
     // The project's datasets folder is read-only for members.
     const ro = await mk.execute("import os\ntry:\n    open(os.path.expanduser('~/projects/P-1234-datasets/x'), 'w')\n    print('written')\nexcept OSError as e:\n    print(type(e).__name__)");
     assert.equal(ro.trim(), 'PermissionError');
