@@ -425,11 +425,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         await signedOut(sid, user.name);
       },
     });
+    deps.onSignedIn = (sid, user) => accounts.noteSession(user.name, sid);
     const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
     const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static'),
       beforeRoutes: [noteSessions(accounts, deps)],
-      routers: [projectRoutes({ web: deps, projects, accounts }), accountRoutes(deps, accounts)],
+      routers: [projectRoutes({ web: deps, projects, accounts }), accountRoutes(deps, accounts, projects)],
     });
 
     // The sample maps' scripts and styles, on user origins too (their output frames load them from there).

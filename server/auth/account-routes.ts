@@ -2,6 +2,19 @@ import { Router, type Request, type RequestHandler } from 'express';
 import { BadRequest, Forbidden } from '../errors.js';
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from '../web/context.js';
 import type { AccountService } from './account-service.js';
+import type { InviteRecord } from '../projects/project-repo.js';
+import type { UserRecord } from '../store/repos.js';
+
+/** One-time emailed links (kept by the projects part, which sends invitations the same way). */
+export interface ResetLinks {
+  inspect(token: string): Promise<InviteRecord>;
+  redeem<T>(token: string, use: (link: InviteRecord) => Promise<T>): Promise<T>;
+  sendReset(email: string, accountOf: (email: string) => Promise<UserRecord | null>): Promise<void>;
+}
+
+function logIn(req: Request, user: UserRecord): Promise<void> {
+  return new Promise((resolve, reject) => req.login(user, (err: unknown) => (err ? reject(err) : resolve())));
+}
 
 declare module 'express-session' {
   interface SessionData {
@@ -37,7 +50,7 @@ const field = (req: Request, name: string): string => {
 };
 
 /** /hub/account: a local account's own settings (password). */
-export function accountRoutes(deps: WebDeps, accounts: AccountService): Router {
+export function accountRoutes(deps: WebDeps, accounts: AccountService, links: ResetLinks): Router {
   const router = Router({ caseSensitive: true });
   const render = renderer(deps);
   const pages = requireUser(false);
@@ -58,6 +71,55 @@ export function accountRoutes(deps: WebDeps, accounts: AccountService): Router {
         deps.log.warn({ part: 'account', user: user.name, reason: err.userMessage }, 'password not changed');
         return render(req, res, 'account.njk', { local: user.source === 'local', message: err.userMessage }, err.status);
       }
+      res.redirect(303, '/hub/account?changed=1');
+    }),
+  );
+
+  // Forgotten password: a one-time link by email, to the address the account was invited with.
+  router.get('/hub/account/forgot', (req, res) => render(req, res, 'account-forgot.njk', {}));
+  router.post(
+    '/hub/account/forgot',
+    asyncRoute(async (req, res) => {
+      const ip = req.ip ?? 'unknown';
+      // Mail costs: a few requests per address and per email in 15 minutes.
+      const email = field(req, 'email').slice(0, 254);
+      const [byIp, byEmail] = await Promise.all([deps.store.increment(`reset-ask:ip:${ip}`, 15 * 60_000), deps.store.increment(`reset-ask:email:${email.toLowerCase()}`, 15 * 60_000)]);
+      if (byIp > 20 || byEmail > 3) {
+        deps.log.warn({ part: 'account', ip }, 'password reset requests throttled');
+        return render(req, res, 'account-forgot.njk', { message: 'Too many requests. Please wait 15 minutes and try again.' }, 429);
+      }
+      await links.sendReset(email, (e) => accounts.accountWithEmail(e));
+      render(req, res, 'account-forgot.njk', { sent: true });
+    }),
+  );
+  router.get(
+    '/hub/account/reset',
+    asyncRoute(async (req, res) => {
+      const token = typeof req.query.token === 'string' ? req.query.token.slice(0, 200) : '';
+      const link = await links.inspect(token);
+      if (link.kind !== 'reset') throw new BadRequest('This is not a password-reset link.');
+      render(req, res, 'account-reset.njk', { token, name: link.user });
+    }),
+  );
+  router.post(
+    '/hub/account/reset',
+    asyncRoute(async (req, res) => {
+      const token = typeof req.query.token === 'string' ? req.query.token.slice(0, 200) : '';
+      const link = await links.inspect(token);
+      if (link.kind !== 'reset' || !link.user) throw new BadRequest('This is not a password-reset link.');
+      const user = await deps.users.get(link.user);
+      if (!user) throw new BadRequest('That account no longer exists.');
+      const password = field(req, 'password');
+      try {
+        if (password !== field(req, 'confirm')) throw new BadRequest('The two passwords are not the same.');
+        accounts.checkNew(password, user);
+      } catch (err) {
+        if (!(err instanceof BadRequest)) throw err;
+        return render(req, res, 'account-reset.njk', { token, name: user.name, message: err.userMessage }, 400);
+      }
+      await links.redeem(token, () => accounts.resetPassword(user, password, password));
+      await logIn(req, user);
+      await accounts.noteSession(user.name, req.sessionID);
       res.redirect(303, '/hub/account?changed=1');
     }),
   );

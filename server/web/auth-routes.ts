@@ -82,6 +82,7 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
       const deviceCookie = await deps.throttle.succeeded(ip, username, device);
       res.cookie(DEVICE_COOKIE, deviceCookie, { path: DEVICE_COOKIE_PATH, httpOnly: true, sameSite: 'strict', secure: isSecureRequest(deps.config, req), maxAge: DEVICE_COOKIE_MAX_AGE_MS });
       await logIn(req, user);
+      await deps.onSignedIn?.(req.sessionID, user);
       deps.log.info({ user: user.name, ip }, 'signed in');
       res.redirect(303, landingFor(user, next));
     }),

@@ -32,6 +32,8 @@ export interface WebDeps {
   cookieSecret: string;
   /** Called after a session is destroyed: closes its proxied WebSockets in every hub process. */
   onSignedOut(sid: string, user: UserRecord): Promise<void>;
+  /** Called after a password sign-in made a new session (accounts keep each user's sessions, to end them on a password change). */
+  onSignedIn?(sid: string, user: UserRecord): Promise<void>;
   /** XSRF token for the current session (csrf-sync). */
   csrfToken(req: Request): string;
   /** Whether the store answers (health). */
