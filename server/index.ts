@@ -33,6 +33,7 @@ import { ProjectAwareSpawner, ProjectRepo, ProjectService, ProjectStorage, SmtpM
 import { AccountService } from './auth/account-service.js';
 import { PasswordPolicy } from './auth/account-password-policy.js';
 import { accountRoutes, noteSessions } from './auth/account-routes.js';
+import { TotpService } from './auth/account-totp.js';
 import { accountNameOf } from './spawner/unix-accounts.js';
 
 export interface Hub {
@@ -426,11 +427,13 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       },
     });
     deps.onSignedIn = (sid, user) => accounts.noteSession(user.name, sid);
+    const totp = new TotpService(store, 'oerhub');
+    deps.needsSecondFactor = (user) => (user.source === 'local' ? totp.isEnabled(user.name) : Promise.resolve(false));
     const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
     const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static'),
       beforeRoutes: [noteSessions(accounts, deps)],
-      routers: [projectRoutes({ web: deps, projects, accounts }), accountRoutes(deps, accounts, projects)],
+      routers: [projectRoutes({ web: deps, projects, accounts }), accountRoutes(deps, accounts, projects, totp)],
     });
 
     // The sample maps' scripts and styles, on user origins too (their output frames load them from there).
