@@ -38,6 +38,7 @@ import { ProjectAwareSpawner, ProjectRepo, ProjectService, ProjectStorage, SmtpM
 import { AccountService } from './auth/account-service.js';
 import { PasswordPolicy } from './auth/account-password-policy.js';
 import { accountRoutes, noteSessions } from './auth/account-routes.js';
+import { TotpService } from './auth/account-totp.js';
 import { accountNameOf } from './spawner/unix-accounts.js';
 import { CourseFiles, CourseRepo, CourseService, LOCAL_PROFILE } from './courses/index.js';
 
@@ -498,13 +499,16 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         await signedOut(sid, user.name);
       },
     });
+    deps.onSignedIn = (sid, user) => accounts.noteSession(user.name, sid);
+    const totp = new TotpService(store, 'oerhub');
+    deps.needsSecondFactor = (user) => (user.source === 'local' ? totp.isEnabled(user.name) : Promise.resolve(false));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
     const readiness = { storeReachable: () => withinMs(deps.storeHealthy(), READY_CHECK_MS, false), managerReady: () => manager.ready, draining: () => drain.isDraining };
     const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static'),
       // /hub/metrics: a token with read:metrics (a Prometheus scraper's service token), or a session with it (admins).
       ops: { metrics, readiness, metricsGuard: scopeGuard(tokens, 'read:metrics') },
       beforeRoutes: [noteSessions(accounts, deps)],
-      routers: [projectRoutes({ web: deps, projects, accounts }), accountRoutes(deps, accounts)],
+      routers: [projectRoutes({ web: deps, projects, accounts }), accountRoutes(deps, accounts, projects, totp)],
     });
 
     metrics.attach({

@@ -15,6 +15,7 @@ export interface AccountServiceOptions {
 }
 
 const sessionsKey = (name: string): string => `account-sessions:${name}`;
+const emailKey = (email: string): string => `account-email:${email.trim().toLowerCase()}`;
 
 /**
  * Local accounts' own changes: their password (with the policy), and the list of each user's
@@ -26,6 +27,27 @@ export class AccountService {
   /** Remember that this session belongs to the user. Safe to repeat. */
   async noteSession(name: string, sid: string): Promise<void> {
     await this.o.store.setAdd(sessionsKey(name), sid);
+  }
+
+  /** Record the email address of a local account (from its invitation), for reset links. */
+  async recordEmail(name: string, email: string): Promise<void> {
+    await this.o.store.set(emailKey(email), name);
+  }
+
+  /** The local account with this recorded address, or null. */
+  async accountWithEmail(email: string): Promise<UserRecord | null> {
+    const name = await this.o.store.get(emailKey(email));
+    const user = name ? await this.o.users.get(name) : null;
+    return user && user.email?.toLowerCase() === email.trim().toLowerCase() ? user : null;
+  }
+
+  /** A new password from a reset link: policy checked, every session of the account ends. */
+  async resetPassword(user: UserRecord, next: string, confirm: string): Promise<void> {
+    if (next !== confirm) throw new BadRequest('The two passwords are not the same. Nothing was changed.');
+    this.checkNew(next, user);
+    await this.o.users.setPassword(user.name, next);
+    const ended = await this.endOtherSessions(user, null);
+    this.o.log.info({ user: user.name, endedSessions: ended }, 'password reset by an emailed link');
   }
 
   /** Throws WeakPassword when the policy refuses it. */

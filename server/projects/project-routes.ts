@@ -170,6 +170,7 @@ export function projectRoutes({ web, projects, accounts }: ProjectRoutesDeps): R
       const { user, number } = await projects.redeem(token, async (taken) => {
         const created = await web.users.createLocal(name, password, ['student']);
         const withEmail = await web.users.update(created.name, { email: taken.email });
+        await accounts.recordEmail(created.name, taken.email);
         const project = await projects.join(taken, withEmail);
         return { user: withEmail, number: project.number };
       });

@@ -310,6 +310,42 @@ export class ProjectService {
     }
   }
 
+  /**
+   * Email a one-time password-reset link to the local account with this address, if there is
+   * one (recorded when the account was made from an invitation). Resolves the same either way,
+   * so the answer does not tell which addresses have accounts; a failed mail is logged.
+   */
+  async sendReset(rawEmail: string, accountOf: (email: string) => Promise<UserRecord | null>): Promise<void> {
+    const email = rawEmail.trim().toLowerCase();
+    if (!EMAIL.test(email)) return;
+    const user = await accountOf(email);
+    if (user?.source !== 'local') {
+      this.o.log.info({ email }, 'password reset asked for an address without a local account');
+      return;
+    }
+    const token = randomBytes(32).toString('base64url');
+    const record: InviteRecord = { kind: 'reset', tokenHash: hashToken(token), email, user: user.name, invitedBy: user.name, createdAt: Date.now(), expiresAt: Date.now() + Math.min(this.o.config.inviteTtlS, 3600) * 1000 };
+    await this.o.repo.putInvite(record);
+    try {
+      await this.o.mailer.send({
+        to: email,
+        subject: 'Choose a new password for oerhub',
+        text: [
+          `Someone (we hope you) asked to reset the password of the account "${user.name}".`,
+          '',
+          'Open this link to choose a new one:',
+          `${this.o.hubOrigin()}/hub/account/reset?token=${token}`,
+          '',
+          `The link works once and expires in ${describeDuration(Math.min(this.o.config.inviteTtlS, 3600))}. Your current password keeps working until you choose a new one.`,
+          'If you did not ask for this, ignore this email.',
+        ].join('\n'),
+      });
+    } catch (err) {
+      await this.o.repo.dropInvite(record, undefined);
+      this.o.log.error({ user: user.name, err: (err as Error).message }, 'password reset mail not sent');
+    }
+  }
+
   private async manageable(number: string, by: UserRecord): Promise<ProjectRecord> {
     const { project, role } = await this.visible(number, by);
     if (project.state !== 'open') throw new Conflict('This project is closed.');

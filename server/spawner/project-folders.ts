@@ -29,8 +29,11 @@ export async function linkProjects(home: string, projects: readonly ProjectMount
     if (account) {
       try {
         await run('setfacl', ['-m', `u:${account.uid}:r-x`, path.dirname(p.shared)]);
-        await run('setfacl', ['-m', `u:${account.uid}:rwx,d:u:${account.uid}:rwx`, p.shared]);
-        await run('setfacl', ['-m', `u:${account.uid}:r-x,d:u:${account.uid}:r-x`, p.datasets]);
+        // Recursively, so files made before this member joined are theirs to change too. -P: never
+        // through a symbolic link a member planted (it is skipped, not followed; the project's
+        // filesystem also can't hold hard links to files outside it).
+        await run('setfacl', ['-R', '-P', '-m', `u:${account.uid}:rwX,d:u:${account.uid}:rwX`, p.shared]);
+        await run('setfacl', ['-R', '-P', '-m', `u:${account.uid}:r-X,d:u:${account.uid}:r-X`, p.datasets]);
       } catch (err) {
         throw new SpawnFailed(`The hub could not give you project ${p.number}'s folder.`, `setfacl for ${account.name}: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
       }

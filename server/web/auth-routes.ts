@@ -81,7 +81,13 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
       }
       const deviceCookie = await deps.throttle.succeeded(ip, username, device);
       res.cookie(DEVICE_COOKIE, deviceCookie, { path: DEVICE_COOKIE_PATH, httpOnly: true, sameSite: 'strict', secure: isSecureRequest(deps.config, req), maxAge: DEVICE_COOKIE_MAX_AGE_MS });
+      if (await deps.needsSecondFactor?.(user)) {
+        // Not signed in yet: the code page (account-routes) finishes the sign-in.
+        req.session.totpPending = { name: user.name, next, at: Date.now() };
+        return res.redirect(303, '/hub/login/totp');
+      }
       await logIn(req, user);
+      await deps.onSignedIn?.(req.sessionID, user);
       deps.log.info({ user: user.name, ip }, 'signed in');
       res.redirect(303, landingFor(user, next));
     }),

@@ -6,6 +6,7 @@ import { HubClient } from '../helpers/client.js';
 import { ADMIN_PASSWORD, clientFor, removeServerAccounts, startTestHub, tempDataDir } from '../helpers/hub.js';
 import { TestSmtp, linkIn } from '../helpers/smtp.js';
 import { unmountUnder } from '../helpers/projects.js';
+import { generate } from 'otplib';
 
 /** Issue 12: invitation links that expire, are resent or withdrawn, and a mail server that refuses. */
 
@@ -110,5 +111,43 @@ describe('project invitations: expiry, resend, withdrawal, and a failing mail se
     const post = await c.request('POST', pathOf(linkIn(second!)), { form: { _csrf: HubClient.csrfFrom((await c.get('/hub/login')).body), username: 'prj-late', password: 'quartz meadow lantern ninety', confirm: 'quartz meadow lantern ninety' } });
     assert.equal(post.status, 410);
     assert.equal(await hub.users.get('prj-late'), null);
+  });
+
+  it('a local account turns on TOTP; sign-in then needs the code, a wrong or reused code is refused', async () => {
+    await hub.users.createLocal('prj-totp', 'granite willow comet basin');
+    const c = clientFor(hub);
+    assert.equal((await c.login('prj-totp', 'granite willow comet basin')).status, 303);
+    const begin = await formPost(c, '/hub/account', '/hub/account/totp', {});
+    assert.equal(begin.status, 200);
+    const secret = /id="totp-secret">([A-Z2-7]+)</.exec(begin.body)?.[1];
+    assert.ok(secret, begin.body);
+    const wrongSetup = await c.request('POST', '/hub/account/totp', { form: { _csrf: HubClient.csrfFrom(begin.body), code: '000000' } });
+    assert.equal(wrongSetup.status, 400);
+    const again = await formPost(c, '/hub/account', '/hub/account/totp', {});
+    const secret2 = /id="totp-secret">([A-Z2-7]+)</.exec(again.body)![1]!;
+    const on = await c.request('POST', '/hub/account/totp', { form: { _csrf: HubClient.csrfFrom(again.body), code: await generate({ secret: secret2 }) } });
+    assert.equal(on.status, 303);
+    assert.match((await c.get('/hub/account')).body, /id="totp-on"/);
+
+    // The password alone no longer signs in.
+    const d = clientFor(hub);
+    const first = await d.login('prj-totp', 'granite willow comet basin');
+    assert.equal(first.status, 303);
+    assert.equal(first.location, '/hub/login/totp');
+    assert.equal((await d.get('/hub/home')).status, 302);
+    const page = await d.get('/hub/login/totp');
+    const wrong = await d.request('POST', '/hub/login/totp', { form: { _csrf: HubClient.csrfFrom(page.body), code: '123456' } });
+    assert.equal(wrong.status, 401);
+    // The setup's code was used already: the next one from the app (30 s later) is needed.
+    await new Promise((r) => setTimeout(r, 31_000));
+    const code = await generate({ secret: secret2 });
+    const right = await d.request('POST', '/hub/login/totp', { form: { _csrf: HubClient.csrfFrom(wrong.body), code } });
+    assert.equal(right.status, 303);
+    assert.equal((await d.get('/hub/home')).status, 200);
+    // The same code can't sign in a second time.
+    const e = clientFor(hub);
+    await e.login('prj-totp', 'granite willow comet basin');
+    const ePage = await e.get('/hub/login/totp');
+    assert.equal((await e.request('POST', '/hub/login/totp', { form: { _csrf: HubClient.csrfFrom(ePage.body), code } })).status, 401);
   });
 });

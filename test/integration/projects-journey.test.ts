@@ -155,6 +155,9 @@ describe('research projects: one emailed invitation, one sign-in, a shared folde
     await lk.execute("import os; open(os.path.expanduser('~/projects/P-1234/cohort.csv'), 'w').write('id,age\\n1,54\\n')");
     const read = await mk.execute("import os; print(open(os.path.expanduser('~/projects/P-1234/cohort.csv')).read().splitlines()[1])");
     assert.equal(read.trim(), '1,54');
+    // The shared folder is the team's: the member may change the lead's file too.
+    await mk.execute("import os; open(os.path.expanduser('~/projects/P-1234/cohort.csv'), 'a').write('2,61\\n')");
+    assert.equal((await lk.execute("import os; print(len(open(os.path.expanduser('~/projects/P-1234/cohort.csv')).read().splitlines()))")).trim(), '3');
     // The project's datasets folder is read-only for members.
     const ro = await mk.execute("import os\ntry:\n    open(os.path.expanduser('~/projects/P-1234-datasets/x'), 'w')\n    print('written')\nexcept OSError as e:\n    print(type(e).__name__)");
     assert.equal(ro.trim(), 'PermissionError');
@@ -221,6 +224,34 @@ describe('research projects: one emailed invitation, one sign-in, a shared folde
     assert.match(ended.location ?? '', /^\/hub\/login/);
   });
 
+  it('a forgotten password is reset by a one-time emailed link; the old one stops working and other sign-ins end', async () => {
+    const elsewhere = clientFor(hub);
+    assert.equal((await elsewhere.login('prj-other', OTHER_PASSWORD)).status, 303);
+    const asked = await formPost(clientFor(hub), '/hub/account/forgot', '/hub/account/forgot', { email: 'prj-other@example.org' });
+    assert.equal(asked.status, 200);
+    assert.match(asked.body, /id="reset-sent"/);
+    // An address without an account gets the same page and no mail.
+    const unknown = await formPost(clientFor(hub), '/hub/account/forgot', '/hub/account/forgot', { email: 'prj-nobody@example.org' });
+    assert.match(unknown.body, /id="reset-sent"/);
+    const mails = await smtp.waitFor('prj-other@example.org', 2);
+    assert.equal(mails.length, 2);
+    assert.equal(smtp.to('prj-nobody@example.org').length, 0);
+    const m = /https?:\/\/[^\s]+\/hub\/account\/reset\?token=[A-Za-z0-9_-]+/.exec(mails[1]!.raw.replace(/=\r?\n/g, '').replace(/=3D/g, '='));
+    assert.ok(m, mails[1]!.raw);
+    const c = clientFor(hub);
+    const page = await c.get(pathOf(m[0]));
+    assert.equal(page.status, 200);
+    assert.match(page.body, /prj-other/);
+    const weak = await c.request('POST', pathOf(m[0]), { form: { _csrf: HubClient.csrfFrom(page.body), password: 'qwertyuiop123', confirm: 'qwertyuiop123' } });
+    assert.equal(weak.status, 400);
+    const done = await c.request('POST', pathOf(m[0]), { form: { _csrf: HubClient.csrfFrom(weak.body), password: 'pebble orchid saturn canal', confirm: 'pebble orchid saturn canal' } });
+    assert.equal(done.status, 303);
+    assert.equal((await clientFor(hub).login('prj-other', OTHER_PASSWORD)).status, 401);
+    assert.equal((await clientFor(hub).login('prj-other', 'pebble orchid saturn canal')).status, 303);
+    assert.equal((await elsewhere.get('/hub/home')).status, 302);
+    assert.equal((await clientFor(hub).get(pathOf(m[0]))).status, 410);
+  });
+
   it('a removed member loses the folder at once: their server is stopped and the project page is 404', async () => {
     const res = await formPost(lead, '/hub/projects/P-1234', '/hub/projects/P-1234/remove', { name: 'prj-member' });
     assert.equal(res.status, 303);
@@ -247,8 +278,10 @@ describe('research projects: one emailed invitation, one sign-in, a shared folde
     assert.equal(fs.existsSync(path.join(dataDir, 'projects', 'P-1235')), false);
     const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
     assert.doesNotMatch(mounts, /P-1235/);
-    // Its member no longer sees it.
-    assert.equal((await other.get('/hub/projects/P-1235')).status, 404);
+    // Its member no longer sees it (signed in again: the password reset above ended their sessions).
+    const again = clientFor(hub);
+    assert.equal((await again.login('prj-other', 'pebble orchid saturn canal')).status, 303);
+    assert.equal((await again.get('/hub/projects/P-1235')).status, 404);
     assert.equal((await clientFor(hub).get('/hub/projects/P-1235/archive')).status, 302);
   });
 });
