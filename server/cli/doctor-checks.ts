@@ -159,8 +159,8 @@ function lastLine(text: string): string {
   return (lines.at(-1) ?? text).replace(/^nginx: /, '').replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[\w+\] \d+#\d+: /, '');
 }
 
-/** ssl_certificate files named in an nginx config (not following includes). */
-export function certificatesOf(nginxConf: string): string[] {
+/** ssl_certificate files named in an nginx config and the files it includes (`*` in a file name too), a few levels deep. */
+export function certificatesOf(nginxConf: string, depth = 0): string[] {
   let text: string;
   try {
     text = fs.readFileSync(nginxConf, 'utf8');
@@ -169,6 +169,22 @@ export function certificatesOf(nginxConf: string): string[] {
   }
   const out = new Set<string>();
   for (const m of text.matchAll(/^\s*ssl_certificate\s+([^;\s]+)\s*;/gm)) out.add(m[1]);
+  if (depth < 4) {
+    for (const m of text.matchAll(/^\s*include\s+([^;\s]+)\s*;/gm)) {
+      const target = path.resolve(path.dirname(nginxConf), m[1]);
+      const base = path.basename(target);
+      let files = [target];
+      if (base.includes('*')) {
+        const re = new RegExp(`^${base.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
+        try {
+          files = fs.readdirSync(path.dirname(target)).filter((f) => re.test(f)).map((f) => path.join(path.dirname(target), f));
+        } catch {
+          files = [];
+        }
+      }
+      for (const f of files) for (const c of certificatesOf(f, depth + 1)) out.add(c);
+    }
+  }
   return [...out];
 }
 
