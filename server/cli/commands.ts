@@ -1,6 +1,7 @@
 import type { CliCommand } from './command.js';
 import { backupCommand } from './backup.js';
 import { doctorCommand } from './doctor.js';
+import { installCommand } from './install.js';
 import { usersCommand } from './users.js';
 
 /**
@@ -11,4 +12,5 @@ export const commands: readonly CliCommand[] = [
   usersCommand,
   doctorCommand,
   backupCommand,
+  installCommand,
 ];

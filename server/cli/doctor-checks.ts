@@ -119,6 +119,13 @@ export async function checkRedis({ config }: DoctorInputs): Promise<CheckResult[
   const withPw = await ping(connect(true));
   if (withPw !== 'PONG') return [fail('redis', `Redis at ${where} does not answer: ${redact(withPw)}`, 'start Redis (systemctl start oerhub-redis or redis-server) and check redisUrl and redisPassword')];
   const hasPassword = Boolean(config.redisPassword) || redisUrlHasPassword(config.redisUrl);
+  if (!hasPassword && isRedisSocketPath(config.redisUrl)) {
+    // Without a password only the socket's permissions keep other programs (students' kernels) out.
+    const socket = config.redisUrl.split('?')[0];
+    const mode = fs.statSync(socket).mode & 0o777;
+    if (mode & 0o006) return [fail('redis', `Redis' socket ${socket} has mode ${mode.toString(8)} and no password is configured: any program on this machine can rewrite the hub's state`, `set unixsocketperm 700 (or 770 with the hub's group) in Redis' config, or requirepass and redisPassword`)];
+    return [ok('redis', `Redis at ${socket} answers; no password, the socket's mode ${mode.toString(8)} keeps other users out`)];
+  }
   const without = await ping(connect(false));
   if (without === 'PONG') return [fail('redis', `Redis at ${where} answers clients without a password: any program on this machine, a student's kernel included, can rewrite the hub's state`, 'set requirepass in Redis\' config and the same password as redisPassword')];
   return [ok('redis', `Redis at ${where} answers${hasPassword ? ' with the configured password and refuses clients without it' : ' and refuses clients without a password'}`)];
@@ -159,8 +166,8 @@ function lastLine(text: string): string {
   return (lines.at(-1) ?? text).replace(/^nginx: /, '').replace(/^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[\w+\] \d+#\d+: /, '');
 }
 
-/** ssl_certificate files named in an nginx config (not following includes). */
-export function certificatesOf(nginxConf: string): string[] {
+/** ssl_certificate files named in an nginx config and the files it includes (`*` in a file name too), a few levels deep. */
+export function certificatesOf(nginxConf: string, depth = 0): string[] {
   let text: string;
   try {
     text = fs.readFileSync(nginxConf, 'utf8');
@@ -169,6 +176,22 @@ export function certificatesOf(nginxConf: string): string[] {
   }
   const out = new Set<string>();
   for (const m of text.matchAll(/^\s*ssl_certificate\s+([^;\s]+)\s*;/gm)) out.add(m[1]);
+  if (depth < 4) {
+    for (const m of text.matchAll(/^\s*include\s+([^;\s]+)\s*;/gm)) {
+      const target = path.resolve(path.dirname(nginxConf), m[1]);
+      const base = path.basename(target);
+      let files = [target];
+      if (base.includes('*')) {
+        const re = new RegExp(`^${base.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
+        try {
+          files = fs.readdirSync(path.dirname(target)).filter((f) => re.test(f)).map((f) => path.join(path.dirname(target), f));
+        } catch {
+          files = [];
+        }
+      }
+      for (const f of files) for (const c of certificatesOf(f, depth + 1)) out.add(c);
+    }
+  }
   return [...out];
 }
 

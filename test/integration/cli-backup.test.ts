@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { HubClient } from '../helpers/client.js';
 import { runOerhub } from '../helpers/cli.js';
-import { removeServerAccounts, tempDataDir, waitForReady } from '../helpers/hub.js';
+import Redis from 'ioredis';
+import { removeServerAccounts, startTestHub, tempDataDir, waitForReady } from '../helpers/hub.js';
+import { startRedis } from '../helpers/redis.js';
 import { freePort } from '../helpers/ports.js';
 import { hubEnv, isAlive, jupyterPids, reapDataDir, serverPid, startHubProcess, stopHubProcess, type HubProcess } from '../helpers/hub-process.js';
 
@@ -146,5 +148,51 @@ describe('oerhub users, backup and restore (SQLite, the hub program, a real Jupy
     assert.ok(api.server, `the server is running: ${JSON.stringify(api)}`);
     assert.equal((await other.openServer('/lab')).handoff?.status, 302);
     await stopHub(second);
+  });
+});
+
+describe('oerhub backup and restore with store=redis (a real Redis with a password)', function () {
+  this.timeout(300_000);
+
+  it("copies the hub's keys with Redis' own DUMP, leaves other prefixes alone, and a restore after they are deleted brings the account and its sign-in back", async () => {
+    const redis = await startRedis();
+    const dataDir = tempDataDir('cli-redis');
+    const backupDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'oerhub-cli-rbackup-')), 'b');
+    const client = new Redis(redis.url);
+    const prefix = `cli-${process.pid}:`;
+    const env = { OERHUB_STORE: 'redis', OERHUB_REDIS_URL: redis.url, OERHUB_REDIS_KEY_PREFIX: prefix, OERHUB_COOKIE_SECRET: 'cookie-secret-for-cli-redis-0123456789', OERHUB_DATA_DIR: dataDir };
+    try {
+      assert.equal((await runOerhub(['users', 'create', 'cliredis', '--roles', 'instructor', '--password-stdin'], env, 'cliredis-password\n')).code, 0);
+      await client.set('someone-else:key', 'theirs');
+      const saved = await runOerhub(['backup', backupDir], env);
+      assert.equal(saved.code, 0, saved.stderr);
+      const copied = Number(/store: (\d+) Redis keys/.exec(saved.stdout)?.[1]);
+      assert.ok(copied >= 3, saved.stdout);
+      assert.doesNotMatch(fs.readFileSync(path.join(backupDir, 'redis-keys.ndjson'), 'utf8'), /someone-else/);
+
+      const ours = await client.keys(`${prefix}*`);
+      assert.equal(ours.length, copied);
+      await client.del(...ours);
+      assert.equal((await runOerhub(['users', 'list', '--json'], env)).stdout.trim(), '[]');
+
+      const restored = await runOerhub(['restore', backupDir], env);
+      assert.equal(restored.code, 0, restored.stderr);
+      assert.match(restored.stdout, new RegExp(`store: ${copied} Redis keys restored`));
+      assert.equal(await client.get('someone-else:key'), 'theirs', 'keys under other prefixes are untouched');
+        const hub = await startTestHub('cli-redis-hub', { store: 'redis', redisUrl: redis.url, redisKeyPrefix: prefix, cookieSecret: env.OERHUB_COOKIE_SECRET });
+      try {
+        const browser = new HubClient(hub.url);
+        assert.equal((await browser.login('cliredis', 'cliredis-password')).status, 303);
+        const me = JSON.parse((await browser.get('/hub/api/user', { accept: 'application/json' })).body) as { roles: string[] };
+        assert.deepEqual(me.roles, ['instructor']);
+      } finally {
+        await hub.close();
+      }
+    } finally {
+      client.disconnect();
+      await redis.stop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      fs.rmSync(path.dirname(backupDir), { recursive: true, force: true });
+    }
   });
 });
