@@ -21,7 +21,8 @@ import { ServerManager } from './servers/server-manager.js';
 import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
-import { isVendorAssetRequest, vendorAssetsApp } from './web/vendor-assets.js';
+import { isVendorAssetRequest, vendorAssetsApp, VENDOR_BASE_PATH } from './web/vendor-assets.js';
+import { SampleGallery, findBokehJs } from './notebooks/index.js';
 import type { WebDeps } from './web/context.js';
 import { HubError, StoreUnavailable } from './errors.js';
 import { PoolRepo, WarmPool, hasBusyKernel, type TryIt } from './pool/index.js';
@@ -48,6 +49,8 @@ export interface Hub {
   readonly leader: LeaderLock;
   /** Stops students' idle servers (their files stay). */
   readonly persistentCuller: PersistentCuller;
+  /** The "Try it" samples, executed and rendered in the background after the start. */
+  readonly samples: SampleGallery;
   /** Generated admin password, present only on the start that created the admin. */
   readonly generatedAdminPassword?: string;
   /** Close everything in reverse order of creation. Servers keep running unless config.stopServersOnExit. */
@@ -272,13 +275,25 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     });
     closers.push(() => manager.close(config.stopServersOnExit));
 
+    // "Try it": the samples executed once and rendered (shown before JupyterLab is up), and BokehJS for them.
+    const samplesDir = path.resolve(config.trySamplesDir ?? path.join(REPO_ROOT, 'course-notebooks', 'samples'));
+    const bokehJs = findBokehJs(path.resolve(config.notebookVenv));
+    const samples = new SampleGallery({
+      samplesDir,
+      venv: path.resolve(config.notebookVenv),
+      cacheDir: path.resolve(config.trySamplesCacheDir ?? path.join(config.dataDir, 'samples-cache')),
+      vendorBase: () => `${origins.hubOrigin()}${VENDOR_BASE_PATH}`,
+      bokehVersion: bokehJs.version,
+      log: log.child({ part: 'samples' }),
+    });
+    closers.push(() => samples.close());
     const pool = new WarmPool({
       config,
       users,
       manager,
       routes,
       repo: new PoolRepo(store),
-      samplesDir: path.resolve(config.trySamplesDir ?? path.join(REPO_ROOT, 'course-notebooks', 'samples')),
+      samplesDir,
       log: log.child({ part: 'pool' }),
       isLeader: () => leader.isLeader(),
       askLeaderToFill: () => void store.publish(POOL_FILL_CHANNEL, '').catch((err: Error) => log.warn({ err: err.message }, 'could not ask the leader to refill the pool')),
@@ -351,6 +366,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         await new Promise<void>((resolve, reject) => sessionStore.destroy(sid, (err) => (err ? reject(err) : resolve())));
         await signedOut(sid, userName);
       },
+      samples,
+      bokeh: bokehJs,
     });
 
     // Sign-out anywhere closes that session's WebSockets here, and forgets it in our cache.
@@ -386,10 +403,10 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     };
     const identities = new IdentityService(store, users, log.child({ part: 'identities' }));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
-    const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static') });
+    const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static'), vendorExtra: bokehJs.assets });
 
     // The sample maps' scripts and styles, on user origins too (their output frames load them from there).
-    const contentAssets = vendorAssetsApp((req, res) => pages.error(req, res, 404, 'There is no such page at this address.'));
+    const contentAssets = vendorAssetsApp((req, res) => pages.error(req, res, 404, 'There is no such page at this address.'), bokehJs.assets);
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       forgetForwarded(req);
       // The hot path: user-content hosts and /user/ go straight to the proxy, never through
@@ -470,12 +487,14 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       await leader.close();
     });
     await duties.settled();
+    // In the background, at low priority: visitors get JupyterLab until the samples are rendered.
+    if (pool.enabled) void samples.prepare();
 
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
     log.info({ url, store: store.kind, spawner: spawner.kind, leader: leader.isLeader() }, 'hub started');
-    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, generatedAdminPassword, close: closeAll };
+    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, samples, generatedAdminPassword, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

@@ -6,7 +6,7 @@ import type { ServerManager, ServerStatus } from '../servers/server-manager.js';
 import type { RouteTable } from '../proxy/route-table.js';
 import type { UserRecord } from '../store/repos.js';
 import { isAnonymousName } from '../names.js';
-import { copyFolderIn } from './jupyter-api.js';
+import { copyFolderIn, startNotebookSession } from './jupyter-api.js';
 import type { PoolRepo, TrySession } from './pool-repo.js';
 
 /** Why an ephemeral server was destroyed (logs; idle and max-age count as culled). */
@@ -382,6 +382,13 @@ export class WarmPool {
     if (!route) throw new Error('the server has no route');
     const files = await copyFolderIn(route, this.o.samplesDir, SAMPLES_FOLDER);
     this.o.log.debug({ user: user.name, files }, 'samples copied in');
+    // Warm means warm: the landing notebook's kernel is running before the visitor arrives, so
+    // opening it (in JupyterLab or the rendered view) joins it. A server without it still works.
+    const landing = `${SAMPLES_FOLDER}/index.ipynb`;
+    await startNotebookSession(route, landing).then(
+      (kernel) => this.o.log.debug({ user: user.name, kernel }, 'landing kernel started'),
+      (err: Error) => this.o.log.warn({ user: user.name, err: err.message }, 'could not start the landing kernel; it starts when the visitor opens it'),
+    );
   }
 
   private waitReady(user: UserRecord): Promise<boolean> {

@@ -14,7 +14,7 @@ import { dropForwardedHeaders, trustOneHop } from '../auth/front-door.js';
 import { serverRoutes } from './server-routes.js';
 import { adminRoutes } from './admin-routes.js';
 import { tryRoutes } from './try-routes.js';
-import { vendorAssetsRouter } from './vendor-assets.js';
+import { vendorAssetsRouter, type VendorAsset } from './vendor-assets.js';
 import { errorHandler, notFound } from './errors.js';
 import { originCheck } from './origin-check.js';
 import { NotFound } from '../errors.js';
@@ -29,10 +29,12 @@ export interface WebAppOptions {
   sessionStore: HubSessionStore;
   csrf: CsrfSync;
   staticDir: string;
+  /** More vendored files to serve beside the maps' (BokehJS from the notebook environment). */
+  vendorExtra?: readonly VendorAsset[];
 }
 
 /** Express for pages and the API. /user/ traffic never comes here: the proxy takes it first. */
-export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir }: WebAppOptions): Express {
+export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir, vendorExtra }: WebAppOptions): Express {
   const { config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -61,7 +63,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   // Everything below needs the session, which lives on /hub/ only.
   app.use((req, _res, next) => next(req.path.startsWith('/hub/') ? undefined : new NotFound()));
   // Scripts and styles the sample notebooks' maps need, served here instead of by a CDN.
-  app.use(vendorAssetsRouter());
+  app.use(vendorAssetsRouter(vendorExtra));
   app.use('/hub/static', express.static(path.resolve(staticDir), { maxAge: '1h', index: false, dotfiles: 'deny' }));
 
   app.use(
