@@ -172,6 +172,8 @@ export class TryWorkspace implements ContentOriginPages {
       serverBase: `/user/${r.escapedName}/`,
       notebookPath,
     });
+    // The visitor has something to look at: the pool's next warm-up may start now.
+    this.deps.tryIt.pool.workspaceLoaded(r.check.user);
     // Framed by the workspace page, on this same origin.
     res.writeHead(200, { ...PAGE_HEADERS, 'x-frame-options': 'SAMEORIGIN', 'content-security-policy': csp, 'content-length': Buffer.byteLength(html) });
     res.end(req.method === 'HEAD' ? undefined : html);
