@@ -325,7 +325,9 @@ export class WarmPool {
 
   private async fillOnce(): Promise<void> {
     if (this.holdUntil <= this.now()) this.loading.clear();
-    const wait = Math.max(this.backoffUntil, this.holdUntil) - this.now();
+    // Visitors waiting in line are who the refill is for: it never holds back for them.
+    const hold = this.holdUntil > this.now() && (await this.liveQueue()).length === 0 ? this.holdUntil : 0;
+    const wait = Math.max(this.backoffUntil, hold) - this.now();
     if (wait > 0) {
       this.later(wait, () => this.fill());
       return;
