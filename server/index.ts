@@ -21,7 +21,8 @@ import { ServerManager } from './servers/server-manager.js';
 import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
-import { isVendorAssetRequest, vendorAssetsApp } from './web/vendor-assets.js';
+import { isVendorAssetRequest, vendorAssetsApp, VENDOR_BASE_PATH } from './web/vendor-assets.js';
+import { SampleGallery, findBokehJs } from './notebooks/index.js';
 import type { WebDeps } from './web/context.js';
 import { HubError, StoreUnavailable } from './errors.js';
 import { PoolRepo, WarmPool, hasBusyKernel, type TryIt } from './pool/index.js';
@@ -64,6 +65,8 @@ export interface Hub {
   readonly audit: AuditLog;
   /** What admins do to accounts, servers and the pool (each action audited). */
   readonly admin: AdminService;
+  /** The "Try it" samples, executed and rendered in the background after the start. */
+  readonly samples: SampleGallery;
   /** Generated admin password, present only on the start that created the admin. */
   readonly generatedAdminPassword?: string;
   /** Prometheus metrics (served at /hub/metrics). */
@@ -320,13 +323,25 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     });
     closers.push(() => manager.close(config.stopServersOnExit));
 
+    // "Try it": the samples executed once and rendered (shown before JupyterLab is up), and BokehJS for them.
+    const samplesDir = path.resolve(config.trySamplesDir ?? path.join(REPO_ROOT, 'course-notebooks', 'samples'));
+    const bokehJs = findBokehJs(path.resolve(config.notebookVenv));
+    const samples = new SampleGallery({
+      samplesDir,
+      venv: path.resolve(config.notebookVenv),
+      cacheDir: path.resolve(config.trySamplesCacheDir ?? path.join(config.dataDir, 'samples-cache')),
+      vendorBase: () => `${origins.hubOrigin()}${VENDOR_BASE_PATH}`,
+      bokehVersion: bokehJs.version,
+      log: log.child({ part: 'samples' }),
+    });
+    closers.push(() => samples.close());
     const pool = new WarmPool({
       config,
       users,
       manager,
       routes,
       repo: new PoolRepo(store),
-      samplesDir: path.resolve(config.trySamplesDir ?? path.join(REPO_ROOT, 'course-notebooks', 'samples')),
+      samplesDir,
       log: log.child({ part: 'pool' }),
       isLeader: () => leader.isLeader(),
       askLeaderToFill: () => void store.publish(POOL_FILL_CHANNEL, '').catch((err: Error) => log.warn({ err: err.message }, 'could not ask the leader to refill the pool')),
@@ -403,6 +418,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         await new Promise<void>((resolve, reject) => sessionStore.destroy(sid, (err) => (err ? reject(err) : resolve())));
         await signedOut(sid, userName);
       },
+      samples,
+      bokeh: bokehJs,
     });
 
     // Sign-out anywhere closes that session's WebSockets here, and forgets it in our cache.
@@ -505,6 +522,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
     const readiness = { storeReachable: () => withinMs(deps.storeHealthy(), READY_CHECK_MS, false), managerReady: () => manager.ready, draining: () => drain.isDraining };
     const app = createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir: path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static'),
+      vendorExtra: bokehJs.assets,
       // /hub/metrics: a token with read:metrics (a Prometheus scraper's service token), or a session with it (admins).
       ops: { metrics, readiness, metricsGuard: scopeGuard(tokens, 'read:metrics') },
       beforeRoutes: [noteSessions(accounts, deps)],
@@ -521,7 +539,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     });
 
     // The sample maps' scripts and styles, on user origins too (their output frames load them from there).
-    const contentAssets = vendorAssetsApp((req, res) => pages.error(req, res, 404, 'There is no such page at this address.'));
+    const contentAssets = vendorAssetsApp((req, res) => pages.error(req, res, 404, 'There is no such page at this address.'), bokehJs.assets);
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       forgetForwarded(req);
       if (!drain.admit(res)) {
@@ -616,6 +634,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       await leader.close();
     });
     await duties.settled();
+    // In the background, at low priority: visitors get JupyterLab until the samples are rendered.
+    if (pool.enabled) void samples.prepare();
 
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -629,7 +649,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       }
       await closeAll();
     };
-    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, metrics, audit, admin, generatedAdminPassword, close };
+    return { url, config, log, users, manager, proxy, routes, pool, culler, persistentCuller, leader, metrics, audit, admin, samples, generatedAdminPassword, close };
   } catch (err) {
     await closeAll();
     throw err;

@@ -29,5 +29,12 @@ export const poolShape = {
     .string()
     .optional()
     .describe('Folder copied into every ephemeral server as samples/ (through the Jupyter contents API). If unset, the sample notebooks shipped with oerhub (course-notebooks/samples).'),
+  trySamplesCacheDir: z
+    .string()
+    .optional()
+    .describe('Where the executed "Try it" samples are kept (one folder per version of the samples), so visitors see them rendered at once and a restart needs no new run. Default: samples-cache in dataDir.'),
+  poolRefillDelayMs: int(0, 600_000)
+    .default(5000)
+    .describe('After a visitor takes a warm server, the pool waits until their workspace has loaded (or this many milliseconds) before it starts the next one, so the start does not slow the visitor down. 0: refill at once.'),
   cullerIntervalMs: int(100, 3600 * 1000).default(30000).describe('How often the cullers check servers (ephemeral and persistent) for idleness and age, in milliseconds.'),
 } satisfies Record<string, z.ZodTypeAny>;

@@ -85,6 +85,19 @@ export async function copyFolderIn(route: Route, source: string, target: string,
   return files.filter((f) => !f.isDir).length;
 }
 
+/**
+ * Start a kernel for a notebook through the sessions API, as JupyterLab does when it opens it:
+ * JupyterLab (and the rendered view) then joins this session instead of starting a kernel.
+ * Resolves with the kernel's id.
+ */
+export async function startNotebookSession(route: Route, notebookPath: string, signal?: AbortSignal): Promise<string> {
+  const res = await call(route, 'POST', 'api/sessions', { path: notebookPath, name: notebookPath.split('/').pop(), type: 'notebook', kernel: { name: 'python3' } }, signal, 60_000);
+  if (res.status !== 201 && res.status !== 200) throw new Error(`POST api/sessions answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+  const body = (await res.json()) as { kernel?: { id?: string } };
+  if (!body.kernel?.id) throw new Error('the new session has no kernel');
+  return body.kernel.id;
+}
+
 export interface ZipLimits {
   maxFiles: number;
   maxBytes: number;

@@ -6,7 +6,7 @@ import type { ServerManager, ServerStatus } from '../servers/server-manager.js';
 import type { RouteTable } from '../proxy/route-table.js';
 import type { UserRecord } from '../store/repos.js';
 import { isAnonymousName } from '../names.js';
-import { copyFolderIn } from './jupyter-api.js';
+import { copyFolderIn, startNotebookSession } from './jupyter-api.js';
 import type { PoolRepo, TrySession } from './pool-repo.js';
 
 /** Why an ephemeral server was destroyed (logs; idle and max-age count as culled). */
@@ -85,6 +85,10 @@ export class WarmPool {
   private filling = false;
   private fillAgain = false;
   private backoffUntil = 0;
+  // A visitor who just took a warm server is loading their workspace: the next warm-up waits
+  // until it has loaded (workspaceLoaded) or until this time, so it doesn't take their CPU.
+  private holdUntil = 0;
+  private readonly loading = new Set<string>();
   private closed = false;
 
   constructor(private readonly o: WarmPoolOptions) {
@@ -148,6 +152,10 @@ export class WarmPool {
       }
       await this.o.repo.countStart(ip, this.o.config.tryStartsWindowS * 1000);
       this.o.log.info({ user: name, ip, warm: true }, 'visitor took a warm server');
+      if (this.o.config.poolRefillDelayMs > 0) {
+        this.loading.add(name);
+        this.holdUntil = Math.max(this.holdUntil, this.now() + this.o.config.poolRefillDelayMs);
+      }
       this.fill();
       return { user, warm: session.warm };
     }
@@ -272,6 +280,16 @@ export class WarmPool {
     return (await this.o.repo.recentStarts(ip)) >= this.o.config.tryStartsPerAddress;
   }
 
+  /**
+   * The visitor's workspace has loaded (its rendered page was served): the refill that waited
+   * for it may go, once nobody else who just arrived is still loading. Safe to repeat.
+   */
+  workspaceLoaded(name: string): void {
+    if (!this.loading.delete(name)) return;
+    if (this.loading.size === 0) this.holdUntil = 0;
+    this.fill();
+  }
+
   /** Ask the pool to refill (it also does so by itself after every claim and release). */
   fill(): void {
     if (this.closed || !this.enabled) return;
@@ -306,7 +324,10 @@ export class WarmPool {
   }
 
   private async fillOnce(): Promise<void> {
-    const wait = this.backoffUntil - this.now();
+    if (this.holdUntil <= this.now()) this.loading.clear();
+    // Visitors waiting in line are who the refill is for: it never holds back for them.
+    const hold = this.holdUntil > this.now() && (await this.liveQueue()).length === 0 ? this.holdUntil : 0;
+    const wait = Math.max(this.backoffUntil, hold) - this.now();
     if (wait > 0) {
       this.later(wait, () => this.fill());
       return;
@@ -382,6 +403,13 @@ export class WarmPool {
     if (!route) throw new Error('the server has no route');
     const files = await copyFolderIn(route, this.o.samplesDir, SAMPLES_FOLDER);
     this.o.log.debug({ user: user.name, files }, 'samples copied in');
+    // Warm means warm: the landing notebook's kernel is running before the visitor arrives, so
+    // opening it (in JupyterLab or the rendered view) joins it. A server without it still works.
+    const landing = `${SAMPLES_FOLDER}/index.ipynb`;
+    await startNotebookSession(route, landing).then(
+      (kernel) => this.o.log.debug({ user: user.name, kernel }, 'landing kernel started'),
+      (err: Error) => this.o.log.warn({ user: user.name, err: err.message }, 'could not start the landing kernel; it starts when the visitor opens it'),
+    );
   }
 
   private waitReady(user: UserRecord): Promise<boolean> {

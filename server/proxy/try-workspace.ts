@@ -12,6 +12,9 @@ import { serverCookieHeader } from '../auth/server-cookie.js';
 import { PAGE_HEADERS } from '../web/render.js';
 import { TRY_ENDED, TRY_WORKSPACE_SUBPATH, sendWorkspaceZip, trySessionInfo, tryLifetime, workspaceState, type TryConfig, type WorkspacePageUrls } from '../web/try-shared.js';
 import type { SessionCheck } from './session-check.js';
+import type { SampleGallery } from '../notebooks/sample-gallery.js';
+import type { BokehJs } from '../notebooks/bokeh-assets.js';
+import { samplePage } from '../notebooks/sample-page.js';
 import type { UserOrigins } from './origins.js';
 
 /** One request to a path under an anonymous server's base path, with what the proxy knows of it. */
@@ -53,10 +56,15 @@ export interface TryWorkspaceDeps {
    * process (cached checks, open WebSockets) and release the visitor's server. Safe to repeat.
    */
   endSession(sid: string, userName: string): Promise<void>;
+  /** The samples, executed and rendered once, shown at `oerhub/samples/NAME` before JupyterLab is up. */
+  samples?: SampleGallery;
+  /** The BokehJS the hub serves, for the rendered samples' plots. */
+  bokeh?: BokehJs;
 }
 
 const PAGES = ['workspace', 'session', 'download', 'end'] as const;
-type Page = (typeof PAGES)[number];
+type Page = (typeof PAGES)[number] | 'sample';
+const SAMPLE_PAGE = /^samples\/([A-Za-z0-9_-]{1,100})$/;
 const BASE = TRY_WORKSPACE_SUBPATH.slice(0, TRY_WORKSPACE_SUBPATH.lastIndexOf('/') + 1);
 const MAX_FORM_BYTES = 4096;
 
@@ -73,14 +81,15 @@ export class TryWorkspace implements ContentOriginPages {
 
   handle(req: http.IncomingMessage, res: http.ServerResponse, r: ContentRequest): boolean {
     if (!isAnonymousEscapedName(r.escapedName)) return false;
-    const page = pageOf(req.url ?? '/', r.escapedName);
-    if (!page) return false;
+    const found = pageOf(req.url ?? '/', r.escapedName);
+    if (!found) return false;
+    const { page, stem } = found;
     const method = req.method ?? 'GET';
     if (page === 'end' ? method !== 'POST' : method !== 'GET' && method !== 'HEAD') {
       res.writeHead(405, { allow: page === 'end' ? 'POST' : 'GET, HEAD', 'cache-control': 'no-store' }).end();
       return true;
     }
-    this.answer(req, res, page, r).catch((err: unknown) => {
+    this.answer(req, res, page, r, stem).catch((err: unknown) => {
       const known = err instanceof HubError;
       if (known) this.deps.log.warn({ user: r.check.user, page, err: err.message }, 'try workspace request refused');
       else this.deps.log.error({ user: r.check.user, page, err: (err as Error).message }, 'try workspace request failed');
@@ -95,9 +104,15 @@ export class TryWorkspace implements ContentOriginPages {
     return createHmac('sha256', this.deps.cookieSecret).update(`try-end\n${sid}`).digest('base64url');
   }
 
-  private async answer(req: http.IncomingMessage, res: http.ServerResponse, page: Page, r: ContentRequest): Promise<void> {
+  /** The first page in the workspace's frame: the rendered index when the samples are ready, else JupyterLab. */
+  landing(escapedName: string): string {
+    return this.deps.samples?.get('index') ? `/user/${escapedName}/${BASE}samples/index` : `/user/${escapedName}/lab/tree/${SAMPLES_FOLDER}/index.ipynb`;
+  }
+
+  private async answer(req: http.IncomingMessage, res: http.ServerResponse, page: Page, r: ContentRequest, stem: string): Promise<void> {
     const hub = this.deps.origins.hubOrigin();
     if (page === 'end') return this.end(req, res, r, hub);
+    if (page === 'sample') return this.sample(req, res, r, hub, stem);
     const found = await this.deps.users.get(r.check.user);
     // The culler forgets the visitor with their server; their cookie may outlive both.
     const user = found && found.source === 'anonymous' && found.escapedName === r.escapedName ? found : null;
@@ -109,7 +124,7 @@ export class TryWorkspace implements ContentOriginPages {
     const base = `/user/${user.escapedName}/${BASE}`;
     const urls: WorkspacePageUrls = {
       hub,
-      landing: `/user/${user.escapedName}/lab/tree/${SAMPLES_FOLDER}/index.ipynb`,
+      landing: this.landing(user.escapedName),
       sessionUrl: `${base}session`,
       downloadUrl: `${base}download`,
       endUrl: `${base}end`,
@@ -139,6 +154,31 @@ export class TryWorkspace implements ContentOriginPages {
     res.end(req.method === 'HEAD' ? undefined : html);
   }
 
+  /**
+   * GET .../samples/NAME: the sample as executed and rendered by the hub, on the visitor's own
+   * origin, under its own strict CSP. Served whether or not the visitor's server is up yet
+   * (it needs nothing from it); the page joins the notebook's kernel by itself once it runs.
+   */
+  private sample(req: http.IncomingMessage, res: http.ServerResponse, r: ContentRequest, hub: string, stem: string): void {
+    const sample = this.deps.samples?.get(stem);
+    if (!sample || !this.deps.bokeh) {
+      // Not rendered (yet, or not a sample): the live notebook, if there is one of that name.
+      return redirect(res, `/user/${r.escapedName}/lab/tree/${SAMPLES_FOLDER}/${encodeURIComponent(stem)}.ipynb`);
+    }
+    const notebookPath = `${SAMPLES_FOLDER}/${sample.file}`;
+    const { html, csp } = samplePage(this.deps.views, sample, this.deps.bokeh, {
+      hub,
+      labUrl: `/user/${r.escapedName}/lab/tree/${notebookPath}`,
+      serverBase: `/user/${r.escapedName}/`,
+      notebookPath,
+    });
+    // The visitor has something to look at: the pool's next warm-up may start now.
+    this.deps.tryIt.pool.workspaceLoaded(r.check.user);
+    // Framed by the workspace page, on this same origin.
+    res.writeHead(200, { ...PAGE_HEADERS, 'x-frame-options': 'SAMEORIGIN', 'content-security-policy': csp, 'content-length': Buffer.byteLength(html) });
+    res.end(req.method === 'HEAD' ? undefined : html);
+  }
+
   /** POST .../end: End session, then the hub's "session ended" page, top-level. */
   private async end(req: http.IncomingMessage, res: http.ServerResponse, r: ContentRequest, hub: string): Promise<void> {
     const form = await readForm(req);
@@ -160,13 +200,15 @@ export class TryWorkspace implements ContentOriginPages {
   }
 }
 
-function pageOf(url: string, escapedName: string): Page | undefined {
+function pageOf(url: string, escapedName: string): { page: Page; stem: string } | undefined {
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const prefix = `/user/${escapedName}/${BASE}`;
   if (!path.startsWith(prefix)) return undefined;
   const rest = path.slice(prefix.length);
-  return (PAGES as readonly string[]).includes(rest) ? (rest as Page) : undefined;
+  const sample = SAMPLE_PAGE.exec(rest);
+  if (sample) return { page: 'sample', stem: sample[1]! };
+  return (PAGES as readonly string[]).includes(rest) ? { page: rest as Page, stem: '' } : undefined;
 }
 
 function redirect(res: http.ServerResponse, location: string): void {

@@ -16,7 +16,7 @@ import { serverRoutes } from './server-routes.js';
 import { adminRoutes } from './admin-routes.js';
 import { tryRoutes } from './try-routes.js';
 import { courseRoutes } from '../courses/index.js';
-import { vendorAssetsRouter } from './vendor-assets.js';
+import { vendorAssetsRouter, type VendorAsset } from './vendor-assets.js';
 import { errorHandler, notFound } from './errors.js';
 import { originCheck } from './origin-check.js';
 import { AccountDisabled, NotFound } from '../errors.js';
@@ -37,10 +37,12 @@ export interface WebAppOptions {
   routers?: readonly RequestHandler[];
   /** Middleware that must see every signed-in hub request (after the session, before any route). */
   beforeRoutes?: readonly RequestHandler[];
+  /** More vendored files to serve beside the maps' (BokehJS from the notebook environment). */
+  vendorExtra?: readonly VendorAsset[];
 }
 
 /** Express for pages and the API. /user/ traffic never comes here: the proxy takes it first. */
-export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir, ops, routers = [], beforeRoutes = [] }: WebAppOptions): Express {
+export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir, ops, routers = [], beforeRoutes = [], vendorExtra }: WebAppOptions): Express {
   const { config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -67,7 +69,7 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   // Everything below needs the session, which lives on /hub/ only.
   app.use((req, _res, next) => next(req.path.startsWith('/hub/') ? undefined : new NotFound()));
   // Scripts and styles the sample notebooks' maps need, served here instead of by a CDN.
-  app.use(vendorAssetsRouter());
+  app.use(vendorAssetsRouter(vendorExtra));
   app.use('/hub/static', express.static(path.resolve(staticDir), { maxAge: '1h', index: false, dotfiles: 'deny' }));
 
   app.use(

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import type http from 'node:http';
 import express, { Router, type Express, type Request, type Response, type NextFunction } from 'express';
 
@@ -90,7 +91,13 @@ export interface VendorAsset {
   readonly urlPath: string;
   readonly file: string;
   readonly contentType: string;
+  /** The URL names the exact version (e.g. BokehJS 3.9.2): the browser never needs to ask again. */
+  readonly immutable?: boolean;
 }
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+// Text files are sent gzipped (BokehJS: 1.9 MB becomes about 0.5 MB), compressed once per file.
+const COMPRESSIBLE = /^(?:text\/|application\/json)/;
 
 function packageRoot(npm: string): string {
   let manifest: string;
@@ -125,8 +132,18 @@ export function vendorAssets(): VendorAsset[] {
  * `app.use(vendorAssetsRouter())`, before anything that needs a session: these are public).
  * Unknown paths under /hub/static/vendor/ fall through to the app's 404.
  */
-export function vendorAssetsRouter(): Router {
-  const byPath = new Map(vendorAssets().map((a) => [a.urlPath, a]));
+export function vendorAssetsRouter(extra: readonly VendorAsset[] = []): Router {
+  const byPath = new Map([...vendorAssets(), ...extra].map((a) => [a.urlPath, a]));
+  const gzipped = new Map<string, Promise<Buffer>>();
+  const gzipOf = (asset: VendorAsset): Promise<Buffer> => {
+    let p = gzipped.get(asset.urlPath);
+    if (!p) {
+      p = fs.promises.readFile(asset.file).then((b) => new Promise<Buffer>((resolve, reject) => zlib.gzip(b, { level: 9 }, (err, out) => (err ? reject(err) : resolve(out)))));
+      p.catch(() => gzipped.delete(asset.urlPath));
+      gzipped.set(asset.urlPath, p);
+    }
+    return p;
+  };
   const router = Router({ caseSensitive: true, strict: true });
   router.use(VENDOR_BASE_PATH, (req: Request, res: Response, next: NextFunction) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next();
@@ -139,10 +156,26 @@ export function vendorAssetsRouter(): Router {
     const asset = byPath.get(VENDOR_BASE_PATH + rel);
     if (!asset) return next();
     res.setHeader('Content-Type', asset.contentType);
-    res.setHeader('Cache-Control', CACHE_CONTROL);
+    res.setHeader('Cache-Control', asset.immutable ? IMMUTABLE : CACHE_CONTROL);
     res.setHeader('X-Content-Type-Options', 'nosniff');
-    // Fonts and scripts are loaded by the map's iframe (srcdoc, same origin) and by the hub's pages.
-    res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
+    // Public library files, loaded by pages on users' origins and by sandboxed (opaque-origin)
+    // map frames, whose font requests are CORS requests: nothing here is private.
+    res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
+    if (asset.contentType.startsWith('font/')) res.setHeader('Access-Control-Allow-Origin', '*');
+    if (COMPRESSIBLE.test(asset.contentType)) {
+      res.setHeader('Vary', 'Accept-Encoding');
+      if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
+        gzipOf(asset).then(
+          (body) => {
+            res.setHeader('Content-Encoding', 'gzip');
+            res.setHeader('Content-Length', body.length);
+            res.end(req.method === 'HEAD' ? undefined : body);
+          },
+          (err: Error) => next(err),
+        );
+        return;
+      }
+    }
     res.sendFile(asset.file, { cacheControl: false, dotfiles: 'allow' }, (err?: Error) => {
       if (err && !res.headersSent) next(err);
     });
@@ -160,10 +193,10 @@ export function isVendorAssetRequest(req: http.IncomingMessage): boolean {
  * `/hub/static/vendor/...` from the notebook's own origin. Public files, no session, nothing
  * else of the hub; `notFound` answers every other path.
  */
-export function vendorAssetsApp(notFound: (req: http.IncomingMessage, res: http.ServerResponse) => void): Express {
+export function vendorAssetsApp(notFound: (req: http.IncomingMessage, res: http.ServerResponse) => void, extra: readonly VendorAsset[] = []): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.use(vendorAssetsRouter());
+  app.use(vendorAssetsRouter(extra));
   app.use((req: Request, res: Response) => notFound(req, res));
   // A file that went away under us: the same answer, never express's page with a stack.
   app.use((_err: Error, req: Request, res: Response, _next: NextFunction) => notFound(req, res));

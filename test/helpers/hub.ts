@@ -35,6 +35,8 @@ export async function startTestHub(label: string, overrides: Partial<Record<Conf
       stopServersOnExit: true,
       // No warm pool unless a test asks for one: it would start servers nobody uses.
       poolSize: 0,
+      // The executed samples are shared by every test hub (keyed by their content): run once per machine.
+      trySamplesCacheDir: path.join(OUTPUT, 'samples-cache'),
       // store=redis requires a configured secret (the same on every hub sharing the Redis), as in production.
       ...(overrides.store === 'redis' ? { cookieSecret: TEST_COOKIE_SECRET } : {}),
       ...overrides,

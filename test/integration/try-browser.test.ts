@@ -29,6 +29,7 @@ describe('"Try it" in a real browser', function () {
 
   before(async () => {
     hub = await startTestHub('try-browser', { poolSize: 1, tryMaxServers: 2 });
+    await hub.samples.prepare();
     browser = await launchBrowser();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
     requests = recordRequests(page);
@@ -69,6 +70,9 @@ describe('"Try it" in a real browser', function () {
     assert.equal(await p.getByRole('link', { name: 'Download my work' }).getAttribute('href'), `/user/${escapedName}/oerhub/download`);
 
     const lab = p.frameLocator('#try-frame');
+    // The rendered index comes first (issue 14); "Edit and run" opens it in JupyterLab.
+    await lab.locator('article.nb', { hasText: 'This is a temporary workspace' }).waitFor({ timeout: SLOW_MS });
+    await lab.getByRole('link', { name: 'Edit and run' }).click();
     await lab.locator('.jp-LabShell').waitFor({ timeout: SLOW_MS });
     // Same-origin: the page can see into its frame (a cross-origin frame would throw here).
     const frameOrigin = await p.locator('#try-frame').evaluate((f) => (f as HTMLIFrameElement).contentWindow?.location.origin);
@@ -83,7 +87,7 @@ describe('"Try it" in a real browser', function () {
     await lab.locator('.lm-MenuBar-itemLabel', { hasText: /^Run$/ }).click();
     await lab.locator('.lm-Menu-itemLabel', { hasText: /^Run All Cells$/ }).click();
 
-    // Bokeh: BokehJS (inline in the output) draws the heatmap on a canvas.
+    // Bokeh: BokehJS (from the hub, issue 14) draws the heatmap on a canvas.
     const canvas = notebook.locator('.bk-Canvas canvas, .jp-OutputArea-output canvas').first();
     await canvas.waitFor({ timeout: SLOW_MS });
     const size = await canvas.evaluate((c) => ({ w: (c as HTMLCanvasElement).width, h: (c as HTMLCanvasElement).height }));

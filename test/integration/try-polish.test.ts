@@ -70,6 +70,8 @@ describe('"Try it" lifecycle polish in a real browser', function () {
     // The workspace page is served on the visitor's own origin (a same-origin frame).
     await page.waitForURL(/\/oerhub\/workspace$/, { timeout: SLOW_MS });
     const lab = page.frameLocator('#try-frame');
+    // It opens on the rendered index (issue 14); one click on "Edit and run" opens JupyterLab.
+    await lab.getByRole('link', { name: 'Edit and run' }).click({ timeout: SLOW_MS });
     await lab.locator('.jp-NotebookPanel:visible .jp-RenderedMarkdown', { hasText: 'This is a temporary workspace' }).first().waitFor({ timeout: SLOW_MS });
     return lab;
   }
@@ -84,6 +86,7 @@ describe('"Try it" lifecycle polish in a real browser', function () {
 
   before(async () => {
     hub = await startTestHub('try-polish', { poolSize: 1, tryMaxServers: 2 });
+    await hub.samples.prepare();
     browser = await launchBrowser();
   });
 

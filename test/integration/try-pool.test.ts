@@ -65,6 +65,7 @@ describe('"Try it": the warm pool, limits and the waiting page', function () {
     adminClient = new HubClient(hub.url);
     assert.equal((await adminClient.login('admin', ADMIN_PASSWORD)).status, 303);
     await waitForReadyPool(hub, 2);
+    await hub.samples.prepare();
   });
 
   after(async () => {
@@ -99,7 +100,12 @@ describe('"Try it": the warm pool, limits and the waiting page', function () {
     const workspace = await v.openWorkspace();
     assert.equal(workspace.status, 200);
     assert.equal(workspace.url, `${v.contentOrigin(me.escaped_name)}/user/${me.escaped_name}/oerhub/workspace`);
-    assert.match(workspace.body, new RegExp(`<iframe[^>]+src="/user/${me.escaped_name}/lab/tree/samples/index\\.ipynb"`));
+    // The frame opens on the rendered index (issue 14), served on that origin without the server.
+    assert.match(workspace.body, new RegExp(`<iframe[^>]+src="/user/${me.escaped_name}/oerhub/samples/index"`));
+    const rendered = await v.get(`${v.contentOrigin(me.escaped_name)}/user/${me.escaped_name}/oerhub/samples/index`);
+    assert.equal(rendered.status, 200);
+    assert.match(rendered.body, /Welcome! Sample notebooks/);
+    assert.match(rendered.body, new RegExp(`href="/user/${me.escaped_name}/lab/tree/samples/index\\.ipynb">Edit and run`));
     assert.match(workspace.body, new RegExp(`href="/user/${me.escaped_name}/oerhub/download" download>Download my work`));
     assert.match(workspace.body, /End session/);
     // Its scripts and styles come from the hub, and nothing else may run there.
