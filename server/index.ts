@@ -38,7 +38,7 @@ import { AccountRepo, AdminService } from './admin/index.js';
 import { ProjectAwareSpawner, ProjectRepo, ProjectService, ProjectStorage, SmtpMailer, projectRoutes } from './projects/index.js';
 import { AccountService } from './auth/account-service.js';
 import { PasswordPolicy } from './auth/account-password-policy.js';
-import { accountRoutes, noteSessions } from './auth/account-routes.js';
+import { accountRoutes } from './auth/account-routes.js';
 import { TotpService } from './auth/account-totp.js';
 import { accountNameOf } from './spawner/unix-accounts.js';
 import { CourseFiles, CourseRepo, CourseService, LOCAL_PROFILE } from './courses/index.js';
@@ -515,8 +515,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         await new Promise<void>((resolve, reject) => sessionStore.destroy(sid, (err) => (err ? reject(err as Error) : resolve())));
         await signedOut(sid, user.name);
       },
+      sessionsOf: (name) => sessionStore.sessionsOf(name),
     });
-    deps.onSignedIn = (sid, user) => accounts.noteSession(user.name, sid);
     const totp = new TotpService(store, 'oerhub');
     deps.needsSecondFactor = (user) => (user.source === 'local' ? totp.isEnabled(user.name) : Promise.resolve(false));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
@@ -525,7 +525,6 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       vendorExtra: bokehJs.assets,
       // /hub/metrics: a token with read:metrics (a Prometheus scraper's service token), or a session with it (admins).
       ops: { metrics, readiness, metricsGuard: scopeGuard(tokens, 'read:metrics') },
-      beforeRoutes: [noteSessions(accounts, deps)],
       routers: [projectRoutes({ web: deps, projects, accounts }), accountRoutes(deps, accounts, projects, totp)],
     });
 

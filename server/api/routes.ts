@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { BadRequest, Conflict, Forbidden, NotFound } from '../errors.js';
 import { asyncRoute, type WebDeps } from '../web/context.js';
 import { isAnonymousName } from '../names.js';
-import { ServerRepo, UserRepo, type Role, type UserRecord } from '../store/repos.js';
+import { ServerRepo, type Role, type UserRecord } from '../store/repos.js';
 import { checkScope, requirePrincipal, type Principal } from './auth.js';
 import { UserActivityRepo } from './activity-repo.js';
 import { isActive, serverModel, userModel, withQuery, type ServerView } from './models.js';
@@ -59,8 +59,13 @@ function rolesFrom(body: { roles?: Role[]; admin?: boolean }, base: Role[]): Rol
 export function apiRoutes(deps: WebDeps): Router {
   const router = Router({ caseSensitive: true });
   const servers = new ServerRepo(deps.store);
-  const userRepo = new UserRepo(deps.store);
   const activity = new UserActivityRepo(deps.store);
+  // Who acted, for the audit log: the account, or `service:NAME` for a service's token.
+  const actorOf = (req: Request, p: Principal) => ({ name: p.user?.name ?? `service:${p.service ?? '?'}`, address: req.ip ?? '' });
+  const audit = (req: Request, p: Principal, action: string, target: string, details?: Record<string, string>): Promise<unknown> => {
+    const actor = actorOf(req, p);
+    return deps.audit.record({ actor: actor.name, address: actor.address, action, target, details: { via: 'api', ...details } });
+  };
 
   /** A user by name (JupyterHub's URLs) or escaped name (oerhub's own pages). Anonymous visitors only to themselves. */
   async function target(p: Principal, raw: string): Promise<UserRecord> {
@@ -181,13 +186,16 @@ export function apiRoutes(deps: WebDeps): Router {
         for (const raw of body.usernames) {
           const user = await deps.users.createExternal(raw, 'local', rolesFrom(body, ['student']));
           if (!user) throw new Conflict(`User ${deps.users.normalize(raw)} already exists.`);
+          await audit(req, p, 'user.create', user.name, { roles: user.roles.join(' ') });
           made.push(await modelOf(p, user));
         }
         res.status(201).json(made);
         return;
       }
       if (!body.name) throw new BadRequest('name: Required (or usernames: [...]).');
-      res.status(201).json(await modelOf(p, await createOne(body.name, body)));
+      const user = await createOne(body.name, body);
+      await audit(req, p, 'user.create', user.name, { roles: user.roles.join(' ') });
+      res.status(201).json(await modelOf(p, user));
     }),
   );
 
@@ -214,7 +222,9 @@ export function apiRoutes(deps: WebDeps): Router {
     asyncRoute(async (req, res) => {
       const p = requirePrincipal(req);
       checkScope(p, 'admin:users');
-      res.status(201).json(await modelOf(p, await createOne(String(req.params.name), parse(NewUser, req.body))));
+      const user = await createOne(String(req.params.name), parse(NewUser, req.body));
+      await audit(req, p, 'user.create', user.name, { roles: user.roles.join(' ') });
+      res.status(201).json(await modelOf(p, user));
     }),
   );
 
@@ -227,7 +237,7 @@ export function apiRoutes(deps: WebDeps): Router {
       const body = parse(UserPatch, req.body);
       if (body.name !== undefined && body.name !== user.name) throw new BadRequest('Renaming users is not supported: their servers, volumes and sign-ins are keyed by the name.');
       const updated = await deps.users.update(user.name, { roles: rolesFrom(body, user.roles) });
-      deps.log.info({ part: 'api', user: updated.name, roles: updated.roles, by: p.user?.name ?? p.service }, 'user changed through the API');
+      await audit(req, p, 'user.roles', updated.name, { before: user.roles.join(' '), after: updated.roles.join(' ') });
       res.json(await modelOf(p, updated));
     }),
   );
@@ -240,11 +250,11 @@ export function apiRoutes(deps: WebDeps): Router {
       checkScope(p, 'admin:users');
       const user = await target(p, String(req.params.name));
       if (p.user?.name === user.name) throw new BadRequest('You cannot delete your own account.');
-      await deps.manager.stop(user);
+      // As the admin page's delete keeping the files: sessions end, the server stops, identities
+      // and roles are forgotten, the home stays (JupyterHub's DELETE keeps it too); audited there.
+      await deps.admin.deleteUser(actorOf(req, p), user, true);
       await deps.tokens.revokeAll({ kind: 'user', name: user.name });
       await activity.forget(user.name);
-      await userRepo.delete(user);
-      deps.log.info({ part: 'api', user: user.name, by: p.user?.name ?? p.service }, 'user deleted through the API');
       res.status(204).end();
     }),
   );
@@ -262,6 +272,7 @@ export function apiRoutes(deps: WebDeps): Router {
       if (state === 'running') throw new BadRequest(`${user.name} is already running.`);
       if (state === 'starting' || state === 'stopping') throw new BadRequest(`${user.name}'s server is pending ${state === 'starting' ? 'spawn' : 'stop'}, please wait.`);
       const status = await deps.manager.start(user, profile ? { profile } : {});
+      if (p.user?.name !== user.name) await audit(req, p, 'server.start', user.name, profile ? { profile } : {});
       res.status(status === 'running' ? 201 : 202).json(await modelOf(p, user));
     }),
   );
@@ -280,7 +291,8 @@ export function apiRoutes(deps: WebDeps): Router {
       }
       // A start in progress is cancelled; a failed one's record is cleared; a stopped one is left alone.
       if (state !== 'stopped') await deps.manager.stop(user);
-      deps.log.info({ part: 'api', user: user.name, was: state, by: p.user?.name ?? p.service }, 'server stop through the API');
+      if (p.user?.name !== user.name) await audit(req, p, 'server.stop', user.name, { was: state });
+      else deps.log.info({ part: 'api', user: user.name, was: state }, 'server stop through the API');
       res.status(204).end();
     }),
   );

@@ -20,32 +20,9 @@ function logIn(req: Request, user: UserRecord): Promise<void> {
 
 declare module 'express-session' {
   interface SessionData {
-    /** Set once the session is in its user's list (AccountService.noteSession). */
-    accountNoted?: string;
     /** A password sign-in waiting for its TOTP code. */
     totpPending?: { name: string; next: string; at: number };
   }
-}
-
-/**
- * Puts each signed-in session in its user's list, once, so a password change can end the
- * others. Runs on every hub page request after the session is loaded.
- */
-export function noteSessions(accounts: AccountService, deps: WebDeps): RequestHandler {
-  return (req, _res, next) => {
-    const user = req.user;
-    if (!user || !req.session || req.session.accountNoted === user.name) return next();
-    accounts.noteSession(user.name, req.sessionID).then(
-      () => {
-        req.session.accountNoted = user.name;
-        next();
-      },
-      (err: Error) => {
-        deps.log.warn({ part: 'account', user: user.name, err: err.message }, 'could not record a session');
-        next();
-      },
-    );
-  };
 }
 
 const field = (req: Request, name: string): string => {
@@ -118,7 +95,6 @@ export function accountRoutes(deps: WebDeps, accounts: AccountService, links: Re
       await deps.store.delete(`totp-fail:${user.name}`);
       delete req.session.totpPending;
       await logIn(req, user);
-      await accounts.noteSession(user.name, req.sessionID);
       deps.log.info({ part: 'account', user: user.name }, 'signed in with password and TOTP');
       res.redirect(303, landingFor(user, pending.next));
     }),
@@ -184,7 +160,6 @@ export function accountRoutes(deps: WebDeps, accounts: AccountService, links: Re
       }
       await links.redeem(token, () => accounts.resetPassword(user, password, password));
       await logIn(req, user);
-      await accounts.noteSession(user.name, req.sessionID);
       res.redirect(303, '/hub/account?changed=1');
     }),
   );

@@ -12,22 +12,18 @@ export interface AccountServiceOptions {
   log: Logger;
   /** End a session everywhere (destroy it in the store, close its sockets in every hub process). */
   endSession(sid: string, user: UserRecord): Promise<void>;
+  /** The ids of the user's live sessions (HubSessionStore.sessionsOf: its per-user index). */
+  sessionsOf(name: string): Promise<string[]>;
 }
 
-const sessionsKey = (name: string): string => `account-sessions:${name}`;
 const emailKey = (email: string): string => `account-email:${email.trim().toLowerCase()}`;
 
 /**
- * Local accounts' own changes: their password (with the policy), and the list of each user's
- * sessions, so that a password change ends every other sign-in at once.
+ * Local accounts' own changes: their password (with the policy); a change ends every other
+ * sign-in of the account at once (through the session store's per-user index).
  */
 export class AccountService {
   constructor(private readonly o: AccountServiceOptions) {}
-
-  /** Remember that this session belongs to the user. Safe to repeat. */
-  async noteSession(name: string, sid: string): Promise<void> {
-    await this.o.store.setAdd(sessionsKey(name), sid);
-  }
 
   /** Record the email address of a local account (from its invitation), for reset links. */
   async recordEmail(name: string, email: string): Promise<void> {
@@ -74,10 +70,9 @@ export class AccountService {
   /** End every session of the user but `keepSid` (none: all). Returns how many ended. */
   async endOtherSessions(user: UserRecord, keepSid: string | null): Promise<number> {
     let ended = 0;
-    for (const sid of await this.o.store.setMembers(sessionsKey(user.name))) {
+    for (const sid of await this.o.sessionsOf(user.name)) {
       if (sid === keepSid) continue;
       await this.o.endSession(sid, user);
-      await this.o.store.setRemove(sessionsKey(user.name), sid);
       ended++;
     }
     return ended;

@@ -59,6 +59,13 @@ export class HubSessionStore extends session.Store {
     }
   }
 
+  /** The ids of this user's live sessions (the index may hold ended ones: they are skipped). */
+  async sessionsOf(name: string): Promise<string[]> {
+    const live: string[] = [];
+    for (const sid of await this.store.setMembers(userSessionsKey(name))) if ((await this.userOf(sid)) === name) live.push(sid);
+    return live;
+  }
+
   /**
    * End every session of this user, in every hub process (the store is shared). Returns the
    * ids ended, for closing their WebSockets and cached checks. Safe to repeat.

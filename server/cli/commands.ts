@@ -2,6 +2,7 @@ import type { CliCommand } from './command.js';
 import { backupCommand } from './backup.js';
 import { doctorCommand } from './doctor.js';
 import { installCommand } from './install.js';
+import { tokenCommand } from './token.js';
 import { usersCommand } from './users.js';
 
 /**
@@ -10,6 +11,7 @@ import { usersCommand } from './users.js';
  */
 export const commands: readonly CliCommand[] = [
   usersCommand,
+  tokenCommand,
   doctorCommand,
   backupCommand,
   installCommand,

@@ -175,7 +175,6 @@ export function projectRoutes({ web, projects, accounts }: ProjectRoutesDeps): R
         return { user: withEmail, number: project.number };
       });
       await logIn(req, user);
-      await accounts.noteSession(user.name, req.sessionID);
       web.log.info({ part: 'projects', user: user.name, project: number }, 'invited member set a password and signed in');
       res.redirect(303, `/hub/projects/${number}`);
     }),

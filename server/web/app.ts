@@ -35,14 +35,12 @@ export interface WebAppOptions {
   ops: { metrics: HubMetrics; readiness: ReadinessChecks; metricsGuard?: RequestHandler | RequestHandler[] };
   /** Routers of feature parts (projects, accounts), mounted after the XSRF check, before "not found". */
   routers?: readonly RequestHandler[];
-  /** Middleware that must see every signed-in hub request (after the session, before any route). */
-  beforeRoutes?: readonly RequestHandler[];
   /** More vendored files to serve beside the maps' (BokehJS from the notebook environment). */
   vendorExtra?: readonly VendorAsset[];
 }
 
 /** Express for pages and the API. /user/ traffic never comes here: the proxy takes it first. */
-export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir, ops, routers = [], beforeRoutes = [], vendorExtra }: WebAppOptions): Express {
+export function createWebApp({ deps, authenticators, identities, sessionStore, csrf, staticDir, ops, routers = [], vendorExtra }: WebAppOptions): Express {
   const { config, log } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -138,7 +136,6 @@ export function createWebApp({ deps, authenticators, identities, sessionStore, c
   app.use(express.json({ limit: '64kb' }));
   // Token requests skip the XSRF check: no browser sends an Authorization header by itself.
   app.use((req, res, next) => (isTokenRequest(req) ? next() : csrf.csrfSynchronisedProtection(req, res, next)));
-  for (const m of beforeRoutes) app.use(m);
 
   app.use(authRoutes(deps, { authenticators }));
   app.use(serverRoutes(deps));

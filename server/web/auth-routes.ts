@@ -87,7 +87,6 @@ export function authRoutes(deps: WebDeps, extras: AuthExtras = {}): Router {
         return res.redirect(303, '/hub/login/totp');
       }
       await logIn(req, user);
-      await deps.onSignedIn?.(req.sessionID, user);
       deps.log.info({ user: user.name, ip }, 'signed in');
       res.redirect(303, landingFor(user, next));
     }),

@@ -36,8 +36,6 @@ export interface WebDeps {
   cookieSecret: string;
   /** Called after a session is destroyed: closes its proxied WebSockets in every hub process. */
   onSignedOut(sid: string, user: UserRecord): Promise<void>;
-  /** Called after a password sign-in made a new session (accounts keep each user's sessions, to end them on a password change). */
-  onSignedIn?(sid: string, user: UserRecord): Promise<void>;
   /** Whether a password sign-in needs a second step (TOTP) before the session is signed in. */
   needsSecondFactor?(user: UserRecord): Promise<boolean>;
   /** XSRF token for the current session (csrf-sync). */
