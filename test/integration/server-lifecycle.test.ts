@@ -137,8 +137,10 @@ describe('the server lifecycle through the hub: restarts, clicks during reconcil
     const home = await erin.get('/hub/home');
     assert.match(home.body, /Not running/);
     assert.match(home.body, /Start my server/);
-    const me = JSON.parse((await erin.get('/hub/api/user', { accept: 'application/json' })).body) as { server: string };
-    assert.equal(me.server, 'stopped');
+    // JupyterHub's user model: no server URL and nothing pending once it is gone.
+    const me = JSON.parse((await erin.get('/hub/api/user', { accept: 'application/json' })).body) as { server: string | null; pending: string | null };
+    assert.equal(me.server, null);
+    assert.equal(me.pending, null);
     // The route went with it: the proxy now answers with the "not running" page and its Start button.
     const notRunning = await erin.get('/user/erin/lab');
     assert.equal(notRunning.status, 503);
