@@ -128,6 +128,8 @@ describe('research projects on the Docker spawner: project folders bound into me
 
   it('a removed member\'s next server starts without the folder', async () => {
     // ProjectService stops a removed member's server; the next start reads the membership again (no project).
+    const before = await exec('dkp-member', `test -w ${HOME}/projects/P-7101 && echo yes`);
+    assert.equal(before.stdout, 'yes\n', 'the member had the folder while a member');
     const s = started.get('dkp-member')!;
     await spawner.stop(specOf('dkp-member', []), s.state);
     started.delete('dkp-member');
@@ -135,5 +137,8 @@ describe('research projects on the Docker spawner: project folders bound into me
     const r = await exec('dkp-member', `cat ${HOME}/projects/P-7101/notes.txt`);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /No such file or directory/);
+    // Only the bind went away: the mount point Docker made in the home volume stays, empty and root's (README).
+    const home = await exec('dkp-member', `stat -c %U ${HOME} ${HOME}/projects`);
+    assert.equal(home.stdout, 'student\nroot\n');
   });
 });
