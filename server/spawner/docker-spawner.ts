@@ -7,6 +7,7 @@ import { DockerEngine, DockerRequestFailed, DockerUnavailable, type ContainerCre
 import { checkSpec, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
+import { grantContainerUid, projectBinds } from './docker-project-mounts.js';
 
 export interface DockerSpawnerOptions {
   /** Unix socket of the Docker engine. */
@@ -68,6 +69,8 @@ export function datasetsFor(datasets: readonly DockerDataset[], profile: DockerP
  * - the home volume is mounted at `notebookHome`; a new one is filled by Docker from the image's
  *   own (user-owned) home, so it comes up owned by the notebook user, never root;
  * - datasets are mounted read-only under `<notebookHome>/datasets/`, per profile; "Try it" servers get only public ones;
+ * - the user's research projects are bound at `<notebookHome>/projects/<number>` (writable) and
+ *   `<number>-datasets` (read-only), with an ACL entry for the image's uid (docker-project-mounts.ts);
  * - Jupyter's port is published on 127.0.0.1 only; the container has memory (swap included),
  *   CPU and pids limits, an init process, rotated logs, no new privileges and no capabilities,
  *   and sits on one bridge network with inter-container traffic off (see README, "Docker spawner").
@@ -180,6 +183,10 @@ export class DockerSpawner implements Spawner {
         }
       }
       await this.checkDatasets(datasetsFor(this.o.datasets, profile, spec.ephemeral));
+      if (!spec.ephemeral && spec.projects?.length) {
+        progress(25, 'Preparing your project folders');
+        await grantContainerUid(spec.projects, image.user);
+      }
       signal.throwIfAborted();
 
       progress(30, 'Creating your container');
@@ -431,6 +438,8 @@ export class DockerSpawner implements Spawner {
     for (const d of datasetsFor(this.o.datasets, profile, spec.ephemeral)) {
       mounts.push({ Type: d.source.startsWith('/') ? 'bind' : 'volume', Source: d.source, Target: `${home}/datasets/${d.name}`, ReadOnly: true });
     }
+    // The member's projects only (the hub reads the membership at each start); never for "Try it".
+    if (!spec.ephemeral) mounts.push(...projectBinds(spec.projects ?? [], home));
     const env: Record<string, string> = {
       ...spec.env,
       // Set last so nothing in spec.env can point the server elsewhere.
