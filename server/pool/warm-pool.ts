@@ -397,7 +397,8 @@ export class WarmPool {
 
   /** Start the user's ephemeral server, wait until it runs, copy the samples in. */
   private async warmUp(user: UserRecord): Promise<void> {
-    await this.o.manager.start(user, { ephemeral: true });
+    // The refill runs at a lower CPU priority, behind the visitor who just claimed a server.
+    await this.o.manager.start(user, { ephemeral: true, lowPriority: true });
     if (!(await this.waitReady(user))) throw new Error('the server did not start');
     const route = this.o.routes.get(user.escapedName);
     if (!route) throw new Error('the server has no route');

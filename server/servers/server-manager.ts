@@ -187,7 +187,7 @@ export class ServerManager {
    * reconcile(), StoreUnavailable when the store can't record the start. `profile` is a
    * name a user sent: anything but a configured profile's name is refused with BadRequest.
    */
-  async start(user: UserRecord, opts: { ephemeral?: boolean; profile?: string } = {}): Promise<ServerStatus> {
+  async start(user: UserRecord, opts: { ephemeral?: boolean; profile?: string; lowPriority?: boolean } = {}): Promise<ServerStatus> {
     if (!this.reconciled) throw new HubStarting();
     const name = user.escapedName;
     const profile = this.checkProfile(opts.profile);
@@ -245,7 +245,7 @@ export class ServerManager {
     const abort = new AbortController();
     this.aborts.set(name, abort);
     const lockOwner = owner;
-    const run = this.runStart(user, record, bus, profile, abort).then(async (last) => {
+    const run = this.runStart(user, record, bus, profile, abort, opts.lowPriority === true).then(async (last) => {
       this.aborts.delete(name);
       this.pending.delete(name);
       await this.locks.release(name, lockOwner);
@@ -510,13 +510,13 @@ export class ServerManager {
    * Runs with the lock held by start(); ends in `running` or `failed`, never leaves a server the
    * record doesn't know. Never rejects: resolves with the start's last event, for the caller to emit.
    */
-  private async runStart(user: UserRecord, record: ServerRecord, bus: ProgressBus, profile: string | undefined, cancel: AbortController): Promise<StartEvent> {
+  private async runStart(user: UserRecord, record: ServerRecord, bus: ProgressBus, profile: string | undefined, cancel: AbortController, lowPriority: boolean): Promise<StartEvent> {
     const log = this.o.log.child({ user: user.name });
     const abort = new AbortController();
     const timeout = setTimeout(() => abort.abort(new SpawnTimeout(this.o.config.startTimeoutS)), this.o.config.startTimeoutS * 1000);
     const signal = AbortSignal.any([abort.signal, cancel.signal]);
     try {
-      const started = await this.o.spawner.start({ ...this.specOf(record), ...(profile ? { profile } : {}) }, {
+      const started = await this.o.spawner.start({ ...this.specOf(record), ...(profile ? { profile } : {}), ...(lowPriority ? { lowPriority } : {}) }, {
         signal,
         log,
         onProgress: (e) => bus.emit({ progress: Math.min(e.progress, 99), message: e.message }),

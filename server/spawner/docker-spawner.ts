@@ -4,7 +4,7 @@ import { HubError, SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { DockerEngine, DockerRequestFailed, DockerUnavailable, type ContainerCreateOptions } from './docker-engine.js';
-import { checkSpec, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
+import { checkSpec, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, LOW_PRIORITY_CPU_SHARES } from './spawner.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
 import { grantContainerUid, projectBinds } from './docker-project-mounts.js';
@@ -469,6 +469,8 @@ export class DockerSpawner implements Spawner {
         Memory: memory,
         MemorySwap: memory,
         NanoCpus: Math.round(this.o.cpuLimit * 1e9),
+        // Pool refills yield the CPU to running servers under contention (the limit above stays).
+        ...(spec.lowPriority ? { CpuShares: LOW_PRIORITY_CPU_SHARES } : {}),
         PidsLimit: this.o.pidsLimit,
         Init: true,
         LogConfig: { Type: 'json-file', Config: { 'max-size': `${this.o.logMaxSizeMb}m`, 'max-file': String(this.o.logMaxFiles) } },

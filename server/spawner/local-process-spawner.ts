@@ -2,12 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
-import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer } from './spawner.js';
+import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, LOW_PRIORITY_NICE } from './spawner.js';
 import { linkProjects } from './project-folders.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
@@ -390,6 +391,8 @@ export class LocalProcessSpawner implements Spawner {
       // Before any await: a failed exec (EACCES as the server's account) is emitted on the next tick.
       child.once('exit', onExit);
       child.once('error', onError);
+      // Before Jupyter starts threads or kernels, which inherit the nice value.
+      if (spec.lowPriority && child.pid !== undefined) lowerPriority(child.pid, log);
     } finally {
       // The child has its own copy of the descriptor.
       await out.close();
@@ -673,4 +676,13 @@ function waitForAbort(...signals: AbortSignal[]): Promise<void> {
 
 function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
+}
+
+/** A higher nice value for a low-priority server; a failure only costs the visitor some speed. */
+function lowerPriority(pid: number, log: Logger): void {
+  try {
+    os.setPriority(pid, LOW_PRIORITY_NICE);
+  } catch (err) {
+    log.warn({ pid, err: (err as Error).message }, 'could not lower the priority of a pool server');
+  }
 }

@@ -35,7 +35,19 @@ export interface SpawnSpec {
    * `<home>/projects/<number>-datasets` (read-only). Spawners without projects ignore it.
    */
   projects?: readonly ProjectMount[];
+  /**
+   * Run the server at a lower CPU priority (set by the warm pool for its refills, issue 14), so
+   * starting the next pool server yields the CPU to the visitor who just arrived. Local spawner:
+   * nice value LOW_PRIORITY_NICE for Jupyter and its kernels; Docker: CpuShares LOW_PRIORITY_CPU_SHARES
+   * (of 1024). Unset: normal priority. Spawners without priorities ignore it.
+   */
+  lowPriority?: boolean;
 }
+
+/** Nice value of low-priority servers (local spawner); normal servers run at 0. */
+export const LOW_PRIORITY_NICE = 10;
+/** Docker CpuShares of low-priority containers; the engine's default (normal servers) is 1024. */
+export const LOW_PRIORITY_CPU_SHARES = 128;
 
 /** One project's folders on this machine, as the hub mounted them. */
 export interface ProjectMount {
