@@ -1,17 +1,6 @@
 import { z } from 'zod';
-import { int } from './types.js';
+import { int, json } from './types.js';
 import { parseScope } from '../api/scopes.js';
-
-/** JSON text from the environment, or the value itself from the config file. */
-const json = <T extends z.ZodTypeAny>(schema: T) =>
-  z.preprocess((v) => {
-    if (typeof v !== 'string') return v;
-    try {
-      return JSON.parse(v) as unknown;
-    } catch {
-      return v;
-    }
-  }, schema);
 
 const serviceSchema = z
   .object({

@@ -1,16 +1,5 @@
 import { z } from 'zod';
-import { int } from './types.js';
-
-/** JSON text from the environment, or the value itself from the config file. */
-const json = <T extends z.ZodTypeAny>(schema: T) =>
-  z.preprocess((v) => {
-    if (typeof v !== 'string') return v;
-    try {
-      return JSON.parse(v) as unknown;
-    } catch {
-      return v;
-    }
-  }, schema);
+import { int, json } from './types.js';
 
 const DAY_S = 24 * 3600;
 

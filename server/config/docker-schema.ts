@@ -1,16 +1,5 @@
 import { z } from 'zod';
-
-/** JSON text from the environment, or the value itself from the config file. */
-const json = <T extends z.ZodTypeAny>(schema: T) =>
-  z.preprocess((v) => {
-    if (typeof v !== 'string') return v;
-    try {
-      return JSON.parse(v) as unknown;
-    } catch {
-      return v;
-    }
-  }, schema);
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+import { int, json } from './types.js';
 
 /** A name that is safe inside Docker object names, labels and folder names. */
 const simpleName = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,39}$/, 'lower-case letters, digits, ".", "_" or "-", at most 40, starting with a letter or digit');

@@ -16,3 +16,14 @@ export const bool = z.preprocess((v) => {
 
 /** A whole number in [min, max], from a number or a numeric string. */
 export const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** JSON text from the environment, or the value itself from the config file. */
+export const json = <T extends z.ZodTypeAny>(schema: T) =>
+  z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      return v;
+    }
+  }, schema);
