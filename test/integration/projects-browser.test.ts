@@ -4,9 +4,9 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { Hub } from '../../server/index.js';
 import { launchBrowser, runNotebookInLab, signInInBrowser } from '../helpers/browser.js';
-import { ADMIN_PASSWORD, removeServerAccounts, startTestHub, tempDataDir } from '../helpers/hub.js';
+import { ADMIN_PASSWORD, startTestHub, tempDataDir } from '../helpers/hub.js';
 import { TestSmtp, linkIn } from '../helpers/smtp.js';
-import { unmountUnder } from '../helpers/projects.js';
+import { closeProjectHub } from '../helpers/projects.js';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
 const OUTPUT = path.join(REPO_ROOT, 'test-output');
@@ -47,14 +47,7 @@ describe('a data librarian and an invited researcher in Chromium', function () {
 
   after(async () => {
     await browser?.close().catch((e: Error) => console.error(`closing the browser: ${e.message}`));
-    try {
-      await hub?.close();
-    } finally {
-      await smtp.close();
-      unmountUnder(dataDir);
-      removeServerAccounts(dataDir);
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    }
+    await closeProjectHub(hub, smtp, dataDir);
   });
 
   it('invitation email -> set a password -> project page -> a notebook in the shared folder', async () => {

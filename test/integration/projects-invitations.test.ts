@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Hub } from '../../server/index.js';
 import { HubClient } from '../helpers/client.js';
-import { ADMIN_PASSWORD, clientFor, removeServerAccounts, startTestHub, tempDataDir } from '../helpers/hub.js';
+import { ADMIN_PASSWORD, clientFor, startTestHub, tempDataDir } from '../helpers/hub.js';
 import { TestSmtp, linkIn } from '../helpers/smtp.js';
-import { unmountUnder } from '../helpers/projects.js';
+import { closeProjectHub } from '../helpers/projects.js';
 import { generate } from 'otplib';
 
 /** Issue 12: invitation links that expire, are resent or withdrawn, and a mail server that refuses. */
@@ -37,14 +37,7 @@ describe('project invitations: expiry, resend, withdrawal, and a failing mail se
   });
 
   after(async () => {
-    try {
-      await hub?.close();
-    } finally {
-      await smtp.close();
-      unmountUnder(dataDir);
-      removeServerAccounts(dataDir);
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    }
+    await closeProjectHub(hub, smtp, dataDir);
   });
 
   it('when the mail server refuses, the admin gets a clear page and no project, folder or link is left', async () => {

@@ -4,9 +4,9 @@ import path from 'node:path';
 import type { Hub } from '../../server/index.js';
 import { HubClient } from '../helpers/client.js';
 import { KernelSocket, startKernel } from '../helpers/kernel.js';
-import { ADMIN_PASSWORD, clientFor, removeServerAccounts, startTestHub, tempDataDir, waitForReady } from '../helpers/hub.js';
+import { ADMIN_PASSWORD, clientFor, startTestHub, tempDataDir, waitForReady } from '../helpers/hub.js';
 import { TestSmtp, linkIn } from '../helpers/smtp.js';
-import { unmountUnder } from '../helpers/projects.js';
+import { closeProjectHub } from '../helpers/projects.js';
 
 /**
  * Issue 12, "What must be shown": a data librarian's journey on the default hub (local spawner,
@@ -76,14 +76,7 @@ describe('research projects: one emailed invitation, one sign-in, a shared folde
 
   after(async () => {
     for (const k of kernels) k.close();
-    try {
-      await hub?.close();
-    } finally {
-      await smtp.close();
-      unmountUnder(dataDir);
-      removeServerAccounts(dataDir);
-      fs.rmSync(dataDir, { recursive: true, force: true });
-    }
+    await closeProjectHub(hub, smtp, dataDir);
   });
 
   it('an admin creates P-1234 (Health, 2 GB); the lead gets exactly one email with a link, and no password', async () => {
