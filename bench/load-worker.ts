@@ -214,21 +214,26 @@ async function wsEchoes(job: WsRoundTripJob): Promise<WsRoundTripResult> {
       ws.send(expected);
     });
   try {
-    for (let i = 0; i < job.warmup; i++) await roundTrip(i);
-    const samples = new Samples();
-    send({ type: 'window-start' });
-    const t0 = performance.now();
-    for (let i = 0; i < job.count && Date.now() < deadline; i++) {
-      const start = performance.now();
-      await roundTrip(job.warmup + i);
-      samples.push((performance.now() - start) * 1000);
-    }
-    const elapsedMs = performance.now() - t0;
-    send({ type: 'window-end' });
-    return { kind: 'ws-rtt', messages: samples.length, elapsedMs, latency: samples.summary() };
+    return await timedRoundTrips(job, deadline, roundTrip);
   } finally {
     await closeSocket(ws, 5000);
   }
+}
+
+/** Warm up, then time `job.count` round trips one after another inside the window the parent counts CPU in. */
+async function timedRoundTrips(job: WsRoundTripJob, deadline: number, roundTrip: (i: number) => Promise<void>): Promise<WsRoundTripResult> {
+  for (let i = 0; i < job.warmup; i++) await roundTrip(i);
+  const samples = new Samples();
+  send({ type: 'window-start' });
+  const t0 = performance.now();
+  for (let i = 0; i < job.count && Date.now() < deadline; i++) {
+    const start = performance.now();
+    await roundTrip(job.warmup + i);
+    samples.push((performance.now() - start) * 1000);
+  }
+  const elapsedMs = performance.now() - t0;
+  send({ type: 'window-end' });
+  return { kind: 'ws-rtt', messages: samples.length, elapsedMs, latency: samples.summary() };
 }
 
 async function wsRoundTrips(job: WsRoundTripJob): Promise<WsRoundTripResult> {
@@ -273,18 +278,7 @@ async function wsRoundTrips(job: WsRoundTripJob): Promise<WsRoundTripResult> {
     });
   };
   try {
-    for (let i = 0; i < job.warmup; i++) await roundTrip(i);
-    const samples = new Samples();
-    send({ type: 'window-start' });
-    const t0 = performance.now();
-    for (let i = 0; i < job.count && Date.now() < deadline; i++) {
-      const start = performance.now();
-      await roundTrip(job.warmup + i);
-      samples.push((performance.now() - start) * 1000);
-    }
-    const elapsedMs = performance.now() - t0;
-    send({ type: 'window-end' });
-    return { kind: 'ws-rtt', messages: samples.length, elapsedMs, latency: samples.summary() };
+    return await timedRoundTrips(job, deadline, roundTrip);
   } finally {
     await closeSocket(ws, 5000);
   }

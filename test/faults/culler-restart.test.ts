@@ -1,22 +1,16 @@
 import assert from 'node:assert/strict';
-import type { Hub } from '../../server/index.js';
-import { HubClient } from '../helpers/client.js';
-import { createUsers, tempDataDir, waitForReady } from '../helpers/hub.js';
-import { freePort } from '../helpers/ports.js';
+import { waitForReady } from '../helpers/hub.js';
 import {
   eventually,
-  hubEnv,
   isAlive,
   jupyterPids,
   readFile,
-  reapDataDir,
   reportFault,
+  restartedHubs,
   saveFile,
   secondsSince,
   serverPid,
-  startHubProcess,
-  stopHubProcess,
-  type HubProcess,
+  studentsAtWork,
 } from './support.js';
 
 const STUDENTS = ['cal0', 'cal1', 'cal2', 'cal3', 'cal4'];
@@ -25,49 +19,26 @@ const CULLING = { OERHUB_CULLER_IDLE_TIMEOUT_S: '5', OERHUB_CULLER_INTERVAL_MS: 
 
 describe('fault: the culler racing a hub restart', function () {
   this.timeout(900_000);
-  const hubs: HubProcess[] = [];
-  let dataDir: string;
-
-  after(async () => {
-    for (const h of hubs) await stopHubProcess(h, 'SIGKILL');
-    if (dataDir) reapDataDir(dataDir);
-  });
+  const hubs = restartedHubs('fault-cull-restart');
 
   it('a server the culler was stopping when the hub died is, after the restart, either stopped or running, never half of each, and its files are kept', async () => {
-    const port = await freePort();
-    dataDir = tempDataDir('fault-cull-restart');
-    const url = `http://127.0.0.1:${port}`;
+    const { dataDir } = hubs;
     // The first hub culls nobody (0: off) while the servers start one after another.
-    const first = await startHubProcess('fault-cull-restart-1', hubEnv(port, dataDir, { ...CULLING, OERHUB_CULLER_IDLE_TIMEOUT_S: '0' }));
-    hubs.push(first);
-    await createUsers({ url } as Hub, Object.fromEntries(STUDENTS.map((s) => [s, `${s}-password`])));
-    const clients = new Map<string, HubClient>();
-    for (const name of STUDENTS) {
-      const client = new HubClient(url);
-      assert.equal((await client.login(name, `${name}-password`)).status, 303);
-      await client.get('/hub/spawn');
-      await waitForReady(client, name);
-      assert.equal((await client.openServer('/lab')).handoff?.status, 302);
-      await saveFile(client, name, 'notes.txt', `${name}'s notes`);
-      clients.set(name, client);
-    }
+    const first = await hubs.start('fault-cull-restart-1', { ...CULLING, OERHUB_CULLER_IDLE_TIMEOUT_S: '0' });
+    const clients = await studentsAtWork(hubs.url, STUDENTS, (name, client) => saveFile(client, name, 'notes.txt', `${name}'s notes`));
     const pids = new Map(STUDENTS.map((s) => [s, serverPid(dataDir, s)]));
-    assert.equal(await stopHubProcess(first, 'SIGINT'), 0);
-    hubs.splice(hubs.indexOf(first), 1);
+    assert.equal(await hubs.stop(first, 'SIGINT'), 0);
 
     // A hub with the short timeout: every server is idle, so it culls at once. It is killed
     // the moment the first Jupyter goes, mid-pass (the rest are queued or being stopped).
-    const culling = await startHubProcess('fault-cull-restart-2', hubEnv(port, dataDir, CULLING));
-    hubs.push(culling);
+    const culling = await hubs.start('fault-cull-restart-2', CULLING);
     await eventually('the culler stops a first server', () => [...pids.values()].some((pid) => !isAlive(pid)), 120_000, 10);
-    assert.equal(await stopHubProcess(culling, 'SIGKILL'), null);
+    assert.equal(await hubs.stop(culling, 'SIGKILL'), null);
     const killedAt = Date.now();
-    hubs.splice(hubs.indexOf(culling), 1);
     const culledBeforeKill = [...pids.values()].filter((pid) => !isAlive(pid)).length;
 
     // The restarted hub does not cull (an operator turned it off): what it shows is what the race left.
-    const restarted = await startHubProcess('fault-cull-restart-3', hubEnv(port, dataDir, { OERHUB_STOP_SERVERS_ON_EXIT: 'true' }));
-    hubs.push(restarted);
+    const restarted = await hubs.start('fault-cull-restart-3', { OERHUB_STOP_SERVERS_ON_EXIT: 'true' });
     const outcome = new Map<string, string>();
     const sawStopping = new Set<string>();
     await eventually('every student sees a settled server', async () => {
@@ -110,8 +81,7 @@ describe('fault: the culler racing a hub restart', function () {
     }
     assert.equal(jupyterPids(dataDir).length, STUDENTS.length, 'one Jupyter per student, no orphan');
 
-    assert.equal(await stopHubProcess(restarted, 'SIGINT'), 0);
-    hubs.splice(hubs.indexOf(restarted), 1);
+    assert.equal(await hubs.stop(restarted, 'SIGINT'), 0);
     assert.deepEqual(jupyterPids(dataDir), []);
     const stopped = [...outcome.values()].filter((s) => s === 'stopped').length;
     reportFault(

@@ -1,22 +1,15 @@
 import assert from 'node:assert/strict';
-import type { Hub } from '../../server/index.js';
-import { HubClient } from '../helpers/client.js';
-import { createUsers, tempDataDir, waitForReady } from '../helpers/hub.js';
 import { KernelSocket, startKernel } from '../helpers/kernel.js';
-import { freePort } from '../helpers/ports.js';
 import {
   eventually,
-  hubEnv,
   jupyterPids,
   readFile,
-  reapDataDir,
   reportFault,
+  restartedHubs,
   saveFile,
   secondsSince,
   serverPid,
-  startHubProcess,
-  stopHubProcess,
-  type HubProcess,
+  studentsAtWork,
 } from './support.js';
 
 const STUDENTS = Array.from({ length: 10 }, (_, i) => `kid${i}`);
@@ -25,31 +18,12 @@ const LONG_CELL = 'import time\nx = 0\nfor i in range(40):\n    x += 1\n    time
 
 describe('fault: the hub is SIGKILLed with 10 servers running and one kernel computing', function () {
   this.timeout(900_000);
-  const hubs: HubProcess[] = [];
-  let dataDir: string;
-
-  after(async () => {
-    for (const h of hubs) await stopHubProcess(h, 'SIGKILL');
-    if (dataDir) reapDataDir(dataDir);
-  });
+  const hubs = restartedHubs('fault-sigkill');
 
   it('students see their servers back with the same processes, the computing kernel\'s variable and their files, after a hub killed outright', async () => {
-    const port = await freePort();
-    dataDir = tempDataDir('fault-sigkill');
-    const url = `http://127.0.0.1:${port}`;
-    const first = await startHubProcess('fault-sigkill-1', hubEnv(port, dataDir));
-    hubs.push(first);
-    await createUsers({ url } as Hub, Object.fromEntries(STUDENTS.map((s) => [s, `${s}-password`])));
-    const clients = new Map<string, HubClient>();
-    for (const name of STUDENTS) {
-      const client = new HubClient(url);
-      assert.equal((await client.login(name, `${name}-password`)).status, 303);
-      await client.get('/hub/spawn');
-      await waitForReady(client, name);
-      assert.equal((await client.openServer('/lab')).handoff?.status, 302);
-      await saveFile(client, name, 'homework.py', `# ${name}'s answer\n`);
-      clients.set(name, client);
-    }
+    const { dataDir } = hubs;
+    const first = await hubs.start('fault-sigkill-1');
+    const clients = await studentsAtWork(hubs.url, STUDENTS, (name, client) => saveFile(client, name, 'homework.py', `# ${name}'s answer\n`));
     const pids = new Map(STUDENTS.map((s) => [s, serverPid(dataDir, s)]));
     assert.equal(jupyterPids(dataDir).length, STUDENTS.length);
 
@@ -59,15 +33,13 @@ describe('fault: the hub is SIGKILLed with 10 servers running and one kernel com
     const computing = socket.execute(LONG_CELL, 120_000).catch((err: Error) => err.message);
     await new Promise((resolve) => setTimeout(resolve, 2000));
 
-    assert.equal(await stopHubProcess(first, 'SIGKILL'), null);
+    assert.equal(await hubs.stop(first, 'SIGKILL'), null);
     const killedAt = Date.now();
-    hubs.splice(hubs.indexOf(first), 1);
     // The open tab's socket goes with the hub (JupyterLab reconnects); the kernel itself computes on.
     assert.equal(await computing, 'kernel socket closed');
     assert.ok([...pids.values()].every((pid) => jupyterPids(dataDir).includes(pid)), 'a killed hub leaves the servers running');
 
-    const second = await startHubProcess('fault-sigkill-2', hubEnv(port, dataDir, { OERHUB_STOP_SERVERS_ON_EXIT: 'true' }));
-    hubs.push(second);
+    const second = await hubs.start('fault-sigkill-2', { OERHUB_STOP_SERVERS_ON_EXIT: 'true' });
     await eventually('every student reaches their server through the new hub', async () => {
       for (const [name, client] of clients) {
         if ((await client.get(`/user/${name}/api/status`, { accept: 'application/json' })).status !== 200) return false;
@@ -90,8 +62,7 @@ describe('fault: the hub is SIGKILLed with 10 servers running and one kernel com
       reconnected.close();
     }
 
-    assert.equal(await stopHubProcess(second, 'SIGINT'), 0);
-    hubs.splice(hubs.indexOf(second), 1);
+    assert.equal(await hubs.stop(second, 'SIGINT'), 0);
     assert.deepEqual(jupyterPids(dataDir), [], 'with stopServersOnExit every server went with the hub');
     reportFault(
       `hub SIGKILL with ${STUDENTS.length} servers running and one kernel computing`,

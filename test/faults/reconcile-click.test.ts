@@ -1,20 +1,14 @@
 import assert from 'node:assert/strict';
-import type { Hub } from '../../server/index.js';
-import { HubClient, type Reply } from '../helpers/client.js';
-import { createUsers, tempDataDir, waitForReady } from '../helpers/hub.js';
-import { freePort } from '../helpers/ports.js';
+import type { Reply } from '../helpers/client.js';
 import {
-  hubEnv,
   jupyterPids,
   readFile,
-  reapDataDir,
   reportFault,
+  restartedHubs,
   saveFile,
   secondsSince,
   serverPid,
-  startHubProcess,
-  stopHubProcess,
-  type HubProcess,
+  studentsAtWork,
 } from './support.js';
 
 const STUDENTS = ['rex', 'rio', 'roy', 'ria'];
@@ -22,38 +16,18 @@ const CLICKS = ['/hub/user-redirect/lab', '/hub/spawn', '/user/rex/lab'];
 
 describe('fault: a click during the restarted hub\'s reconcile window', function () {
   this.timeout(600_000);
-  const hubs: HubProcess[] = [];
-  let dataDir: string;
-
-  after(async () => {
-    for (const h of hubs) await stopHubProcess(h, 'SIGKILL');
-    if (dataDir) reapDataDir(dataDir);
-  });
+  const hubs = restartedHubs('fault-reconcile');
 
   it('a student clicking a course link while the hub reconciles gets "the hub is starting, your server is safe", and the running server is adopted, not replaced', async () => {
-    const port = await freePort();
-    dataDir = tempDataDir('fault-reconcile');
-    const url = `http://127.0.0.1:${port}`;
-    const first = await startHubProcess('fault-reconcile-1', hubEnv(port, dataDir));
-    hubs.push(first);
-    await createUsers({ url } as Hub, Object.fromEntries(STUDENTS.map((s) => [s, `${s}-password`])));
-    let rex: HubClient | undefined;
-    for (const name of STUDENTS) {
-      const client = new HubClient(url);
-      assert.equal((await client.login(name, `${name}-password`)).status, 303);
-      await client.get('/hub/spawn');
-      await waitForReady(client, name);
-      assert.equal((await client.openServer('/lab')).handoff?.status, 302);
-      if (name === 'rex') rex = client;
-    }
+    const { dataDir } = hubs;
+    const first = await hubs.start('fault-reconcile-1');
+    const rex = (await studentsAtWork(hubs.url, STUDENTS)).get('rex');
     assert.ok(rex);
     await saveFile(rex, 'rex', 'lab1.py', 'answer = 42\n');
     const pid = serverPid(dataDir, 'rex');
 
-    assert.equal(await stopHubProcess(first, 'SIGKILL'), null);
-    hubs.splice(hubs.indexOf(first), 1);
-    const second = await startHubProcess('fault-reconcile-2', hubEnv(port, dataDir, { OERHUB_STOP_SERVERS_ON_EXIT: 'true' }), { waitForRunning: false });
-    hubs.push(second);
+    assert.equal(await hubs.stop(first, 'SIGKILL'), null);
+    const second = await hubs.start('fault-reconcile-2', { OERHUB_STOP_SERVERS_ON_EXIT: 'true' }, { waitForRunning: false });
     const restartedAt = Date.now();
 
     // The student keeps clicking from the moment the hub starts until the course link works.
@@ -101,8 +75,7 @@ describe('fault: a click during the restarted hub\'s reconcile window', function
     assert.equal(jupyterPids(dataDir).length, STUDENTS.length);
     assert.equal(await readFile(rex, 'rex', 'lab1.py'), 'answer = 42\n');
 
-    assert.equal(await stopHubProcess(second, 'SIGINT'), 0);
-    hubs.splice(hubs.indexOf(second), 1);
+    assert.equal(await hubs.stop(second, 'SIGINT'), 0);
     reportFault(
       `a click during the reconcile window (hub SIGKILLed and restarted with ${STUDENTS.length} servers; ${inWindow.length} clicks answered during reconcile, ${refused} refused before it listened, 3 tabs clicking)`,
       '"The hub is starting. Your server and your files are safe" (503, no Start button), then the same server',
