@@ -78,7 +78,7 @@ export function shareRoutes(deps: WebDeps, shares: ShareService): Router {
       const body = (req.body ?? {}) as Record<string, unknown>;
       const rec = await shares.viewCopy(currentUser(req), String(req.params.code), String(req.params.name), body.path, req.ip ?? req.socket.remoteAddress ?? '');
       if (wantsJson(req)) return void res.status(201).json({ id: rec.id, link: `/hub/share/${rec.id}` });
-      res.redirect(303, `/hub/share/${rec.id}`);
+      render(req, res, 'share-opening.njk', { rec, link: `/hub/share/${rec.id}` });
     }),
   );
 
