@@ -259,6 +259,21 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
     assert.ok(!text.includes(sig), 'signature logged');
   });
 
+  it('with one shared content host (originMode=shared-host), views are served there under /oerhub-share/ only', async () => {
+    const shared = await startTestHub('sharing-shared-host', { originMode: 'shared-host', userContentHost: 'shr-content.localhost' });
+    try {
+      const port = new URL(shared.url).port;
+      const view = await new HubClient(shared.url).get(`http://shr-content.localhost:${port}/oerhub-share/AAAAAAAAAAAAAAAAAAAAAA?e=1&s=x`);
+      assert.equal(view.status, 403);
+      assert.match(view.headers.get('content-security-policy') ?? '', /^sandbox; default-src 'none'/);
+      // The rest of that host is still the user servers' (the proxy answers, not the share handler).
+      const other = await new HubClient(shared.url).get(`http://shr-content.localhost:${port}/user/shr-x/lab`);
+      assert.notEqual(other.headers.get('content-security-policy'), view.headers.get('content-security-policy'));
+    } finally {
+      await shared.close();
+    }
+  });
+
   it('a hub whose servers share its origin (originMode=single) refuses sharing with a message', async () => {
     const single = await startTestHub('sharing-single', { originMode: 'single' });
     try {
