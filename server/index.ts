@@ -498,6 +498,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       secret: cookieSecret,
       maxBytes: config.courseMaxFileMb * 1024 * 1024,
       readTimeoutMs: config.courseSyncTimeoutS * 1000,
+      viewUrlTtlMs: config.shareViewUrlTtlS * 1000,
+      maxPerUser: config.shareMaxPerUser,
       page: sharePage(views, path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static', 'notebook-view.css')),
       audit,
       log: log.child({ part: 'sharing' }),

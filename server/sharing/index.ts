@@ -4,7 +4,7 @@
  * only from here.
  */
 export { ShareRepo, type ShareRecord, type Audience } from './share-repo.js';
-export { ShareService, AUDIENCES, VIEW_URL_TTL_MS, COPY_TTL_MS, notebookPath, type ShareServiceOptions } from './share-service.js';
+export { ShareService, AUDIENCES, COPY_TTL_MS, notebookPath, type ShareServiceOptions } from './share-service.js';
 export { ShareOrigin, SHARE_HOST_LABEL, SHARE_PATH_PREFIX } from './share-origin.js';
 export { ShareContent } from './share-content.js';
 export { shareRoutes } from './share-routes.js';

@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import type { UserRecord } from '../store/repos.js';
 import type { Route } from '../proxy/route-table.js';
 import type { AuditLog } from '../audit/index.js';
-import { BadRequest, Forbidden } from '../errors.js';
+import { BadRequest, Forbidden, HubError } from '../errors.js';
 import { CourseService, JupyterFolder, SyncFailed, checkCoursePath, type CourseRecord } from '../courses/index.js';
 import { renderNotebook, NotebookInvalid } from '../notebooks/index.js';
 import type { Audience, ShareRecord, ShareRepo } from './share-repo.js';
@@ -15,8 +15,6 @@ import { ServerNotRunning, ShareForbidden, ShareGone, ShareNeedsSignIn, ShareNot
 export const AUDIENCES: readonly Audience[] = ['classmates', 'instructors', 'anyone'];
 /** Share ids: 16 random bytes, base64url. */
 export const SHARE_ID_RE = /^[A-Za-z0-9_-]{22}$/;
-/** A signed view URL works this long: a leaked one (history, a screenshot) soon stops working. */
-export const VIEW_URL_TTL_MS = 5 * 60_000;
 /** An instructor's look at a student's copy is kept this long, then forgotten (snapshot included). */
 export const COPY_TTL_MS = 60 * 60_000;
 
@@ -33,8 +31,12 @@ export interface ShareServiceOptions {
   secret: string;
   /** Largest notebook a snapshot may be (bytes). */
   maxBytes: number;
-  /** Seconds to wait for the server's contents API. */
+  /** ms to wait for the server's contents API. */
   readTimeoutMs: number;
+  /** How long a signed view URL works (shareViewUrlTtlS): a leaked one soon stops working. */
+  viewUrlTtlMs: number;
+  /** Most live shares per user (shareMaxPerUser). */
+  maxPerUser: number;
   /** The page around a rendered notebook (share-page.ts). */
   page(rec: ShareRecord, html: string, note: string | null): string;
   audit: AuditLog;
@@ -99,6 +101,8 @@ export class ShareService {
     if (!audience) throw new BadRequest('Choose who may see it: your classmates, your instructors, or anyone with the link.');
     if (audience === 'anyone' && course.shareWithAnyone !== true) throw new BadRequest('This course does not allow sharing with anyone outside it: choose classmates or instructors.');
     const rel = notebookPath(input.path);
+    const live = (await this.o.repo.listOf(user.name)).filter((s) => !s.revokedAt).length;
+    if (live >= this.o.maxPerUser) throw new HubError('TOO_MANY_SHARES', 409, `You have ${live} shared links, the most allowed. Revoke one you no longer need, then share again.`);
     const data = await this.snapshot(user, course, rel, `Your server is not running, so the hub can't read ${rel} now. Start it (open the notebook from the course), then share again.`);
     const rec: ShareRecord = { id: newId(), kind: 'share', owner: user.name, createdBy: user.name, course: course.code, path: rel, audience, title: '', createdAt: this.now() };
     await this.keep(rec, data, path.join(this.o.dir, rec.id));
@@ -184,7 +188,7 @@ export class ShareService {
 
   /** The share origin's URL of a share's page, signed and short-lived. */
   viewUrl(id: string): string {
-    const expires = this.now() + VIEW_URL_TTL_MS;
+    const expires = this.now() + this.o.viewUrlTtlMs;
     return `${this.o.origin.base()}${id}?e=${expires}&s=${this.sign(id, expires)}`;
   }
 

@@ -54,7 +54,8 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
   const logText = (): string => fs.readFileSync(path.resolve(__dirname, '../../test-output/sharing.log'), 'utf8');
 
   before(async () => {
-    hub = await startTestHub('sharing');
+    // At most 4 live links each: ann makes 3 before the limit is tried.
+    hub = await startTestHub('sharing', { shareMaxPerUser: 4 });
     await createUsersWithRoles(hub, {
       'shr-prof': { password: 'shr-prof-password', roles: ['instructor'] },
       'shr-prof2': { password: 'shr-prof2-password', roles: ['instructor'] },
@@ -164,6 +165,14 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
     const noServer = await share(bob, { notebook: 'shr101/lab1.ipynb', audience: 'classmates' });
     assert.equal(noServer.status, 409);
     assert.match(noServer.body, /server is not running/);
+    // The course page offers it beside each notebook, and the share page comes with it chosen.
+    assert.match((await ann.client.get('/hub/courses/shr101')).body, /href="\/hub\/shares\?course=shr101&amp;path=lab1\.ipynb"/);
+    assert.match((await ann.client.get('/hub/shares?course=shr101&path=lab1.ipynb')).body, /value="shr101\/lab1\.ipynb" selected/);
+    // A cap on live links (each keeps a snapshot on the hub's disk).
+    shareId(await share(ann, { notebook: 'shr101/lab1.ipynb', audience: 'classmates' }));
+    const fifth = await share(ann, { notebook: 'shr101/lab1.ipynb', audience: 'classmates' });
+    assert.equal(fifth.status, 409);
+    assert.match(fifth.body, /the most allowed/);
   });
 
   it('the instructor views a student\'s copy from the dashboard, with an audit line; nobody else can', async () => {
