@@ -6,7 +6,8 @@ import zlib from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { Hub } from '../../server/index.js';
-import { startTestHub, waitForReady } from '../helpers/hub.js';
+import { waitForReady } from '../helpers/hub.js';
+import { startSamlHub, TestIdp } from '../helpers/saml-idp.js';
 import { launchBrowser, recordRequests, signInInBrowser } from '../helpers/browser.js';
 import { xsrfToken } from '../helpers/kernel.js';
 import { escapeName } from '../../server/names.js';
@@ -59,6 +60,8 @@ describe('a shared notebook with script in its outputs runs nothing in the viewe
   const hits: string[] = [];
   let sinkUrl = '';
   let shareId = '';
+  let instructorsShareId = '';
+  let idp: TestIdp;
   const annEsc = escapeName('shr-b-ann');
 
   before(async () => {
@@ -70,7 +73,10 @@ describe('a shared notebook with script in its outputs runs nothing in the viewe
     await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
     sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}`;
 
-    hub = await startTestHub('sharing-browser');
+    // Local accounts for the students, the test IdP (SAML) for a co-instructor.
+    idp = await TestIdp.start();
+    idp.addUser('shr-b-fac', { password: 'shr-b-fac-pw', attributes: { uid: 'shr-b-fac', displayName: 'Fay Lecturer', mail: 'fay@uni.example', eduPersonAffiliation: ['faculty', 'member'] } });
+    hub = await startSamlHub('sharing-browser', idp);
     await createUsersWithRoles(hub, {
       'shr-b-prof': { password: 'shr-b-prof-password', roles: ['instructor'] },
       'shr-b-ann': { password: 'shr-b-ann-password', roles: ['student'] },
@@ -79,7 +85,7 @@ describe('a shared notebook with script in its outputs runs nothing in the viewe
     const prof = await signedIn(hub, 'shr-b-prof', 'shr-b-prof-password');
     const ann = await signedIn(hub, 'shr-b-ann', 'shr-b-ann-password');
     const bob = await signedIn(hub, 'shr-b-bob', 'shr-b-bob-password');
-    assert.equal((await prof.client.request('POST', '/hub/courses', { form: { _csrf: prof.csrf, code: 'shrb1', title: 'Data journalism' } })).status, 303);
+    assert.equal((await prof.client.request('POST', '/hub/courses', { form: { _csrf: prof.csrf, code: 'shrb1', title: 'Data journalism', coInstructors: 'shr-b-fac' } })).status, 303);
     assert.equal((await upload(prof.client, prof.csrf, '/hub/courses/shrb1/publish', [{ name: 'week1.ipynb', data: notebook('1') }])).status, 200);
     assert.equal((await bob.client.request('POST', '/hub/courses/shrb1/join', { form: { _csrf: bob.csrf } })).status, 303);
     assert.equal((await ann.client.get('/hub/courses/shrb1/open/week1.ipynb')).status, 302);
@@ -124,6 +130,9 @@ describe('a shared notebook with script in its outputs runs nothing in the viewe
     const shared = await ann.client.request('POST', '/hub/shares', { form: { _csrf: ann.csrf, notebook: 'shrb1/week1.ipynb', audience: 'classmates' }, headers: { accept: 'application/json' } });
     assert.equal(shared.status, 201, shared.body);
     shareId = (JSON.parse(shared.body) as { id: string }).id;
+    const forInstructors = await ann.client.request('POST', '/hub/shares', { form: { _csrf: ann.csrf, notebook: 'shrb1/week1.ipynb', audience: 'instructors' }, headers: { accept: 'application/json' } });
+    assert.equal(forInstructors.status, 201, forInstructors.body);
+    instructorsShareId = (JSON.parse(forInstructors.body) as { id: string }).id;
 
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     browser = await launchBrowser();
@@ -134,6 +143,7 @@ describe('a shared notebook with script in its outputs runs nothing in the viewe
   after(async () => {
     await browser?.close().catch(() => undefined);
     await hub?.close();
+    await idp?.close();
     await new Promise<void>((resolve) => (sink ? sink.close(() => resolve()) : resolve()));
   });
 
@@ -192,6 +202,26 @@ describe('a shared notebook with script in its outputs runs nothing in the viewe
     assert.deepEqual(hits, [], `script ran: ${hits.join(', ')}`);
     assert.deepEqual(dialogs, []);
     assert.ok(messages.some((m) => /sandboxed and the 'allow-scripts' permission is not set|Content Security Policy/i.test(m)), `Chromium reports the blocked script: ${messages.join(' | ')}`);
+  });
+
+  it('a signed-out co-instructor opens an instructors-only link: through the IdP (SAML) and back to the notebook', async () => {
+    const ctx = await browser.newContext({ viewport: DESKTOP });
+    try {
+      const p = await ctx.newPage();
+      await p.goto(`${hub.url}/hub/share/${instructorsShareId}`);
+      assert.equal(new URL(p.url()).pathname, '/hub/login');
+      await p.click('#saml-login');
+      await p.waitForURL(`${idp.url}/sso?**`);
+      await p.fill('#idp-username', 'shr-b-fac');
+      await p.fill('#idp-password', 'shr-b-fac-pw');
+      await p.click('#idp-login');
+      await p.getByRole('heading', { name: 'Rainfall in Bergen' }).waitFor();
+      assert.equal(new URL(p.url()).origin, `http://oerhub-share.localhost:${new URL(hub.url).port}`);
+      assert.match(await p.locator('#share-strip').innerText(), /shared read-only by shr-b-ann/);
+      assert.deepEqual(hits, []);
+    } finally {
+      await ctx.close();
+    }
   });
 
   it('the instructor views the student\'s copy from the dashboard; the student revokes her link from her page, and the classmate\'s view is dead', async () => {
