@@ -42,6 +42,7 @@ import { accountRoutes } from './auth/account-routes.js';
 import { TotpService } from './auth/account-totp.js';
 import { accountNameOf } from './spawner/unix-accounts.js';
 import { CourseFiles, CourseRepo, CourseService, LOCAL_PROFILE } from './courses/index.js';
+import { ShareContent, ShareOrigin, ShareRepo, ShareService, sharePage, shareRoutes } from './sharing/index.js';
 
 export interface Hub {
   /** The address the hub listens on, e.g. http://127.0.0.1:8000. */
@@ -485,6 +486,25 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         lastActivity: () => serverRepo.lastActivity(),
       },
     };
+    // Read-only sharing (issue 11): snapshots in dataDir/shares, pages on an origin of their own.
+    const shareOrigin = new ShareOrigin(config, () => listeningPort);
+    const shares = new ShareService({
+      repo: new ShareRepo(store),
+      courses: deps.courses.service,
+      users,
+      routeOf: (escapedName) => routes.get(escapedName),
+      origin: shareOrigin,
+      dir: path.join(config.dataDir, 'shares'),
+      secret: cookieSecret,
+      maxBytes: config.courseMaxFileMb * 1024 * 1024,
+      readTimeoutMs: config.courseSyncTimeoutS * 1000,
+      viewUrlTtlMs: config.shareViewUrlTtlS * 1000,
+      maxPerUser: config.shareMaxPerUser,
+      page: sharePage(views, path.join(options.viewsDir ?? path.join(REPO_ROOT, 'views'), 'static', 'notebook-view.css')),
+      audit,
+      log: log.child({ part: 'sharing' }),
+    });
+    const shareContent = new ShareContent({ service: shares, log: log.child({ part: 'sharing' }), hubOrigin: () => origins.hubOrigin() });
     const mailer = new SmtpMailer(config, log.child({ part: 'mail' }));
     closers.push(() => mailer.close());
     const projects = new ProjectService({
@@ -525,7 +545,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       vendorExtra: bokehJs.assets,
       // /hub/metrics: a token with read:metrics (a Prometheus scraper's service token), or a session with it (admins).
       ops: { metrics, readiness, metricsGuard: scopeGuard(tokens, 'read:metrics') },
-      routers: [projectRoutes({ web: deps, projects, accounts }), accountRoutes(deps, accounts, projects, totp)],
+      routers: [projectRoutes({ web: deps, projects, accounts }), accountRoutes(deps, accounts, projects, totp), shareRoutes(deps, shares)],
     });
 
     metrics.attach({
@@ -553,6 +573,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       // The hot path: user-content hosts and /user/ go straight to the proxy, never through
       // express. Until reconcile() has routed the servers that kept running, they get "the hub
       // is starting" instead of a "not running" page whose Start button would replace a running server.
+      // The share origin is nobody's server: its own handler, before the proxy.
+      if (shareOrigin.matches(req)) return shareContent.handle(req, res);
       const host = origins.classify(req);
       if (host.kind === 'content' && isVendorAssetRequest(req)) contentAssets(req, res);
       else if (host.kind !== 'hub' || req.url?.startsWith('/user/')) {
@@ -570,7 +592,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     };
     const onUpgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer): void => {
       forgetForwarded(req);
-      if (drain.isDraining) RequestDrain.refuseUpgrade(socket);
+      if (shareOrigin.matches(req)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else if (drain.isDraining) RequestDrain.refuseUpgrade(socket);
       else if (manager.ready) proxy.handleUpgrade(req, socket, head);
       else socket.end('HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     };

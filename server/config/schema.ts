@@ -16,6 +16,7 @@ import { opsShape } from './ops-schema.js';
 import { adminShape } from './admin-schema.js';
 import { projectsShape } from './projects-schema.js';
 import { coursesShape } from './courses-schema.js';
+import { sharingShape } from './sharing-schema.js';
 
 // Run as root, the hub gives each local server its own Unix account, which must be able to
 // reach the venv and its home: a checkout under /root (0700) can't be, so root's defaults sit
@@ -77,6 +78,7 @@ export const configShape = {
   ...adminShape,
   ...projectsShape,
   ...coursesShape,
+  ...sharingShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

@@ -18,6 +18,8 @@ export interface CourseRecord {
   /** Usernames; the first created the course. */
   instructors: string[];
   anonymousAllowed: boolean;
+  /** Whether its students may share a notebook read-only with anyone who has the link (server/sharing); unset: no. */
+  shareWithAnyone?: boolean;
   enrolment: Enrolment;
   createdAt: number;
 }

@@ -25,6 +25,7 @@ export interface CourseInput {
   datasets?: unknown;
   coInstructors?: unknown;
   anonymousAllowed?: unknown;
+  shareWithAnyone?: unknown;
   enrolment?: unknown;
 }
 
@@ -181,6 +182,7 @@ export class CourseService {
       profiles: chosen,
       datasets,
       anonymousAllowed: input.anonymousAllowed === true || input.anonymousAllowed === 'on' || input.anonymousAllowed === 'true',
+      shareWithAnyone: input.shareWithAnyone === true || input.shareWithAnyone === 'on' || input.shareWithAnyone === 'true',
       enrolment,
       coInstructors: names(input.coInstructors),
     };

@@ -80,6 +80,27 @@ export class JupyterFolder implements StudentFolder {
     return createHash('sha256').update(Buffer.from(typeof body.content === 'string' ? body.content : '', 'base64')).digest('hex');
   }
 
+  /**
+   * A file's exact bytes (relative to the course folder), or null when it isn't there. Throws
+   * SyncFailed when the server refuses or answers with more than maxBytes (read-only shares
+   * snapshot notebooks this way).
+   */
+  async read(rel: string, maxBytes: number): Promise<Buffer | null> {
+    const res = await this.call('GET', `${this.folder}/${rel}`, undefined, '?content=1&type=file&format=base64');
+    if (res.status === 404) {
+      await res.arrayBuffer();
+      return null;
+    }
+    if (!res.ok) throw new SyncFailed(`reading ${rel} answered ${res.status}`);
+    const length = Number(res.headers.get('content-length') ?? '0');
+    // base64 in JSON: about 4/3 of the file.
+    if (length > maxBytes * 1.4 + 4096) throw new SyncFailed(`${rel} is larger than ${maxBytes} bytes`);
+    const body = (await res.json()) as Entry;
+    const data = Buffer.from(typeof body.content === 'string' ? body.content : '', 'base64');
+    if (data.length > maxBytes) throw new SyncFailed(`${rel} is larger than ${maxBytes} bytes`);
+    return data;
+  }
+
   private async mkdirs(rel: string): Promise<void> {
     const parts = [this.folder, ...rel.split('/').slice(0, -1)];
     for (let i = 1; i <= parts.length; i++) {

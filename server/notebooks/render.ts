@@ -27,6 +27,8 @@ export interface RenderOptions {
   vendorBase: string;
   /** Where a relative link to another notebook (e.g. `heatmap.ipynb`) goes; undefined keeps it as text. */
   notebookLink?: (relPath: string) => string | undefined;
+  /** false: drop script frames (map outputs) too, for pages where nothing may run at all (shared notebooks). */
+  frames?: boolean;
 }
 
 /** A Bokeh output: what `Bokeh.embed.embed_items(docs, renderItems)` needs. */
@@ -202,7 +204,7 @@ function renderData(ctx: Context, data: Record<string, unknown>): string {
     const html = text(data['text/html']);
     // Bokeh's placeholder div for the next output: the exec output above brings its own.
     if (/^\s*<div id="[^"]*" data-root-id="[^"]*" style="display: contents;"><\/div>\s*$/.test(html)) return '';
-    return `<div class="nb-html">${sanitizeHtml(html, sanitizeOptions(ctx.o, ctx.frames))}</div>`;
+    return `<div class="nb-html">${sanitizeHtml(html, sanitizeOptions(ctx.o, ctx.o.frames === false ? null : ctx.frames))}</div>`;
   }
   for (const mime of ['image/png', 'image/jpeg', 'image/gif']) {
     const b64 = text(data[mime]);
