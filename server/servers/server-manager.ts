@@ -649,7 +649,8 @@ export class ServerManager {
       secret: r.secret,
       defaultUrl: this.o.config.defaultUrl,
       ephemeral: r.ephemeral,
-      env: {},
+      // nbgitpuller links without urlpath open JupyterLab, not the classic notebook (not installed locally).
+      env: { NBGITPULLER_APP: 'lab' },
       ...(this.o.hubUrl ? { hubUrl: this.o.hubUrl() } : {}),
     };
   }
