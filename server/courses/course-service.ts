@@ -280,6 +280,27 @@ export class CourseService {
     }
   }
 
+  /**
+   * Publish a folder of the instructor's own running server as the next version: `copy` fills
+   * the staging folder (copyServerFolder: through the server's contents API, with the upload
+   * limits), then the same checks and commit as an upload. With `replace` the version is the
+   * folder; without it files of the latest version not in the folder are kept. Bad content:
+   * UploadRefused, and nothing changes.
+   */
+  async publishFromServer(user: UserRecord, code: string, folder: string, replace: boolean, copy: (staging: string, limits: UploadLimits) => Promise<string[]>): Promise<VersionRecord> {
+    await this.managed(user, code);
+    const staging = await this.o.files.staging(code);
+    try {
+      const uploaded = await copy(staging, this.limits);
+      return await this.commitStaging(user, code, staging, { replace, uploaded });
+    } catch (err) {
+      await this.o.files.discard(staging);
+      if (!(err instanceof HubError)) this.o.log.warn({ course: code, user: user.name, folder, err: (err as Error).message }, 'publishing from a server failed');
+      else this.o.log.warn({ course: code, user: user.name, folder, reason: err.message }, 'folder from a server refused');
+      throw err;
+    }
+  }
+
   /** A new version equal to version `n` (history stays: nothing is ever deleted). */
   async rollback(user: UserRecord, code: string, n: number): Promise<VersionRecord> {
     await this.managed(user, code);
