@@ -40,7 +40,7 @@ describe('courses: an instructor publishes a folder from their own running serve
     } catch {
       body = { message: r.body };
     }
-    return { status: r.status, body, location: r.location };
+    return { status: r.status, body, location: r.location ?? undefined };
   };
 
   /** Write a file in the instructor's server, as they would in JupyterLab (contents API through the proxy). */
