@@ -242,7 +242,14 @@ export function courseRoutes(deps: WebDeps, web: CoursesWeb): Router {
       render(req, res, 'course-profile.njk', { course, running: running.profile, next: req.originalUrl }, 409);
       return null;
     }
-    const status = await deps.manager.start(user, profile ? { profile } : {});
+    // The course's datasets are mounted at start: a server started without one must be restarted to get it.
+    const missing = running?.datasets ? course.datasets.filter((d) => !running.datasets?.includes(d)) : [];
+    if (missing.length) {
+      render(req, res, 'course-profile.njk', { course, missingDatasets: missing, next: req.originalUrl }, 409);
+      return null;
+    }
+    const datasets = deps.config.spawner === 'docker' && course.datasets.length ? { datasets: course.datasets } : {};
+    const status = await deps.manager.start(user, { ...(profile ? { profile } : {}), ...datasets });
     if (status !== 'running') {
       res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(req.originalUrl)}`);
       return null;

@@ -166,14 +166,8 @@ export class CourseService {
     if (unknownDataset) throw new BadRequest(`There is no dataset named ${JSON.stringify(unknownDataset)}.`);
     const enrolment: Enrolment = input.enrolment === 'roster' ? 'roster' : 'open';
     const chosen = profiles.length ? profiles : (existing?.profiles ?? [this.o.profileNames[0]]);
-    // The hub mounts what the profile mounts: a dataset none of the course's profiles mounts would never be there.
-    for (const d of datasets) {
-      const mounted = chosen.some((p) => {
-        const list = this.o.profileDatasets?.[p];
-        return list === undefined || list.includes(d);
-      });
-      if (!mounted) throw new BadRequest(`The dataset ${d} is not mounted by ${chosen.join(' or ')}: choose a kind of server that has it.`);
-    }
+    // A course's datasets are mounted read-only in its students' servers besides the profile's
+    // (the hub passes them at start), so any configured dataset will do.
     return {
       title,
       term: str(input.term, 60),
