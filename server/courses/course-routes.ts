@@ -11,6 +11,7 @@ import type { CourseRecord, SyncRecord, VersionRecord } from './course-repo.js';
 import { CourseService, LOCAL_PROFILE } from './course-service.js';
 import { JupyterFolder, SyncFailed } from './course-sync.js';
 import { checkCoursePath, UploadRefused } from './upload.js';
+import { checkServerFolder, copyServerFolder, PublishServerNotRunning, PublishServerUnreachable } from './server-folder.js';
 
 /** What the course pages need besides the web deps, built in createHub. */
 export interface CoursesWeb {
@@ -182,6 +183,32 @@ export function courseRoutes(deps: WebDeps, web: CoursesWeb): Router {
     }),
   );
 
+  // A folder of the instructor's own running server, read through its contents API (server-folder.ts).
+  router.post(
+    '/hub/courses/:code/publish-server',
+    pages,
+    asyncRoute(async (req, res) => {
+      const user = currentUser(req);
+      await svc.managed(user, code(req));
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const folder = checkServerFolder(body.folder);
+      const route = (await deps.manager.status(user)) === 'running' ? web.routeOf(user.escapedName) : undefined;
+      if (!route) throw new PublishServerNotRunning();
+      const signal = AbortSignal.timeout(deps.config.courseSyncTimeoutS * 1000);
+      const replace = body.replace === 'on' || body.replace === 'true';
+      let version: VersionRecord;
+      try {
+        version = await svc.publishFromServer(user, code(req), folder, replace, (staging, limits) => copyServerFolder(route, folder, staging, limits, signal));
+      } catch (err) {
+        if (err instanceof SyncFailed || (err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError') throw new PublishServerUnreachable((err as Error).message);
+        throw err;
+      }
+      const diff = (await svc.history(code(req))).find((v) => v.n === version.n)?.diff ?? { added: [], changed: [], removed: [] };
+      const notice = `Published version ${version.n} from ~/${folder}: ${diff.added.length} added, ${diff.changed.length} changed, ${diff.removed.length} removed.`;
+      done(req, res, `/hub/courses/${code(req)}?notice=${encodeURIComponent(notice)}`, { version: version.n, files: Object.keys(version.files), diff });
+    }),
+  );
+
   router.post(
     '/hub/courses/:code/rollback',
     pages,
@@ -215,7 +242,14 @@ export function courseRoutes(deps: WebDeps, web: CoursesWeb): Router {
       render(req, res, 'course-profile.njk', { course, running: running.profile, next: req.originalUrl }, 409);
       return null;
     }
-    const status = await deps.manager.start(user, profile ? { profile } : {});
+    // The course's datasets are mounted at start: a server started without one must be restarted to get it.
+    const missing = running?.datasets ? course.datasets.filter((d) => !running.datasets?.includes(d)) : [];
+    if (missing.length) {
+      render(req, res, 'course-profile.njk', { course, missingDatasets: missing, next: req.originalUrl }, 409);
+      return null;
+    }
+    const datasets = deps.config.spawner === 'docker' && course.datasets.length ? { datasets: course.datasets } : {};
+    const status = await deps.manager.start(user, { ...(profile ? { profile } : {}), ...datasets });
     if (status !== 'running') {
       res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(req.originalUrl)}`);
       return null;

@@ -167,14 +167,8 @@ export class CourseService {
     if (unknownDataset) throw new BadRequest(`There is no dataset named ${JSON.stringify(unknownDataset)}.`);
     const enrolment: Enrolment = input.enrolment === 'roster' ? 'roster' : 'open';
     const chosen = profiles.length ? profiles : (existing?.profiles ?? [this.o.profileNames[0]]);
-    // The hub mounts what the profile mounts: a dataset none of the course's profiles mounts would never be there.
-    for (const d of datasets) {
-      const mounted = chosen.some((p) => {
-        const list = this.o.profileDatasets?.[p];
-        return list === undefined || list.includes(d);
-      });
-      if (!mounted) throw new BadRequest(`The dataset ${d} is not mounted by ${chosen.join(' or ')}: choose a kind of server that has it.`);
-    }
+    // A course's datasets are mounted read-only in its students' servers besides the profile's
+    // (the hub passes them at start), so any configured dataset will do.
     return {
       title,
       term: str(input.term, 60),
@@ -278,6 +272,27 @@ export class CourseService {
       await this.o.files.discard(staging);
       if (!(err instanceof HubError)) this.o.log.error({ course: code, err: (err as Error).message }, 'publishing failed');
       else this.o.log.warn({ course: code, user: user.name, reason: err.message }, 'upload refused');
+      throw err;
+    }
+  }
+
+  /**
+   * Publish a folder of the instructor's own running server as the next version: `copy` fills
+   * the staging folder (copyServerFolder: through the server's contents API, with the upload
+   * limits), then the same checks and commit as an upload. With `replace` the version is the
+   * folder; without it files of the latest version not in the folder are kept. Bad content:
+   * UploadRefused, and nothing changes.
+   */
+  async publishFromServer(user: UserRecord, code: string, folder: string, replace: boolean, copy: (staging: string, limits: UploadLimits) => Promise<string[]>): Promise<VersionRecord> {
+    await this.managed(user, code);
+    const staging = await this.o.files.staging(code);
+    try {
+      const uploaded = await copy(staging, this.limits);
+      return await this.commitStaging(user, code, staging, { replace, uploaded });
+    } catch (err) {
+      await this.o.files.discard(staging);
+      if (!(err instanceof HubError)) this.o.log.warn({ course: code, user: user.name, folder, err: (err as Error).message }, 'publishing from a server failed');
+      else this.o.log.warn({ course: code, user: user.name, folder, reason: err.message }, 'folder from a server refused');
       throw err;
     }
   }

@@ -44,6 +44,8 @@ export interface ServerSummary {
   startedAt: number;
   /** The image profile it runs (Docker spawner), when the spawner recorded one. */
   profile?: string;
+  /** The datasets it mounts (Docker spawner), when the spawner recorded them. */
+  datasets?: string[];
 }
 
 export interface ServerManagerOptions {
@@ -168,7 +170,8 @@ export class ServerManager {
   async list(): Promise<ServerSummary[]> {
     return (await this.o.servers.list()).map((r) => {
       const profile = r.spawnerState?.profile;
-      return { user: r.user, escapedName: r.escapedName, phase: r.phase, ephemeral: r.ephemeral, startedAt: r.startedAt, ...(typeof profile === 'string' ? { profile } : {}) };
+      const datasets = r.spawnerState?.datasets;
+      return { user: r.user, escapedName: r.escapedName, phase: r.phase, ephemeral: r.ephemeral, startedAt: r.startedAt, ...(typeof profile === 'string' ? { profile } : {}), ...(typeof datasets === 'string' ? { datasets: datasets ? datasets.split(',') : [] } : {}) };
     });
   }
 
@@ -186,8 +189,9 @@ export class ServerManager {
    * serverStopWaitS for the stop, then throws ServerBusy. Throws HubStarting before
    * reconcile(), StoreUnavailable when the store can't record the start. `profile` is a
    * name a user sent: anything but a configured profile's name is refused with BadRequest.
+   * `datasets` are mounted besides the profile's: names the hub chose (a course's), never a request's.
    */
-  async start(user: UserRecord, opts: { ephemeral?: boolean; profile?: string; lowPriority?: boolean } = {}): Promise<ServerStatus> {
+  async start(user: UserRecord, opts: { ephemeral?: boolean; profile?: string; lowPriority?: boolean; datasets?: readonly string[] } = {}): Promise<ServerStatus> {
     if (!this.reconciled) throw new HubStarting();
     const name = user.escapedName;
     const profile = this.checkProfile(opts.profile);
@@ -245,7 +249,7 @@ export class ServerManager {
     const abort = new AbortController();
     this.aborts.set(name, abort);
     const lockOwner = owner;
-    const run = this.runStart(user, record, bus, profile, abort, opts.lowPriority === true).then(async (last) => {
+    const run = this.runStart(user, record, bus, profile, abort, opts.lowPriority === true, opts.datasets ?? []).then(async (last) => {
       this.aborts.delete(name);
       this.pending.delete(name);
       await this.locks.release(name, lockOwner);
@@ -510,13 +514,13 @@ export class ServerManager {
    * Runs with the lock held by start(); ends in `running` or `failed`, never leaves a server the
    * record doesn't know. Never rejects: resolves with the start's last event, for the caller to emit.
    */
-  private async runStart(user: UserRecord, record: ServerRecord, bus: ProgressBus, profile: string | undefined, cancel: AbortController, lowPriority: boolean): Promise<StartEvent> {
+  private async runStart(user: UserRecord, record: ServerRecord, bus: ProgressBus, profile: string | undefined, cancel: AbortController, lowPriority: boolean, datasets: readonly string[]): Promise<StartEvent> {
     const log = this.o.log.child({ user: user.name });
     const abort = new AbortController();
     const timeout = setTimeout(() => abort.abort(new SpawnTimeout(this.o.config.startTimeoutS)), this.o.config.startTimeoutS * 1000);
     const signal = AbortSignal.any([abort.signal, cancel.signal]);
     try {
-      const started = await this.o.spawner.start({ ...this.specOf(record), ...(profile ? { profile } : {}), ...(lowPriority ? { lowPriority } : {}) }, {
+      const started = await this.o.spawner.start({ ...this.specOf(record), ...(profile ? { profile } : {}), ...(lowPriority ? { lowPriority } : {}), ...(datasets.length ? { datasets } : {}) }, {
         signal,
         log,
         onProgress: (e) => bus.emit({ progress: Math.min(e.progress, 99), message: e.message }),
@@ -649,7 +653,8 @@ export class ServerManager {
       secret: r.secret,
       defaultUrl: this.o.config.defaultUrl,
       ephemeral: r.ephemeral,
-      env: {},
+      // nbgitpuller links without urlpath open JupyterLab, not the classic notebook (not installed locally).
+      env: { NBGITPULLER_APP: 'lab' },
       ...(this.o.hubUrl ? { hubUrl: this.o.hubUrl() } : {}),
     };
   }

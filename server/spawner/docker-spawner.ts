@@ -56,9 +56,9 @@ const EXITED_MESSAGE = 'Your notebook server stopped while it was starting. Plea
  * The datasets a server mounts: those its profile lists (all, for a profile without a list),
  * and for an ephemeral "Try it" server only the public ones among them.
  */
-export function datasetsFor(datasets: readonly DockerDataset[], profile: DockerProfile, ephemeral: boolean): DockerDataset[] {
+export function datasetsFor(datasets: readonly DockerDataset[], profile: DockerProfile, ephemeral: boolean, extra: readonly string[] = []): DockerDataset[] {
   const listed = profile.datasets;
-  return datasets.filter((d) => (listed === undefined || listed.includes(d.name)) && (!ephemeral || d.public));
+  return datasets.filter((d) => (listed === undefined || listed.includes(d.name) || extra.includes(d.name)) && (!ephemeral || d.public));
 }
 
 /**
@@ -182,7 +182,7 @@ export class DockerSpawner implements Spawner {
           log.info({ volume }, 'home volume created');
         }
       }
-      await this.checkDatasets(datasetsFor(this.o.datasets, profile, spec.ephemeral));
+      await this.checkDatasets(datasetsFor(this.o.datasets, profile, spec.ephemeral, spec.datasets));
       if (!spec.ephemeral && spec.projects?.length) {
         progress(25, 'Preparing your project folders');
         await grantContainerUid(spec.projects, image.user);
@@ -223,7 +223,7 @@ export class DockerSpawner implements Spawner {
       isReady = true;
       log.info({ container: short(containerId), port, ms: Date.now() - startedAt }, 'notebook server ready');
       // The profile goes into the state so the culler can apply that profile's limits.
-      return { endpoint: { host: LOCALHOST, port }, state: { containerId, port, name, profile: profile.name } };
+      return { endpoint: { host: LOCALHOST, port }, state: { containerId, port, name, profile: profile.name, datasets: datasetsFor(this.o.datasets, profile, spec.ephemeral, spec.datasets).map((d) => d.name).join(',') } };
     } catch (err) {
       this.noteFailure(err);
       if (signal.aborted) throw signal.reason;
@@ -435,7 +435,7 @@ export class DockerSpawner implements Spawner {
       // A volume mount (not a bind) so Docker copies the image's user-owned home into a new volume.
       mounts.push({ Type: 'volume', Source: this.volumeName(spec.escapedName), Target: home, ReadOnly: false });
     }
-    for (const d of datasetsFor(this.o.datasets, profile, spec.ephemeral)) {
+    for (const d of datasetsFor(this.o.datasets, profile, spec.ephemeral, spec.datasets)) {
       mounts.push({ Type: d.source.startsWith('/') ? 'bind' : 'volume', Source: d.source, Target: `${home}/datasets/${d.name}`, ReadOnly: true });
     }
     // The member's projects only (the hub reads the membership at each start); never for "Try it".

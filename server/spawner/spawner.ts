@@ -30,6 +30,11 @@ export interface SpawnSpec {
    */
   profile?: string;
   /**
+   * Names of datasets to mount read-only besides the profile's (set by the hub from the course
+   * the server is started for, never from a request). Spawners without datasets ignore it.
+   */
+  datasets?: readonly string[];
+  /**
    * Research projects the user is a member of (set by the hub; see server/projects): each
    * project's shared folder appears at `<home>/projects/<number>` (writable) and its datasets at
    * `<home>/projects/<number>-datasets` (read-only). Spawners without projects ignore it.

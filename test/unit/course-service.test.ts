@@ -54,11 +54,11 @@ describe('CourseService: who may join, what a course may use, and merges in a ro
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('accepts only configured profiles, and datasets one of the course\'s profiles mounts', async () => {
+  it('accepts only configured profiles and datasets (a course mounts its datasets besides the profile\'s)', async () => {
     await assert.rejects(svc.create(prof, { code: 'crs1', title: 'T', profiles: 'gpu' }), BadRequest);
-    await assert.rejects(svc.create(prof, { code: 'crs1', title: 'T', profiles: ['python'], datasets: ['weather'] }), /not mounted by python/);
-    const c = await svc.create(prof, { code: 'crs1', title: 'T', profiles: ['python', 'r'], datasets: ['weather'] });
-    assert.deepEqual([c.profiles, c.datasets], [['python', 'r'], ['weather']]);
+    await assert.rejects(svc.create(prof, { code: 'crs1', title: 'T', profiles: ['python'], datasets: ['gradez'] }), /no dataset named "gradez"/);
+    const c = await svc.create(prof, { code: 'crs1', title: 'T', profiles: ['python'], datasets: ['weather'] });
+    assert.deepEqual([c.profiles, c.datasets], [['python'], ['weather']]);
     await assert.rejects(svc.create(user('crs-stu', ['student']), { code: 'crs2', title: 'T' }), Forbidden);
   });
 

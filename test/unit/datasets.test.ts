@@ -26,6 +26,12 @@ describe('datasets are mounted only where they belong', () => {
     assert.deepEqual(names(r, false), ['grades', 'maps', 'survey']);
   });
 
+  it("a course's datasets are mounted besides the profile's, and only configured ones", () => {
+    assert.deepEqual(datasetsFor(config.dockerDatasets, python!, false, ['survey', 'unknown']).map((d) => d.name), ['grades', 'maps', 'survey']);
+    // A visitor's workspace still gets only public data, whatever the course lists.
+    assert.deepEqual(datasetsFor(config.dockerDatasets, python!, true, ['survey']).map((d) => d.name), ['maps']);
+  });
+
   it('a "Try it" visitor gets only the public ones', () => {
     assert.deepEqual(names(python, true), ['maps']);
     assert.deepEqual(names(r, true), ['maps']);
