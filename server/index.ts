@@ -93,6 +93,8 @@ export interface HubOptions {
 
 const REPO_ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const REVOKE_CHANNEL = 'session-revoked';
+// An API token was revoked: every hub process forgets it and closes its WebSockets.
+const TOKEN_REVOKED_CHANNEL = 'token-revoked';
 // A hub process that is not the leader asks the leader here to refill the warm pool.
 const POOL_FILL_CHANNEL = 'pool-fill';
 // A client must send its request headers within this time, or the socket is closed (408): a
@@ -293,7 +295,20 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const origins = new UserOrigins(config, () => listeningPort);
     if (!origins.isolated) log.warn({ originMode: config.originMode }, 'user servers share the hub\'s origin (originMode=single): code in any notebook can act as its user on the hub. Set originMode=subdomain (see README, "Origins")');
     const handoff = new SignInHandoff(store);
-    const tokens = new TokenService({ repo: new TokenRepo(store), users, services: config.apiServices, log: log.child({ part: 'api' }), cacheMs: config.apiTokenCacheMs, maxAgeS: config.apiTokenMaxAgeS });
+    const tokens = new TokenService({
+      repo: new TokenRepo(store),
+      users,
+      services: config.apiServices,
+      log: log.child({ part: 'api' }),
+      cacheMs: config.apiTokenCacheMs,
+      maxAgeS: config.apiTokenMaxAgeS,
+      onRevoked: async (ids) => {
+        for (const id of ids) {
+          proxy.closeToken(id);
+          await store.publish(TOKEN_REVOKED_CHANNEL, id).catch((err: Error) => log.warn({ err: err.message }, 'could not tell other hub processes about a revoked token'));
+        }
+      },
+    });
     const proxy = new HubProxy({
       routes,
       sessions,
@@ -310,6 +325,11 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       tokenAccess: new TokenAccess({ verifier: tokens, routes, log: log.child({ part: 'proxy' }), error: (req, res, status, message) => pages.error(req, res, status, message) }),
     });
     closers.push(() => proxy.close());
+    const unsubscribeTokens = await store.subscribe(TOKEN_REVOKED_CHANNEL, (id) => {
+      tokens.forget(id);
+      proxy.closeToken(id);
+    });
+    closers.push(() => unsubscribeTokens());
 
     const manager = new ServerManager({
       config,

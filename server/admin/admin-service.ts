@@ -116,6 +116,11 @@ export class AdminService {
     return user;
   }
 
+  /** Where an account's roles come from: the hub's grants and the IdP's (latest sign-in). */
+  rolesOf(user: UserRecord): Promise<{ granted: Role[]; idp: Role[] }> {
+    return this.o.identities.rolesOf(user);
+  }
+
   /** Set the roles the hub grants (the IdP's stay). An admin can't take their own admin role away. */
   async setRoles(actor: Actor, user: UserRecord, roles: readonly string[]): Promise<UserRecord> {
     const granted = GRANTABLE.filter((r) => roles.includes(r));

@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import type { ServerSummary } from '../servers/server-manager.js';
-import type { UserRecord } from '../store/repos.js';
+import type { Role, UserRecord } from '../store/repos.js';
 import { allows, type Grant } from './scopes.js';
 
 /** JupyterHub's server model (the `servers['']` entry of a user). */
@@ -15,6 +15,16 @@ export interface ServerModel {
   last_activity: string | null;
   user_options: Record<string, string>;
 }
+
+/** Where a user's roles come from: granted by the hub, or said by the identity provider at the latest sign-in. */
+export interface RoleSources {
+  granted: readonly Role[];
+  idp: readonly Role[];
+}
+
+const ROLE_ORDER: readonly Role[] = ['admin', 'instructor', 'student', 'anonymous'];
+/** Roles in one fixed order, as `roles` is (an IdP lists them in any order). */
+const inOrder = (roles: readonly Role[]): Role[] => ROLE_ORDER.filter((r) => roles.includes(r));
 
 /** What the API knows of one user's server at one moment. */
 export interface ServerView {
@@ -52,15 +62,17 @@ export function serverModel(user: UserRecord, s: ServerView): ServerModel {
 /**
  * JupyterHub's user model, with the fields the grants allow for this user (JupyterHub's
  * vertical filtering): read:users:name gives name and kind, read:users the rest,
- * read:users:activity last_activity, read:servers the server fields.
+ * read:users:activity last_activity, read:servers the server fields. `roles` and `admin` are the
+ * effective roles; `granted_roles` and `idp_roles` (oerhub's) say where they come from.
  */
-export function userModel(user: UserRecord, s: ServerView, userActivityMs: number | undefined, grants: readonly Grant[]): Record<string, unknown> {
+export function userModel(user: UserRecord, s: ServerView, userActivityMs: number | undefined, grants: readonly Grant[], roles?: RoleSources): Record<string, unknown> {
   const out: Record<string, unknown> = { kind: 'user', name: user.name };
   const lastActivity = iso(Math.max(s.lastActivityMs ?? 0, userActivityMs ?? 0));
   if (allows(grants, 'read:users', user.name)) {
     Object.assign(out, {
       admin: user.roles.includes('admin'),
       roles: [...user.roles],
+      ...(roles ? { granted_roles: inOrder(roles.granted), idp_roles: inOrder(roles.idp) } : {}),
       groups: [],
       created: new Date(user.createdAt).toISOString(),
       last_activity: lastActivity,

@@ -4,10 +4,11 @@ import { BadRequest, Conflict, Forbidden, NotFound } from '../errors.js';
 import { asyncRoute, type WebDeps } from '../web/context.js';
 import { isAnonymousName } from '../names.js';
 import { ServerRepo, type Role, type UserRecord } from '../store/repos.js';
+import { mergeRoles } from '../auth/index.js';
 import { checkScope, requirePrincipal, type Principal } from './auth.js';
 import { UserActivityRepo } from './activity-repo.js';
-import { isActive, serverModel, userModel, withQuery, type ServerView } from './models.js';
-import { allows, allowsAny, expandScopes, formatGrants } from './scopes.js';
+import { isActive, serverModel, userModel, withQuery, type RoleSources, type ServerView } from './models.js';
+import { allows, allowsAny, expandScopes, formatGrants, type Grant } from './scopes.js';
 import type { TokenOwner } from './token-repo.js';
 
 /** The JupyterHub REST API version oerhub answers like (clients gate features on it, e.g. the idle culler's ?state=). */
@@ -52,6 +53,35 @@ function rolesFrom(body: { roles?: Role[]; admin?: boolean }, base: Role[]): Rol
 }
 
 /**
+ * The hub's grants after a PATCH of `roles` (the effective roles wanted, JupyterHub's field)
+ * and/or `admin` (alone: adds or removes the hub's admin grant). A role the identity provider
+ * gives can't be taken away here (it would stay): Conflict, naming it. A wanted role the IdP
+ * already gives stays the IdP's (not also granted, unless it was), so sending back what GET
+ * shows in `roles` changes nothing.
+ */
+export function grantsAfterPatch(body: { roles?: Role[]; admin?: boolean }, sources: RoleSources): Role[] {
+  let granted: Role[];
+  let removed: readonly Role[];
+  if (body.roles === undefined) {
+    granted = rolesFrom(body, [...sources.granted]);
+    removed = body.admin === false ? ['admin'] : [];
+  } else {
+    const wanted = rolesFrom(body, []);
+    granted = wanted.filter((r) => !sources.idp.includes(r) || sources.granted.includes(r));
+    // Never student: it is what everyone without instructor is, whoever says so.
+    removed = (['admin', 'instructor'] as const).filter((r) => !wanted.includes(r));
+  }
+  const kept = mergeRoles(granted, sources.idp).filter((r) => removed.includes(r) && sources.idp.includes(r));
+  if (kept.length) {
+    throw new Conflict(
+      `The role${kept.length === 1 ? '' : 's'} ${kept.join(' and ')} ${kept.length === 1 ? 'comes' : 'come'} from the user's identity provider and can't be removed through the API; change ${kept.length === 1 ? 'it' : 'them'} there. The hub's own grants are in granted_roles.`,
+      `PATCH tried to remove the IdP's roles ${kept.join(' ')}`,
+    );
+  }
+  return granted;
+}
+
+/**
  * /hub/api: JSON, shaped like JupyterHub's REST API where the two overlap (names, fields,
  * status codes, scopes). A session works as in the browser (unsafe methods need X-CSRF-Token);
  * `Authorization: token …` works with the token's scopes and skips the XSRF check.
@@ -83,8 +113,13 @@ export function apiRoutes(deps: WebDeps): Router {
     return { phase, ...(record ? { startedAt: record.startedAt } : {}), ...(typeof profile === 'string' ? { profile } : {}), ...(last === undefined ? {} : { lastActivityMs: last }) };
   }
 
+  /** Where the roles come from, when the caller may read them (read:users). */
+  async function sourcesFor(grants: Principal['grants'], user: UserRecord): Promise<RoleSources | undefined> {
+    return allows(grants, 'read:users', user.name) ? deps.admin.rolesOf(user) : undefined;
+  }
+
   async function modelOf(p: Principal, user: UserRecord): Promise<Record<string, unknown>> {
-    return userModel(user, await viewOf(user), (await activity.all()).get(user.name), p.grants);
+    return userModel(user, await viewOf(user), (await activity.all()).get(user.name), p.grants, await sourcesFor(p.grants, user));
   }
 
   router.get('/hub/api/', (_req, res) => {
@@ -119,10 +154,11 @@ export function apiRoutes(deps: WebDeps): Router {
         return;
       }
       // Your own model whatever the token's read scopes (JupyterHub does the same for /user).
-      const model = userModel(p.user, await viewOf(p.user), (await activity.all()).get(p.user.name), [
+      const own: Grant[] = [
         { scope: 'read:users', user: p.user.name },
         { scope: 'read:servers', user: p.user.name },
-      ]);
+      ];
+      const model = userModel(p.user, await viewOf(p.user), (await activity.all()).get(p.user.name), own, await sourcesFor(own, p.user));
       const session = p.token ? {} : { csrf_token: deps.csrfToken(req) };
       res.json({ ...model, escaped_name: p.user.escapedName, scopes: formatGrants(p.grants), ...(p.token ? { token_id: p.token.tokenId } : {}), ...session });
     }),
@@ -154,7 +190,8 @@ export function apiRoutes(deps: WebDeps): Router {
         const last = lastByServer.get(user.escapedName);
         matched.push({ user, view: { phase, ...(s ? { startedAt: s.startedAt } : {}), ...(s?.profile ? { profile: s.profile } : {}), ...(last === undefined ? {} : { lastActivityMs: last }) } });
       }
-      const page = matched.slice(offset, offset + limit).map(({ user, view }) => userModel(user, view, lastByUser.get(user.name), p.grants));
+      const page: Record<string, unknown>[] = [];
+      for (const { user, view } of matched.slice(offset, offset + limit)) page.push(userModel(user, view, lastByUser.get(user.name), p.grants, await sourcesFor(p.grants, user)));
       if (!(req.get('accept') ?? '').includes(PAGINATION)) {
         res.json(page);
         return;
@@ -236,8 +273,13 @@ export function apiRoutes(deps: WebDeps): Router {
       const user = await target(p, String(req.params.name));
       const body = parse(UserPatch, req.body);
       if (body.name !== undefined && body.name !== user.name) throw new BadRequest('Renaming users is not supported: their servers, volumes and sign-ins are keyed by the name.');
-      const updated = await deps.users.update(user.name, { roles: rolesFrom(body, user.roles) });
-      await audit(req, p, 'user.roles', updated.name, { before: user.roles.join(' '), after: updated.roles.join(' ') });
+      if (body.roles === undefined && body.admin === undefined) {
+        res.json(await modelOf(p, user));
+        return;
+      }
+      // The hub's grants only, through the admin pages' own path (audited there): the IdP's roles stay.
+      const granted = grantsAfterPatch(body, await deps.admin.rolesOf(user));
+      const updated = await deps.admin.setRoles(actorOf(req, p), user, granted);
       res.json(await modelOf(p, updated));
     }),
   );

@@ -14,6 +14,8 @@ export interface TokenAuth {
   readonly user: UserRecord | null;
   /** The token's scopes cut to its owner's current ones. */
   readonly grants: readonly Grant[];
+  /** ms since the epoch, or null: never expires. */
+  readonly expiresAt: number | null;
 }
 
 export interface IssueOptions {
@@ -32,6 +34,8 @@ export interface TokenServiceOptions {
   /** How long a verified token is trusted without reading the store (proxy hot path). */
   cacheMs: number;
   maxAgeS: number;
+  /** Told after tokens were revoked here (the hub closes their WebSockets, in every process). */
+  onRevoked?: (ids: readonly string[]) => Promise<void>;
   now?: () => number;
 }
 
@@ -160,7 +164,7 @@ export class TokenService {
       const current = await this.ownerGrants(record.owner);
       if (current) {
         const own = record.scopes.includes('inherit') ? current.grants : expandScopes(record.scopes, record.owner.name);
-        auth = { tokenId: record.id, owner: record.owner, user: current.user, grants: intersect(own, current.grants) };
+        auth = { tokenId: record.id, owner: record.owner, user: current.user, grants: intersect(own, current.grants), expiresAt: record.expiresAt };
         this.noteActivity(record.id);
       }
     }
@@ -186,14 +190,23 @@ export class TokenService {
     await this.o.repo.delete(t);
     this.cache.delete(t.hash);
     this.o.log.info({ tokenId: id, owner: `${owner.kind}:${owner.name}` }, 'API token revoked');
+    await this.o.onRevoked?.([id]);
   }
 
   /** Revoke every token of an owner (the account was deleted). */
   async revokeAll(owner: TokenOwner): Promise<void> {
+    const ids: string[] = [];
     for (const t of await this.o.repo.list(owner)) {
       await this.o.repo.delete(t);
       this.cache.delete(t.hash);
+      ids.push(t.id);
     }
+    if (ids.length) await this.o.onRevoked?.(ids);
+  }
+
+  /** Drop a token revoked by another hub process from this one's cache. Safe to repeat. */
+  forget(id: string): void {
+    for (const [hash, hit] of this.cache) if (hit.auth?.tokenId === id) this.cache.delete(hash);
   }
 
   async model(t: TokenRecord): Promise<TokenModel> {

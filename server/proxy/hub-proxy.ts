@@ -15,7 +15,7 @@ import type { ActivityTracker } from './activity.js';
 import type { HostKind, UserOrigins } from './origins.js';
 import { HANDOFF_PATH, type SignInHandoff } from './handoff.js';
 import type { ContentOriginPages } from './try-workspace.js';
-import type { TokenAccess } from './token-access.js';
+import type { ProxyTokenAuth, TokenAccess } from './token-access.js';
 import { HOP_BY_HOP, HttpForwarder } from './http-forward.js';
 
 /** How the proxy shows a page when it can't forward (rendered by the web part). */
@@ -66,6 +66,8 @@ export class HubProxy {
   private readonly http: HttpForwarder;
   private readonly agent: http.Agent;
   private readonly socketsBySession = new Map<string, Set<Duplex>>();
+  /** WebSockets opened with an API token, by token id: closed when it is revoked or expires. */
+  private readonly socketsByToken = new Map<string, Set<Duplex>>();
   private closed = false;
 
   constructor(private readonly opts: HubProxyOptions) {
@@ -148,7 +150,7 @@ export class HubProxy {
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = req.url ?? '/';
     const host = this.opts.origins.classify(req);
-    if (this.opts.tokenAccess?.handleUpgrade(req, host, (route) => this.upgradeWithToken(req, socket, head, route), (status) => refuseUpgrade(socket, status))) return;
+    if (this.opts.tokenAccess?.handleUpgrade(req, host, (route, auth) => this.upgradeWithToken(req, socket, head, route, auth), (status) => refuseUpgrade(socket, status))) return;
     // User servers' WebSockets are served on their own origin only.
     if (host.kind === 'unknown-content' || (host.kind === 'hub' && this.opts.origins.isolated)) return refuseUpgrade(socket, 404);
     const parsed = url.startsWith('/user/') ? parseUserPath(url) : null;
@@ -169,7 +171,7 @@ export class HubProxy {
         if (!check) return refuseUpgrade(socket, 403);
         const route = this.opts.routes.get(escapedName);
         if (!route) return refuseUpgrade(socket, 503);
-        this.track(check.sid, socket, escapedName);
+        this.track(this.socketsBySession, check.sid, socket, escapedName);
         this.prepare(req, route);
         this.proxy.ws(req, socket, head, { target: route.target });
       },
@@ -179,17 +181,18 @@ export class HubProxy {
 
   /** Close every proxied WebSocket opened with this session (it was signed out). */
   closeSession(sid: string): number {
-    const sockets = this.socketsBySession.get(sid);
-    if (!sockets) return 0;
-    this.socketsBySession.delete(sid);
-    for (const s of sockets) s.destroy();
-    return sockets.size;
+    return closeAll(this.socketsBySession, sid);
+  }
+
+  /** Close every proxied WebSocket opened with this API token (it was revoked). */
+  closeToken(tokenId: string): number {
+    return closeAll(this.socketsByToken, tokenId);
   }
 
   /** Number of proxied WebSockets open now (metrics, benchmarks). */
   openWebSockets(): number {
     let n = 0;
-    for (const s of this.socketsBySession.values()) n += s.size;
+    for (const map of [this.socketsBySession, this.socketsByToken]) for (const s of map.values()) n += s.size;
     return n;
   }
 
@@ -198,6 +201,7 @@ export class HubProxy {
     if (this.closed) return;
     this.closed = true;
     for (const sid of [...this.socketsBySession.keys()]) this.closeSession(sid);
+    for (const id of [...this.socketsByToken.keys()]) this.closeToken(id);
     this.proxy.close();
     this.agent.destroy();
   }
@@ -271,11 +275,12 @@ export class HubProxy {
   }
 
   /** A WebSocket the hub API token that came with it may open (token-access.ts). */
-  private upgradeWithToken(req: http.IncomingMessage, socket: Duplex, head: Buffer, route: Route): void {
+  private upgradeWithToken(req: http.IncomingMessage, socket: Duplex, head: Buffer, route: Route, auth: ProxyTokenAuth): void {
     socket.on('error', () => socket.destroy());
     socket.once('end', () => socket.destroy());
-    // Tracked so close() ends it; no session signs it out.
-    this.track('api-token', socket, route.escapedName);
+    // No session signs it out: the token's revocation (closeToken) or its expiry does.
+    this.track(this.socketsByToken, auth.tokenId, socket, route.escapedName);
+    if (auth.expiresAt !== null) closeAt(socket, auth.expiresAt);
     this.prepare(req, route);
     this.proxy.ws(req, socket, head, { target: route.target });
   }
@@ -402,19 +407,19 @@ export class HubProxy {
     }
   }
 
-  private track(sid: string, socket: Duplex, escapedName: string): void {
-    let set = this.socketsBySession.get(sid);
-    if (!set) this.socketsBySession.set(sid, (set = new Set()));
+  private track(map: Map<string, Set<Duplex>>, key: string, socket: Duplex, escapedName: string): void {
+    let set = map.get(key);
+    if (!set) map.set(key, (set = new Set()));
     set.add(socket);
     // Kernel traffic counts as activity for the culler, even with no HTTP requests.
     const touch = (): void => this.opts.activity.touch(escapedName);
     socket.on('data', touch);
     socket.once('close', () => {
       socket.off('data', touch);
-      const current = this.socketsBySession.get(sid);
+      const current = map.get(key);
       if (!current) return;
       current.delete(socket);
-      if (current.size === 0) this.socketsBySession.delete(sid);
+      if (current.size === 0) map.delete(key);
     });
   }
 
@@ -462,4 +467,32 @@ function refuseUpgrade(socket: Duplex, status: number): void {
     return;
   }
   socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+}
+
+/** Destroy the sockets kept under `key`; returns how many. */
+function closeAll(map: Map<string, Set<Duplex>>, key: string): number {
+  const sockets = map.get(key);
+  if (!sockets) return 0;
+  map.delete(key);
+  for (const s of sockets) s.destroy();
+  return sockets.size;
+}
+
+// setTimeout fires at once for delays above 2^31-1 ms (about 24.8 days): wait in steps.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Destroy the socket at `at` (ms since the epoch), unless it closed before. */
+function closeAt(socket: Duplex, at: number): void {
+  let timer: NodeJS.Timeout | undefined;
+  const arm = (): void => {
+    const left = at - Date.now();
+    if (left <= 0) {
+      socket.destroy();
+      return;
+    }
+    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+    timer.unref();
+  };
+  arm();
+  socket.once('close', () => clearTimeout(timer));
 }

@@ -6,12 +6,20 @@ import { parseUserPath } from './user-path.js';
 
 type Grants = readonly { scope: string; user?: string }[];
 
+/** A verified token, as the proxy sees it: which one (its WebSockets close when it is revoked), until when, and what it may do. */
+export interface ProxyTokenAuth {
+  tokenId: string;
+  /** ms since the epoch, or null: never expires. */
+  expiresAt: number | null;
+  grants: Grants;
+}
+
 /** What the proxy needs of the API's tokens (server/api/tokens.ts implements it). */
 export interface ProxyTokenVerifier {
   /** A cached answer (null: known bad), or undefined when the store must be asked. */
-  cached(token: string): { grants: Grants } | null | undefined;
+  cached(token: string): ProxyTokenAuth | null | undefined;
   /** Resolves null for an unknown, revoked or expired token; rejects when the store is away. */
-  authenticate(token: string): Promise<{ grants: Grants } | null>;
+  authenticate(token: string): Promise<ProxyTokenAuth | null>;
 }
 
 export interface TokenAccessOptions {
@@ -25,7 +33,7 @@ export interface TokenAccessOptions {
 const HUB_TOKEN_PREFIX = 'oh_';
 const HEADER = /^(?:token|bearer)\s+(\S+)\s*$/i;
 
-type Outcome = { route: Route } | { status: number; message: string };
+type Outcome = { route: Route; auth: ProxyTokenAuth } | { status: number; message: string };
 
 /**
  * `Authorization: token <hub API token>` (or Bearer) on /user/NAME/..., as JupyterHub's
@@ -53,9 +61,10 @@ export class TokenAccess {
 
   /**
    * The same for a WebSocket upgrade (header or `?token=oh_…`). Returns false when it carries no
-   * hub token; otherwise calls `forward` or `refuse` with an HTTP status.
+   * hub token; otherwise calls `forward` (with the token, whose revocation or expiry must close
+   * the socket) or `refuse` with an HTTP status.
    */
-  handleUpgrade(req: http.IncomingMessage, host: HostKind, forward: (route: Route) => void, refuse: (status: number) => void): boolean {
+  handleUpgrade(req: http.IncomingMessage, host: HostKind, forward: (route: Route, auth: ProxyTokenAuth) => void, refuse: (status: number) => void): boolean {
     const url = req.url ?? '/';
     let token = HEADER.exec(req.headers.authorization ?? '')?.[1];
     const q = url.indexOf('?');
@@ -70,7 +79,7 @@ export class TokenAccess {
       const rest = query.toString();
       req.url = url.slice(0, q) + (rest ? `?${rest}` : '');
     }
-    this.decide(token, escapedName, (o) => ('route' in o ? forward(o.route) : refuse(o.status)));
+    this.decide(token, escapedName, (o) => ('route' in o ? forward(o.route, o.auth) : refuse(o.status)));
     return true;
   }
 
@@ -85,7 +94,7 @@ export class TokenAccess {
   }
 
   private decide(token: string, escapedName: string, done: (o: Outcome) => void): void {
-    const judge = (auth: { grants: Grants } | null): void => {
+    const judge = (auth: ProxyTokenAuth | null): void => {
       if (!auth) {
         this.o.log.warn({ server: escapedName }, 'refused an unknown, expired or revoked API token on a user server');
         return done({ status: 403, message: 'Missing or invalid credentials.' });
@@ -97,7 +106,7 @@ export class TokenAccess {
         return done({ status: 403, message: 'This token may not use this server (it needs access:servers).' });
       }
       if (!route) return done({ status: 503, message: 'This server is not running.' });
-      done({ route });
+      done({ route, auth });
     };
     const hit = this.o.verifier.cached(token);
     if (hit !== undefined) return judge(hit);

@@ -22,6 +22,17 @@ interface FormError {
   message: string;
 }
 
+/**
+ * One admin form's POST: load what it acts on (a miss is the error page), act (AdminService
+ * records it in the audit log), then redirect (303) to `to` with `notice`. With `refused`, a
+ * refusal (4xx) re-renders that page with the message next to `form` instead.
+ */
+interface FormAction<T> {
+  load(req: Request): Promise<T>;
+  refused?: { form: string; page(req: Request, res: Response, formError: FormError, status: number): Promise<void> };
+  act(req: Request, actor: Actor, target: T): Promise<{ to: string; notice: string }>;
+}
+
 function requireAdmin(req: Request): UserRecord {
   const user = currentUser(req);
   if (!user.roles.includes('admin')) throw new Forbidden('This page is for admins.', `${user.name} is not an admin`);
@@ -116,6 +127,26 @@ export function adminRoutes(deps: WebDeps): Router {
     }
   };
 
+  const action = <T>(path: string, a: FormAction<T>): void => {
+    router.post(
+      path,
+      pages,
+      asyncRoute(async (req, res) => {
+        const actor = actorOf(req);
+        const target = await a.load(req);
+        const run = async (): Promise<void> => {
+          const { to, notice } = await a.act(req, actor, target);
+          done(req, res, to, notice);
+        };
+        const { refused } = a;
+        if (refused) await attempt(refused.form, (formError, status) => refused.page(req, res, formError, status), run);
+        else await run();
+      }),
+    );
+  };
+  const account = (req: Request): Promise<UserRecord> => deps.admin.account(String(req.params.name));
+  const nothing = (): Promise<null> => Promise.resolve(null);
+
   // Users
   const usersPage = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200): Promise<void> => {
     requireAdmin(req);
@@ -159,42 +190,33 @@ export function adminRoutes(deps: WebDeps): Router {
 
   router.get('/hub/admin/users/:name', pages, asyncRoute(async (req, res) => userPage(req, res)));
 
-  router.post(
-    '/hub/admin/users/:name/roles',
-    pages,
-    asyncRoute(async (req, res) => {
-      const actor = actorOf(req);
-      const user = await deps.admin.account(String(req.params.name));
-      await attempt('roles', (formError, status) => userPage(req, res, { formError }, status), async () => {
-        const updated = await deps.admin.setRoles(actor, user, fields(req, 'roles'));
-        done(req, res, `/hub/admin/users/${user.escapedName}`, `Roles of ${user.name}: ${updated.roles.join(', ')}.`);
-      });
-    }),
-  );
+  const onUserPage = (form: string): FormAction<UserRecord>['refused'] => ({ form, page: (req, res, formError, status) => userPage(req, res, { formError }, status) });
 
-  router.post(
-    '/hub/admin/users/:name/disable',
-    pages,
-    asyncRoute(async (req, res) => {
-      const actor = actorOf(req);
-      const user = await deps.admin.account(String(req.params.name));
-      await attempt('disable', (formError, status) => userPage(req, res, { formError }, status), async () => {
-        await deps.admin.disable(actor, user);
-        done(req, res, `/hub/admin/users/${user.escapedName}`, `${user.name} is disabled: signed out everywhere, server stopped, sign-in refused.`);
-      });
-    }),
-  );
+  action('/hub/admin/users/:name/roles', {
+    load: account,
+    refused: onUserPage('roles'),
+    act: async (req, actor, user) => {
+      const updated = await deps.admin.setRoles(actor, user, fields(req, 'roles'));
+      return { to: `/hub/admin/users/${user.escapedName}`, notice: `Roles of ${user.name}: ${updated.roles.join(', ')}.` };
+    },
+  });
 
-  router.post(
-    '/hub/admin/users/:name/enable',
-    pages,
-    asyncRoute(async (req, res) => {
-      const actor = actorOf(req);
-      const user = await deps.admin.account(String(req.params.name));
+  action('/hub/admin/users/:name/disable', {
+    load: account,
+    refused: onUserPage('disable'),
+    act: async (_req, actor, user) => {
+      await deps.admin.disable(actor, user);
+      return { to: `/hub/admin/users/${user.escapedName}`, notice: `${user.name} is disabled: signed out everywhere, server stopped, sign-in refused.` };
+    },
+  });
+
+  action('/hub/admin/users/:name/enable', {
+    load: account,
+    act: async (_req, actor, user) => {
       await deps.admin.enable(actor, user);
-      done(req, res, `/hub/admin/users/${user.escapedName}`, `${user.name} can sign in again.`);
-    }),
-  );
+      return { to: `/hub/admin/users/${user.escapedName}`, notice: `${user.name} can sign in again.` };
+    },
+  });
 
   const deletePage = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200): Promise<void> => {
     requireAdmin(req);
@@ -204,21 +226,17 @@ export function adminRoutes(deps: WebDeps): Router {
 
   router.get('/hub/admin/users/:name/delete', pages, asyncRoute(async (req, res) => deletePage(req, res)));
 
-  router.post(
-    '/hub/admin/users/:name/delete',
-    pages,
-    asyncRoute(async (req, res) => {
-      const actor = actorOf(req);
-      const user = await deps.admin.account(String(req.params.name));
+  action('/hub/admin/users/:name/delete', {
+    load: account,
+    refused: { form: 'delete', page: (req, res, formError, status) => deletePage(req, res, { formError, data: field(req, 'data') }, status) },
+    act: async (req, actor, user) => {
       const data = field(req, 'data');
-      await attempt('delete', (formError, status) => deletePage(req, res, { formError, data }, status), async () => {
-        if (data !== 'keep' && data !== 'remove') throw new BadRequest('Choose whether to keep or remove the user\'s files.');
-        if (field(req, 'confirm').trim() !== user.name) throw new BadRequest(`Type the username (${user.name}) to confirm.`);
-        const { homeRemoved } = await deps.admin.deleteUser(actor, user, data === 'keep');
-        done(req, res, '/hub/admin', data === 'keep' ? `Deleted ${user.name}; their files are kept.` : `Deleted ${user.name} and ${homeRemoved ? 'their files' : 'everything they had (there were no files)'}.`);
-      });
-    }),
-  );
+      if (data !== 'keep' && data !== 'remove') throw new BadRequest('Choose whether to keep or remove the user\'s files.');
+      if (field(req, 'confirm').trim() !== user.name) throw new BadRequest(`Type the username (${user.name}) to confirm.`);
+      const { homeRemoved } = await deps.admin.deleteUser(actor, user, data === 'keep');
+      return { to: '/hub/admin', notice: data === 'keep' ? `Deleted ${user.name}; their files are kept.` : `Deleted ${user.name} and ${homeRemoved ? 'their files' : 'everything they had (there were no files)'}.` };
+    },
+  });
 
   // Servers
   const serversPage = async (req: Request, res: Response, extra: Record<string, unknown> = {}, status = 200): Promise<void> => {
@@ -235,28 +253,24 @@ export function adminRoutes(deps: WebDeps): Router {
 
   router.get('/hub/admin/servers', pages, asyncRoute(async (req, res) => serversPage(req, res)));
 
-  router.post(
-    '/hub/admin/servers/stop',
-    pages,
-    asyncRoute(async (req, res) => {
-      const actor = actorOf(req);
+  action('/hub/admin/servers/stop', {
+    load: nothing,
+    refused: { form: 'stop', page: (req, res, formError, status) => serversPage(req, res, { formError }, status) },
+    act: async (req, actor) => {
       const names = fields(req, 'names');
-      await attempt('stop', (formError, status) => serversPage(req, res, { formError }, status), async () => {
-        if (!names.length) throw new BadRequest('Select at least one server to stop.');
-        const stopped = await deps.admin.stopServers(actor, names);
-        done(req, res, '/hub/admin/servers', stopped.length === 1 ? `Stopped the server of ${stopped[0]}.` : `Stopped ${stopped.length} servers.`);
-      });
-    }),
-  );
+      if (!names.length) throw new BadRequest('Select at least one server to stop.');
+      const stopped = await deps.admin.stopServers(actor, names);
+      return { to: '/hub/admin/servers', notice: stopped.length === 1 ? `Stopped the server of ${stopped[0]}.` : `Stopped ${stopped.length} servers.` };
+    },
+  });
 
-  router.post(
-    '/hub/admin/servers/stop-idle',
-    pages,
-    asyncRoute(async (req, res) => {
-      const stopped = await deps.admin.stopIdle(actorOf(req));
-      done(req, res, '/hub/admin/servers', `Stopped ${stopped.length} idle server${stopped.length === 1 ? '' : 's'}.`);
-    }),
-  );
+  action('/hub/admin/servers/stop-idle', {
+    load: nothing,
+    act: async (_req, actor) => {
+      const stopped = await deps.admin.stopIdle(actor);
+      return { to: '/hub/admin/servers', notice: `Stopped ${stopped.length} idle server${stopped.length === 1 ? '' : 's'}.` };
+    },
+  });
 
   router.get(
     '/hub/admin/servers/:name/logs',
@@ -280,28 +294,24 @@ export function adminRoutes(deps: WebDeps): Router {
 
   router.get('/hub/admin/pool', pages, asyncRoute(async (req, res) => poolPage(req, res)));
 
-  router.post(
-    '/hub/admin/pool/end',
-    pages,
-    asyncRoute(async (req, res) => {
-      const actor = actorOf(req);
-      await attempt('end', (formError, status) => poolPage(req, res, { formError }, status), async () => {
-        const names = fields(req, 'names');
-        if (!names.length) throw new BadRequest('Select at least one session to end.');
-        const n = await deps.admin.endPoolSessions(actor, names);
-        done(req, res, '/hub/admin/pool', `Ended ${n} session${n === 1 ? '' : 's'}.`);
-      });
-    }),
-  );
+  action('/hub/admin/pool/end', {
+    load: nothing,
+    refused: { form: 'end', page: (req, res, formError, status) => poolPage(req, res, { formError }, status) },
+    act: async (req, actor) => {
+      const names = fields(req, 'names');
+      if (!names.length) throw new BadRequest('Select at least one session to end.');
+      const n = await deps.admin.endPoolSessions(actor, names);
+      return { to: '/hub/admin/pool', notice: `Ended ${n} session${n === 1 ? '' : 's'}.` };
+    },
+  });
 
-  router.post(
-    '/hub/admin/pool/refill',
-    pages,
-    asyncRoute(async (req, res) => {
-      await deps.admin.refillPool(actorOf(req));
-      done(req, res, '/hub/admin/pool', 'Refilling the pool.');
-    }),
-  );
+  action('/hub/admin/pool/refill', {
+    load: nothing,
+    act: async (_req, actor) => {
+      await deps.admin.refillPool(actor);
+      return { to: '/hub/admin/pool', notice: 'Refilling the pool.' };
+    },
+  });
 
   // The audit log
   router.get(

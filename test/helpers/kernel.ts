@@ -59,6 +59,16 @@ export class KernelSocket {
     });
   }
 
+  /** A kernel's WebSocket at a full URL, as a script opens it (e.g. with `?token=` or an Authorization header). */
+  static openUrl(url: string, headers: Record<string, string> = {}): Promise<KernelSocket> {
+    const ws = new WebSocket(url, { lookup: localhostLookup, headers });
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(new KernelSocket(ws)));
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+  }
+
   /** Run code and resolve with everything it printed to stdout. */
   execute(code: string, timeoutMs = 30000): Promise<string> {
     const msgId = randomUUID();

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import type { Hub } from '../../server/index.js';
 import { HubClient } from '../helpers/client.js';
 import { ADMIN_PASSWORD, createUsers, startTestHub } from '../helpers/hub.js';
+import { frontDoorPath } from '../helpers/nginx.js';
 
 /** Every file under a folder, recursively (the hub's data folder, where its state store lives). */
 function filesUnder(dir: string): string[] {
@@ -262,5 +264,99 @@ describe('the REST API: JupyterHub-shaped, with scoped tokens', function () {
     const tooMuch = await ana.request('POST', '/hub/token', { form: { _csrf: HubClient.csrfFrom(revoked.body), note: 'admin please', expires_in: '3600', scopes: 'admin:users' } });
     assert.equal(tooMuch.status, 403);
     assert.match(tooMuch.body, /does not have them/);
+  });
+});
+
+describe('the REST API changes only the roles the hub grants; the identity provider\'s stay', function () {
+  this.timeout(60_000);
+  const door = frontDoorPath();
+  let hub: Hub;
+  let adminToken: string;
+
+  /** A sign-in through the front door, as nginx passes an SSO user (trusted header), with their groups. */
+  function signInThroughDoor(user: string, groups: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: door.socket, method: 'GET', path: '/hub/api/user', headers: { host: 'hub.test', accept: 'application/json', 'x-remote-user': user, 'x-remote-groups': groups } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  async function api(method: string, pathname: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+    const r = await new HubClient(hub.url).request(method, pathname, {
+      headers: { authorization: `token ${adminToken}`, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: r.status, json: JSON.parse(r.body) as Record<string, unknown> };
+  }
+
+  const rolesOf = (m: Record<string, unknown>): Record<string, unknown> => ({ admin: m.admin, roles: m.roles, granted_roles: m.granted_roles, idp_roles: m.idp_roles });
+
+  before(async () => {
+    hub = await startTestHub('rest-api-roles', { trustedHeader: 'X-Remote-User', trustedHeaderRoles: 'X-Remote-Groups', frontDoorSocket: door.socket, roleAdminValues: ['it-staff'] });
+    const admin = new HubClient(hub.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 303);
+    const csrf = (JSON.parse((await admin.get('/hub/api/user', { accept: 'application/json' })).body) as { csrf_token: string }).csrf_token;
+    const made = await admin.request('POST', '/hub/api/users/admin/tokens', { headers: { 'content-type': 'application/json', 'x-csrf-token': csrf, accept: 'application/json' }, body: JSON.stringify({ scopes: ['admin:users'], note: 'roles script' }) });
+    assert.equal(made.status, 201, made.body);
+    adminToken = (JSON.parse(made.body) as TokenReply).token;
+  });
+
+  after(async () => {
+    await hub?.close();
+    door.remove();
+  });
+
+  it('shows effective roles with granted_roles and idp_roles; a PATCHed admin survives the next SSO sign-in, and is audited', async () => {
+    assert.equal((await signInThroughDoor('fx2carol', 'faculty')).status, 200);
+    const first = await api('GET', '/hub/api/users/fx2carol');
+    assert.equal(first.status, 200);
+    assert.deepEqual(rolesOf(first.json), { admin: false, roles: ['instructor'], granted_roles: [], idp_roles: ['instructor'] });
+
+    const promoted = await api('PATCH', '/hub/api/users/fx2carol', { admin: true });
+    assert.equal(promoted.status, 200, JSON.stringify(promoted.json));
+    assert.deepEqual(rolesOf(promoted.json), { admin: true, roles: ['admin', 'instructor'], granted_roles: ['admin'], idp_roles: ['instructor'] });
+    // The grant is the hub's: signing in again (the IdP still says only "faculty") keeps it.
+    assert.equal((await signInThroughDoor('fx2carol', 'faculty')).status, 200);
+    assert.deepEqual(rolesOf((await api('GET', '/hub/api/users/fx2carol')).json), { admin: true, roles: ['admin', 'instructor'], granted_roles: ['admin'], idp_roles: ['instructor'] });
+    const entry = (await hub.audit.list({ action: 'user.roles', target: 'fx2carol' }))[0];
+    assert.ok(entry, 'the change is in the audit log');
+    assert.equal(entry.actor, 'admin');
+    assert.equal(entry.details.after, 'admin');
+
+    // Sending back what GET shows changes nothing: the IdP's instructor does not become a grant.
+    const same = await api('PATCH', '/hub/api/users/fx2carol', { roles: ['admin', 'instructor'] });
+    assert.equal(same.status, 200, JSON.stringify(same.json));
+    assert.deepEqual(same.json.granted_roles, ['admin']);
+
+    const demoted = await api('PATCH', '/hub/api/users/fx2carol', { admin: false });
+    assert.equal(demoted.status, 200);
+    assert.deepEqual(rolesOf(demoted.json), { admin: false, roles: ['instructor'], granted_roles: [], idp_roles: ['instructor'] });
+  });
+
+  it('refuses (409, nothing changed) to take away a role the identity provider gives', async () => {
+    assert.equal((await signInThroughDoor('fx2dora', 'faculty;it-staff')).status, 200);
+    const before = await api('GET', '/hub/api/users/fx2dora');
+    assert.deepEqual(rolesOf(before.json), { admin: true, roles: ['admin', 'instructor'], granted_roles: [], idp_roles: ['admin', 'instructor'] });
+
+    const notAdmin = await api('PATCH', '/hub/api/users/fx2dora', { admin: false });
+    assert.equal(notAdmin.status, 409);
+    assert.match(String(notAdmin.json.message), /admin comes from the user's identity provider/);
+    const student = await api('PATCH', '/hub/api/users/fx2dora', { roles: ['student'] });
+    assert.equal(student.status, 409);
+    assert.match(String(student.json.message), /admin and instructor come from the user's identity provider/);
+    assert.deepEqual(rolesOf((await api('GET', '/hub/api/users/fx2dora')).json), rolesOf(before.json));
+    assert.equal((await hub.audit.list({ action: 'user.roles', target: 'fx2dora' })).length, 0);
+
+    // A role of the hub's own is still granted next to the IdP's.
+    assert.equal((await signInThroughDoor('fx2eli', 'student')).status, 200);
+    const made = await api('PATCH', '/hub/api/users/fx2eli', { roles: ['instructor'] });
+    assert.equal(made.status, 200, JSON.stringify(made.json));
+    assert.deepEqual(rolesOf(made.json), { admin: false, roles: ['instructor'], granted_roles: ['instructor'], idp_roles: ['student'] });
   });
 });
