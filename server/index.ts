@@ -590,11 +590,11 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
           return;
         }
       }
+      // The share origin is nobody's server: its own handler, before the proxy.
+      if (shareOrigin.matches(req)) return shareContent.handle(req, res);
       // The hot path: user-content hosts and /user/ go straight to the proxy, never through
       // express. Until reconcile() has routed the servers that kept running, they get "the hub
       // is starting" instead of a "not running" page whose Start button would replace a running server.
-      // The share origin is nobody's server: its own handler, before the proxy.
-      if (shareOrigin.matches(req)) return shareContent.handle(req, res);
       const host = origins.classify(req);
       if (host.kind === 'content' && isVendorAssetRequest(req)) contentAssets(req, res);
       else if (host.kind !== 'hub' || req.url?.startsWith('/user/')) {

@@ -19,6 +19,8 @@ export class ShareContent {
     const q = url.indexOf('?');
     const pathname = q === -1 ? url : url.slice(0, q);
     if (req.method !== 'GET' && req.method !== 'HEAD') return this.refuse(req, res, 405, 'Shared notebooks can only be read.', 'method');
+    // Every browser asks for one after each page: a plain 404, not a refusal worth a log line.
+    if (pathname === '/favicon.ico') return void res.writeHead(404, { 'content-length': 0, 'cache-control': 'max-age=86400' }).end();
     if (!pathname.startsWith(SHARE_PATH_PREFIX)) return this.refuse(req, res, 404, 'There is no such page at this address.', 'not a view path');
     const id = pathname.slice(SHARE_PATH_PREFIX.length);
     const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));

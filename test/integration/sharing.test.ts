@@ -165,6 +165,11 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
     const noServer = await share(bob, { notebook: 'shr101/lab1.ipynb', audience: 'classmates' });
     assert.equal(noServer.status, 409);
     assert.match(noServer.body, /server is not running/);
+    // Instructors share from their own copy too (the same check, then the same snapshot).
+    const profs = await share(prof, { notebook: 'shr101/lab1.ipynb', audience: 'classmates' });
+    assert.equal(profs.status, 409);
+    assert.match(profs.body, /server is not running/);
+    assert.equal((await share(prof2, { notebook: 'shr101/lab1.ipynb', audience: 'classmates' })).status, 403);
     // The course page offers it beside each notebook, and the share page comes with it chosen.
     assert.match((await ann.client.get('/hub/courses/shr101')).body, /href="\/hub\/shares\?course=shr101&amp;path=lab1\.ipynb"/);
     assert.match((await ann.client.get('/hub/shares?course=shr101&path=lab1.ipynb')).body, /value="shr101\/lab1\.ipynb" selected/);
