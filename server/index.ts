@@ -320,6 +320,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       hubUrl: () => `${origins.hubOrigin()}/hub/`,
       log: log.child({ part: 'servers' }),
       onStartFinished: (outcome) => metrics.spawnFinished(outcome),
+      // Research projects offer their own profiles (a licensed image) to their members only.
+      profileGate: (user) => projectsRef?.profilesOf(user) ?? Promise.resolve(new Map()),
     });
     closers.push(() => manager.close(config.stopServersOnExit));
 

@@ -282,6 +282,26 @@ export class ProjectService {
     return { path: this.o.storage.archivePath(project.archive), name: project.archive };
   }
 
+  /**
+   * The image profiles this user may start: the site's defaults (every dockerProfile not in
+   * projectOnlyProfiles) and the profiles of their open projects. Name -> projects offering it
+   * (empty for a default). Only configured dockerProfiles count: a project can't name an image.
+   */
+  async profilesOf(user: UserRecord): Promise<Map<string, string[]>> {
+    const configured = this.o.config.dockerProfiles.map((p) => p.name);
+    const out = new Map<string, string[]>();
+    for (const name of configured) if (!this.o.config.projectOnlyProfiles.includes(name)) out.set(name, []);
+    for (const p of await this.projectsOf(user)) {
+      for (const name of p.profiles) {
+        if (!configured.includes(name)) continue;
+        const via = out.get(name);
+        if (via === undefined) out.set(name, [p.number]);
+        else if (via.length) via.push(p.number);
+      }
+    }
+    return out;
+  }
+
   /** Every open project this user is a member of, with its folders (the spawner mounts them). */
   async mountsOf(userName: string): Promise<{ number: string; shared: string; datasets: string }[]> {
     const out: { number: string; shared: string; datasets: string }[] = [];
