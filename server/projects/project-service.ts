@@ -228,6 +228,15 @@ export class ProjectService {
     }
   }
 
+  /**
+   * Whether a signed-in user is visibly not the invitee: their account has an email address
+   * (from the IdP, or recorded with a local account) and it is not the one invited. Such a
+   * user gets a page saying so, never the membership; an account without an address may join.
+   */
+  isOtherInvitee(invite: InviteRecord, user: UserRecord): boolean {
+    return typeof user.email === 'string' && user.email !== '' && user.email.trim().toLowerCase() !== invite.email;
+  }
+
   /** Add a user who followed an invitation. */
   async join(invite: InviteRecord, user: UserRecord): Promise<ProjectRecord> {
     if (invite.kind !== 'invite' || !invite.project || !invite.role) throw new LinkInvalid(404);
