@@ -519,7 +519,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       },
       sessionsOf: (name) => sessionStore.sessionsOf(name),
     });
-    const totp = new TotpService(store, 'oerhub');
+    const totp = new TotpService(store, 'oerhub', cookieSecret, log.child({ part: 'account' }));
     deps.needsSecondFactor = (user) => (user.source === 'local' ? totp.isEnabled(user.name) : Promise.resolve(false));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
     const readiness = { storeReachable: () => withinMs(deps.storeHealthy(), READY_CHECK_MS, false), managerReady: () => manager.ready, draining: () => drain.isDraining };
