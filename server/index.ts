@@ -258,7 +258,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const projectStorage = new ProjectStorage(path.resolve(config.projectsDir ?? path.join(config.dataDir, 'projects')), log.child({ part: 'projects' }));
     // Filled in below, once the project service exists (it needs the manager to stop servers).
     let projectsRef: ProjectService | undefined;
-    const spawner = new ProjectAwareSpawner(options.spawner ?? createSpawner(config, log.child({ part: 'spawner' })), (user) => projectsRef?.mountsOf(user) ?? Promise.resolve([]));
+    const spawner = new ProjectAwareSpawner(options.spawner ?? createSpawner(config, log.child({ part: 'spawner' })), (user) => projectsRef?.mountsForStart(user) ?? Promise.resolve([]));
     closers.push(() => spawner.close());
 
     // Shared by every hub process on the store: a server started through one is routed by all.
@@ -505,6 +505,13 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         log.child({ part: 'projects' }).info({ user: name, reason }, 'stopping a server whose project folders changed');
         await manager.stop(user);
       },
+      // A member added while their server runs: the local spawner adds the folder at once; Docker can't add a bind.
+      giveRunningServer: async (user, mounts) => {
+        if ((await manager.state(user)).state !== 'running') return 'not-running';
+        if (!spawner.addProjects) return 'restart';
+        return (await spawner.addProjects(user.escapedName, mounts)) ? 'added' : 'restart';
+      },
+      serverRunning: async (user) => (await manager.state(user)).state === 'running',
     });
     projectsRef = projects;
     await projects.mountAll();

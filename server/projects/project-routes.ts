@@ -59,7 +59,8 @@ export function projectRoutes({ web, projects, accounts }: ProjectRoutesDeps): R
       const user = currentUser(req);
       const list = await projects.list(user);
       if (req.query.format === 'json') {
-        res.set('cache-control', 'no-store').json({ projects: list.filter((p) => p.state === 'open').map((p) => ({ number: p.number, name: p.name, unit: p.unit })) });
+        const waiting = await projects.restartNeededFor(user);
+        res.set('cache-control', 'no-store').json({ projects: list.filter((p) => p.state === 'open').map((p) => ({ number: p.number, name: p.name, unit: p.unit, restartNeeded: waiting.includes(p.number) })) });
         return;
       }
       render(req, res, 'projects/list.njk', { projects: list, canCreate: projects.isLibrarian(user) });
@@ -126,6 +127,23 @@ export function projectRoutes({ web, projects, accounts }: ProjectRoutesDeps): R
       const name = field(req, 'name', 256);
       await projects.removeMember(number, name, currentUser(req), await web.users.get(name));
       res.redirect(303, `/hub/projects/${number}?notice=removed`);
+    }),
+  );
+
+  // "Restart your server to see the project folder": stop, then start with the same profile;
+  // the new start reads the membership (and clears the notice).
+  router.post(
+    '/hub/projects/:number/restart-server',
+    pages,
+    asyncRoute(async (req, res) => {
+      const user = currentUser(req);
+      const number = String(req.params.number);
+      await projects.visible(number, user);
+      const running = (await web.manager.list()).find((s) => s.escapedName === user.escapedName);
+      await web.manager.stop(user);
+      await web.manager.start(user, running?.profile ? { profile: running.profile } : {});
+      web.log.info({ part: 'projects', user: user.name, project: number, profile: running?.profile }, 'server restarted for a new project folder');
+      res.redirect(303, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(`/hub/projects/${number}`)}`);
     }),
   );
 

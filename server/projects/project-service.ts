@@ -41,6 +41,8 @@ export interface ProjectView {
   members: { name: string; role: MemberRole }[];
   invites: { email: string; expiresAt: number; expired: boolean }[];
   usage: ProjectUsage | null;
+  /** The viewer's running server lacks this project's folder until it restarts (Docker). */
+  restartNeeded: boolean;
   /** What the viewer may do. */
   canManage: boolean;
   isAdmin: boolean;
@@ -58,7 +60,16 @@ export interface ProjectServiceOptions {
   accountOf(user: UserRecord): string | null;
   /** Lose or gain the folder in a running server: stops it (with a message on their home page). */
   stopServer(user: string, reason: string): Promise<void>;
+  /**
+   * A member was added: give their running server its folders now, if the spawner can
+   * (Spawner.addProjects). 'restart': a server runs but can't be changed (Docker). Unset: never live.
+   */
+  giveRunningServer?(user: UserRecord, mounts: ProjectMount[]): Promise<'added' | 'restart' | 'not-running'>;
+  /** Whether the user's server runs now (for the "restart to see the folder" notice). */
+  serverRunning?(user: UserRecord): Promise<boolean>;
 }
+
+export type ProjectMount = { number: string; shared: string; datasets: string };
 
 const NUMBER = /^P-[0-9]{1,8}$/;
 const EMAIL = /^[^\s@<>()"',;:]+@[^\s@<>()"',;:]+\.[^\s@<>()"',;:]+$/;
@@ -160,7 +171,15 @@ export class ProjectService {
       }
     }
     const usage = project.state === 'open' ? await this.o.storage.usage(number).catch(() => null) : null;
-    return { project, members, invites, usage, canManage, isAdmin: this.isLibrarian(user) };
+    const restartNeeded = role !== null && (await this.restartNeededFor(user)).includes(number);
+    return { project, members, invites, usage, restartNeeded, canManage, isAdmin: this.isLibrarian(user) };
+  }
+
+  /** The user's projects whose folder their running server lacks until it restarts; [] when no server runs. */
+  async restartNeededFor(user: UserRecord): Promise<string[]> {
+    const waiting = await this.o.repo.restartNeeded(user.name);
+    if (!waiting.length || !this.o.serverRunning) return [];
+    return (await this.o.serverRunning(user)) ? waiting : [];
   }
 
   /** The user's open projects (home page). */
@@ -244,7 +263,26 @@ export class ProjectService {
     if (project?.state !== 'open') throw new LinkGone('revoked');
     await this.o.repo.addMember(project.number, user.name, invite.role);
     this.o.log.info({ project: project.number, user: user.name, role: invite.role, email: invite.email }, 'member joined through an invitation');
+    await this.offerToRunningServer(user, project.number);
     return project;
+  }
+
+  /**
+   * A server that runs while its user joins: the local spawner gives it the folder at once; one
+   * that can't be changed (Docker) is marked, so the project page and home say "restart". The
+   * membership stands either way; a failure here is logged and leaves the restart notice.
+   */
+  private async offerToRunningServer(user: UserRecord, number: string): Promise<void> {
+    if (!this.o.giveRunningServer) return;
+    let outcome: 'added' | 'restart' | 'not-running';
+    try {
+      outcome = await this.o.giveRunningServer(user, await this.mountsOf(user.name));
+    } catch (err) {
+      this.o.log.error({ project: number, user: user.name, err: (err as Error).message }, 'could not give a running server its new project folder');
+      outcome = 'restart';
+    }
+    if (outcome === 'restart') await this.o.repo.markRestartNeeded(user.name, number);
+    if (outcome !== 'not-running') this.o.log.info({ project: number, user: user.name, outcome }, outcome === 'added' ? 'project folder given to a running server' : 'running server needs a restart for its new project folder');
   }
 
   /**
@@ -311,9 +349,15 @@ export class ProjectService {
     return out;
   }
 
+  /** The folders a server that starts now gets: it has every project, so no restart is waiting. */
+  async mountsForStart(userName: string): Promise<ProjectMount[]> {
+    await this.o.repo.clearRestartNeeded(userName);
+    return this.mountsOf(userName);
+  }
+
   /** Every open project this user is a member of, with its folders (the spawner mounts them). */
-  async mountsOf(userName: string): Promise<{ number: string; shared: string; datasets: string }[]> {
-    const out: { number: string; shared: string; datasets: string }[] = [];
+  async mountsOf(userName: string): Promise<ProjectMount[]> {
+    const out: ProjectMount[] = [];
     for (const n of await this.o.repo.projectsOf(userName)) {
       const p = await this.o.repo.get(n);
       if (p?.state !== 'open') continue;

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
-import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, LOW_PRIORITY_NICE } from './spawner.js';
+import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProjectMount, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, LOW_PRIORITY_NICE } from './spawner.js';
 import { linkProjects } from './project-folders.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
@@ -261,6 +261,23 @@ export class LocalProcessSpawner implements Spawner {
     } finally {
       await handle.close();
     }
+  }
+
+  /**
+   * A member added while their server runs: the account's ACL entries and the links in
+   * `~/projects/` are made now; the kernel checks ACLs on every access, so the running server
+   * (its file browser, kernels, terminals) can use the folder at once. False when no persistent
+   * server of this user runs.
+   */
+  async addProjects(escapedName: string, projects: readonly ProjectMount[]): Promise<boolean> {
+    if (!isEscapedName(escapedName)) return false;
+    const record = await this.readRecord(escapedName);
+    if (!record || record.ephemeral || !(await isAlive(record.pid, record.startTicks))) return false;
+    const home = path.join(this.dataDir, 'homes', escapedName);
+    const account = this.accounts ? await this.accounts.existing(escapedName) : undefined;
+    if (this.accounts && !account) return false;
+    await linkProjects(home, projects, account, this.log.child({ user: escapedName }));
+    return true;
   }
 
   /** Remove the user's home folder (dataDir/homes/NAME). Safe to repeat. */

@@ -134,6 +134,16 @@ export class UnixAccounts {
     }
   }
 
+  /** The account this hub made for this user, if it still exists as recorded (never creates one). */
+  async existing(escapedName: string): Promise<UnixAccount | undefined> {
+    if (!isEscapedName(escapedName)) return undefined;
+    const record = await this.readRecord(escapedName);
+    if (!record) return undefined;
+    const found = await lookup(record.name);
+    if (!found || found.uid !== record.uid || found.comment !== COMMENT_PREFIX + escapedName) return undefined;
+    return { name: record.name, uid: record.uid, gid: record.gid };
+  }
+
   private serial<T>(task: () => Promise<T>): Promise<T> {
     const next = this.queue.then(task, task);
     this.queue = next.catch(() => undefined);
