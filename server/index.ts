@@ -452,6 +452,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       endSessionsOf: (name) => sessionStore.destroyAllOf(name),
       sessionEnded: (sid, name) => signedOut(sid, name),
       ...(spawner.removeHome ? { removeHome: (escapedName: string) => spawner.removeHome!(escapedName) } : {}),
+      // Built below (the project service needs the manager); a delete happens only once the hub serves.
+      leaveProjects: (user) => projectsRef?.forgetUser(user) ?? Promise.resolve([]),
       lastActivity: () => serverRepo.lastActivity(),
       log: log.child({ part: 'admin' }),
     });

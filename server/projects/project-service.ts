@@ -321,6 +321,25 @@ export class ProjectService {
     return closed;
   }
 
+  /**
+   * An account is being deleted (its server is stopped): it leaves every project, and its Unix
+   * account's ACL entries go from every open project's files, before the account itself goes
+   * (a later account could get its uid). Returns the projects it was a member of.
+   */
+  async forgetUser(user: UserRecord): Promise<string[]> {
+    const left = await this.o.repo.projectsOf(user.name);
+    for (const n of left) await this.o.repo.removeMember(n, user.name);
+    await this.o.repo.clearRestartNeeded(user.name);
+    const account = this.o.accountOf(user);
+    if (account) {
+      for (const p of await this.o.repo.list()) {
+        if (p.state === 'open') await this.o.storage.revokeEverywhere(p.number, account);
+      }
+    }
+    this.o.log.info({ user: user.name, projects: left, account }, 'deleted account left its projects; its ACL entries were removed');
+    return left;
+  }
+
   /** The archive file of a closed project, for admins. */
   async archiveFile(number: string, by: UserRecord): Promise<{ path: string; name: string }> {
     if (!this.isLibrarian(by)) throw new NotFound();

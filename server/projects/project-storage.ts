@@ -118,6 +118,17 @@ export class ProjectStorage {
     await this.setfacl(['-x', `d:u:${account}`, this.sharedOf(number)]).catch(() => undefined);
   }
 
+  /**
+   * Take away every ACL entry of an account in this project, on every file (an account being
+   * deleted: its uid may be given to another account later). -P: never through symbolic links.
+   * Safe to repeat; an unmounted project has nothing to change.
+   */
+  async revokeEverywhere(number: string, account: string): Promise<void> {
+    if (!(await this.isMounted(this.mountOf(number)))) return;
+    await this.revoke(number, account);
+    for (const dir of [this.sharedOf(number), this.datasetsOf(number)]) await this.setfacl(['-R', '-P', '-x', `u:${account},d:u:${account}`, dir]);
+  }
+
   /** Used and total bytes of the project's filesystem (statfs). */
   async usage(number: string): Promise<ProjectUsage | null> {
     const mnt = this.mountOf(number);

@@ -280,17 +280,30 @@ export class LocalProcessSpawner implements Spawner {
     return true;
   }
 
-  /** Remove the user's home folder (dataDir/homes/NAME). Safe to repeat. */
+  /**
+   * A deleted user's files: their home folder (dataDir/homes/NAME), their server's log
+   * (dataDir/logs/NAME.log) and, with Unix-account isolation, their account `oh-NAME` (its uid
+   * is free again afterwards). The server must be stopped. True if any of them was there. Safe to repeat.
+   */
   async removeHome(escapedName: string): Promise<boolean> {
     if (!isEscapedName(escapedName)) return false;
     const home = path.join(this.dataDir, 'homes', escapedName);
+    let removed = false;
     try {
       await fs.access(home);
-    } catch {
-      return false;
+      await removeTree(home);
+      removed = true;
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
     }
-    await removeTree(home);
-    return true;
+    try {
+      await fs.unlink(this.logPath(escapedName));
+      removed = true;
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+    if (this.accounts && (await this.accounts.remove(escapedName))) removed = true;
+    return removed;
   }
 
   private homeDir(spec: SpawnSpec): string {
