@@ -7,6 +7,7 @@ import { HubClient } from '../helpers/client.js';
 import { cleanupInstance, docker, dockerExec, dockerHubConfig, requireDockerImage, testInstance } from '../helpers/docker.js';
 import { ADMIN_PASSWORD, clientFor, signInAndStart, startTestHub, tempDataDir, waitForReady } from '../helpers/hub.js';
 import { KernelSocket, startKernel } from '../helpers/kernel.js';
+import { launchBrowser, signInInBrowser } from '../helpers/browser.js';
 import { TestSmtp, linkIn } from '../helpers/smtp.js';
 import { acceptInvite, closeProjectHub, formPost, pathOf } from '../helpers/projects.js';
 
@@ -140,16 +141,40 @@ describe('a member added while their Docker container runs: "restart your server
     assert.equal((await docker(['inspect', '--format', '{{.Id}}', container])).stdout.trim(), idBefore, 'nothing restarted by itself');
   });
 
-  it('the button restarts the server, whose new container has the folder, and the notice goes', async () => {
+  it('in Chromium, the home page shows the notice; its button restarts the server, whose new container has the folder', async () => {
+    const browser = await launchBrowser();
+    try {
+      const page = await (await browser.newContext()).newPage();
+      await signInInBrowser(page, s.hub.url, 'pj2-dana', DORA_PASSWORD);
+      await page.goto(`${s.hub.url}/hub/home`);
+      const notice = page.locator('#projects-home .restart-needed');
+      await notice.waitFor({ timeout: 15_000 });
+      assert.match(await notice.innerText(), /Restart your server to see the project folder/);
+      await notice.getByRole('button', { name: 'Restart my server' }).click();
+      // The progress page, then (once the new container is ready) the project's page.
+      await page.waitForURL((u) => u.pathname === '/hub/projects/P-4402', { timeout: 150_000 });
+      assert.equal(await page.locator('#restart-needed').count(), 0, 'the notice is gone');
+    } finally {
+      await browser.close();
+    }
+    const w = await dockerExec(container, ['bash', '-c', 'echo from-dana > ~/projects/P-4402/d.txt && cat ~/projects/P-4402/d.txt']);
+    assert.equal(w.code, 0, w.stderr);
+    assert.equal(fs.readFileSync(path.join(dataDir, 'projects', 'P-4402', 'mnt', 'shared', 'd.txt'), 'utf8'), 'from-dana\n');
+    assert.deepEqual((await homeList(s.dora)).map((p) => [p.number, p.restartNeeded]), [['P-4402', false]]);
+  });
+
+  it('the project page\'s button (a plain form) restarts it too, to the progress page', async () => {
+    const before = (await docker(['inspect', '--format', '{{.Id}}', container])).stdout.trim();
     const page = await s.dora.get('/hub/projects/P-4402');
     const res = await s.dora.request('POST', '/hub/projects/P-4402/restart-server', { form: { _csrf: HubClient.csrfFrom(page.body) } });
     assert.equal(res.status, 303);
     assert.equal(res.location, `/hub/spawn-pending/${escapeName('pj2-dana')}?next=%2Fhub%2Fprojects%2FP-4402`);
     await waitForReady(s.dora, escapeName('pj2-dana'));
-    const w = await dockerExec(container, ['bash', '-c', 'echo from-dana > ~/projects/P-4402/d.txt && cat ~/projects/P-4402/d.txt']);
-    assert.equal(w.code, 0, w.stderr);
-    assert.equal(fs.readFileSync(path.join(dataDir, 'projects', 'P-4402', 'mnt', 'shared', 'd.txt'), 'utf8'), 'from-dana\n');
-    assert.doesNotMatch((await s.dora.get('/hub/projects/P-4402')).body, /id="restart-needed"/);
-    assert.deepEqual((await homeList(s.dora)).map((p) => [p.number, p.restartNeeded]), [['P-4402', false]]);
+    assert.notEqual((await docker(['inspect', '--format', '{{.Id}}', container])).stdout.trim(), before, 'a new container');
+    // A non-member can't restart anything through a project's page.
+    const stranger = clientFor(s.hub);
+    await stranger.login('pj2-dlead', LEAD_PASSWORD);
+    const other = await stranger.request('POST', '/hub/projects/P-9999/restart-server', { form: { _csrf: HubClient.csrfFrom((await stranger.get('/hub/home')).body) } });
+    assert.equal(other.status, 404);
   });
 });
