@@ -8,6 +8,17 @@ import { HubError } from '../errors.js';
 const run = promisify(execFile);
 const MIB = 1024 * 1024;
 
+/** The uid of a Unix account, or null when there is no such account. */
+async function uidOf(account: string): Promise<number | null> {
+  try {
+    const { stdout } = await run('getent', ['passwd', account]);
+    const uid = Number(stdout.split(':')[2]);
+    return Number.isInteger(uid) ? uid : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Storage could not be made or changed (mkfs, mount, setfacl failed). */
 export class StorageFailed extends HubError {
   constructor(detail: string) {
@@ -125,8 +136,11 @@ export class ProjectStorage {
    */
   async revokeEverywhere(number: string, account: string): Promise<void> {
     if (!(await this.isMounted(this.mountOf(number)))) return;
-    await this.revoke(number, account);
-    for (const dir of [this.sharedOf(number), this.datasetsOf(number)]) await this.setfacl(['-R', '-P', '-x', `u:${account},d:u:${account}`, dir]);
+    // By number: an account name that no longer (or never) resolves can have no entries by name.
+    const uid = await uidOf(account);
+    if (uid === null) return;
+    await this.revoke(number, String(uid));
+    for (const dir of [this.sharedOf(number), this.datasetsOf(number)]) await this.setfacl(['-R', '-P', '-x', `u:${uid},d:u:${uid}`, dir]);
   }
 
   /** Used and total bytes of the project's filesystem (statfs). */

@@ -115,6 +115,9 @@ describe('deleting a user removes their Unix account, project ACL entries and lo
     assert.ok(fs.existsSync(path.join(dataDir, 'logs', `${esc}.log`)));
     assert.deepEqual(aclLinesOf(mnt(), uids['pj2-fay']!), [], 'but no project ACL entry');
     assert.doesNotMatch((await lead.get('/hub/projects/P-4501')).body, /<li>pj2-fay(?!@)/);
+    // A member who never started a server (so never had a Unix account) is deleted just as well.
+    await deleteUser('pj2-lead5', 'remove');
+    assert.equal((await admin.get('/hub/projects/P-4501')).body.includes('<li>pj2-lead5'), false);
     // A new account of the same name is not a member of anything.
     await hub.users.createLocal('pj2-fay', PASSWORDS['pj2-fay']!);
     const again = clientFor(hub);
