@@ -261,7 +261,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const projectStorage = new ProjectStorage(path.resolve(config.projectsDir ?? path.join(config.dataDir, 'projects')), log.child({ part: 'projects' }));
     // Filled in below, once the project service exists (it needs the manager to stop servers).
     let projectsRef: ProjectService | undefined;
-    const spawner = new ProjectAwareSpawner(options.spawner ?? createSpawner(config, log.child({ part: 'spawner' })), (user) => projectsRef?.mountsOf(user) ?? Promise.resolve([]));
+    const spawner = new ProjectAwareSpawner(options.spawner ?? createSpawner(config, log.child({ part: 'spawner' })), (user) => projectsRef?.mountsForStart(user) ?? Promise.resolve([]));
     closers.push(() => spawner.close());
 
     // Shared by every hub process on the store: a server started through one is routed by all.
@@ -341,6 +341,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       hubUrl: () => `${origins.hubOrigin()}/hub/`,
       log: log.child({ part: 'servers' }),
       onStartFinished: (outcome) => metrics.spawnFinished(outcome),
+      // Research projects offer their own profiles (a licensed image) to their members only.
+      profileGate: (user) => projectsRef?.profilesOf(user) ?? Promise.resolve(new Map()),
     });
     closers.push(() => manager.close(config.stopServersOnExit));
 
@@ -471,6 +473,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       endSessionsOf: (name) => sessionStore.destroyAllOf(name),
       sessionEnded: (sid, name) => signedOut(sid, name),
       ...(spawner.removeHome ? { removeHome: (escapedName: string) => spawner.removeHome!(escapedName) } : {}),
+      // Built below (the project service needs the manager); a delete happens only once the hub serves.
+      leaveProjects: (user) => projectsRef?.forgetUser(user) ?? Promise.resolve([]),
       lastActivity: () => serverRepo.lastActivity(),
       log: log.child({ part: 'admin' }),
     });
@@ -543,6 +547,13 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
         log.child({ part: 'projects' }).info({ user: name, reason }, 'stopping a server whose project folders changed');
         await manager.stop(user);
       },
+      // A member added while their server runs: the local spawner adds the folder at once; Docker can't add a bind.
+      giveRunningServer: async (user, mounts) => {
+        if ((await manager.state(user)).state !== 'running') return 'not-running';
+        if (!spawner.addProjects) return 'restart';
+        return (await spawner.addProjects(user.escapedName, mounts)) ? 'added' : 'restart';
+      },
+      serverRunning: async (user) => (await manager.state(user)).state === 'running',
     });
     projectsRef = projects;
     await projects.mountAll();
@@ -557,7 +568,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       },
       sessionsOf: (name) => sessionStore.sessionsOf(name),
     });
-    const totp = new TotpService(store, 'oerhub');
+    const totp = new TotpService(store, 'oerhub', cookieSecret, log.child({ part: 'account' }));
     deps.needsSecondFactor = (user) => (user.source === 'local' ? totp.isEnabled(user.name) : Promise.resolve(false));
     const authenticators = createAuthenticators({ config, log, store, users, identities, views });
     const readiness = { storeReachable: () => withinMs(deps.storeHealthy(), READY_CHECK_MS, false), managerReady: () => manager.ready, draining: () => drain.isDraining };

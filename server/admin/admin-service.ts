@@ -55,6 +55,11 @@ export interface AdminServiceOptions {
   sessionEnded(sid: string, name: string): Promise<void>;
   /** Remove a user's home (Spawner.removeHome); undefined when the spawner can't. */
   removeHome?: (escapedName: string) => Promise<boolean>;
+  /**
+   * A user is being deleted, their server stopped: they leave their research projects and lose
+   * every project ACL entry (before removeHome removes their Unix account). Returns the projects left.
+   */
+  leaveProjects?: (user: UserRecord) => Promise<string[]>;
   lastActivity(): Promise<Map<string, number>>;
   log: Logger;
   now?: () => number;
@@ -160,11 +165,12 @@ export class AdminService {
     await this.o.accounts.disable(user.name, { at: this.now(), by: actor.name });
     const ended = await this.endSessions(user.name);
     await this.stopIfRunning(user);
+    const projectsLeft = (await this.o.leaveProjects?.(user)) ?? [];
     const homeRemoved = keepData ? false : await this.o.removeHome!(user.escapedName);
     await this.o.identities.forget(user.name);
     await this.o.users.deleteAccount(user);
     await this.o.accounts.enable(user.name);
-    await this.record(actor, 'user.delete', user.name, { data: keepData ? 'kept' : 'removed', homeRemoved, sessionsEnded: ended });
+    await this.record(actor, 'user.delete', user.name, { data: keepData ? 'kept' : 'removed', homeRemoved, sessionsEnded: ended, ...(projectsLeft.length ? { projectsLeft: projectsLeft.join(',') } : {}) });
     return { homeRemoved };
   }
 

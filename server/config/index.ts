@@ -5,6 +5,7 @@ import { configSchema, configShape, type ConfigKey, type HubConfig } from './sch
 import { isRedisSocketPath, redisUrlHasPassword } from './store-schema.js';
 import { originProblems } from './origin-schema.js';
 import { dockerProblems } from './docker-schema.js';
+import { projectsProblems } from './projects-schema.js';
 
 export { configSchema, configShape, type HubConfig, type ConfigKey };
 
@@ -52,7 +53,7 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
       problems.push(`${key} (${envName(String(issue.path[0] ?? key))}): ${issue.message}`);
     }
   }
-  if (parsed.success) problems.push(...ssoProblems(parsed.data), ...storeProblems(parsed.data), ...originProblems(parsed.data), ...dockerProblems(parsed.data));
+  if (parsed.success) problems.push(...ssoProblems(parsed.data), ...storeProblems(parsed.data), ...originProblems(parsed.data), ...dockerProblems(parsed.data), ...projectsProblems(parsed.data));
   if (problems.length || !parsed.success) throw new ConfigError(problems);
   return Object.freeze(parsed.data);
 }

@@ -12,6 +12,9 @@ export const projectsShape = {
   projectImageProfiles: list
     .default(['python', 'r'])
     .describe('Image profiles a project may offer its members (names of dockerProfiles, e.g. python, r, and a site-built licensed image such as stata; see README, "For data librarians").'),
+  projectOnlyProfiles: list
+    .default(['stata'])
+    .describe('Image profiles (dockerProfiles names) offered only to members of a project that lists them, such as a licensed Stata image; every other profile is the site\'s default, offered to everyone. The first dockerProfile can\'t be one (it is the default and the "Try it" image).'),
   projectsDir: z
     .string()
     .min(1)
@@ -33,3 +36,10 @@ export const projectsShape = {
   smtpTimeoutS: int(1, 600).default(20).describe('Seconds to wait for the SMTP server before an invitation counts as not sent.'),
   mailFrom: z.string().min(3).default('oerhub <noreply@localhost>').describe('From: address of the hub\'s mail.'),
 } satisfies Record<string, z.ZodTypeAny>;
+
+/** Cross-field checks: the default profile (the first) must be one everybody may start. */
+export function projectsProblems(c: { dockerProfiles: readonly { name: string }[]; projectOnlyProfiles: readonly string[]; spawner: string }): string[] {
+  const first = c.dockerProfiles[0]?.name;
+  if (c.spawner !== 'docker' || first === undefined || !c.projectOnlyProfiles.includes(first)) return [];
+  return [`projectOnlyProfiles (OERHUB_PROJECT_ONLY_PROFILES): ${first} is the first of dockerProfiles, the default everybody starts; put another profile first, or leave ${first} out of projectOnlyProfiles`];
+}

@@ -48,6 +48,7 @@ const invitesKey = (n: string): string => `project-invites:${n}`;
 const userProjectsKey = (u: string): string => `user-projects:${u}`;
 const inviteKey = (h: string): string => `invite:${h}`;
 const spentKey = (h: string): string => `invite-spent:${h}`;
+const restartKey = (u: string): string => `project-restart:${u}`;
 const PROJECTS = 'projects';
 
 /** Projects, their members and invitations. Owns every key it names; multi-key changes are atomic. */
@@ -123,8 +124,24 @@ export class ProjectRepo {
       then: [
         { type: 'hashDelete', key: membersKey(number), fields: [user] },
         { type: 'setRemove', key: userProjectsKey(user), members: [number] },
+        { type: 'setRemove', key: restartKey(user), members: [number] },
       ],
     });
+  }
+
+  // --- projects a running server can't have until it restarts (Docker: no new binds) ---
+
+  async markRestartNeeded(user: string, number: string): Promise<void> {
+    await this.store.setAdd(restartKey(user), number);
+  }
+
+  async restartNeeded(user: string): Promise<string[]> {
+    return (await this.store.setMembers(restartKey(user))).sort();
+  }
+
+  /** A server start reads the membership again: nothing is waiting any more. */
+  async clearRestartNeeded(user: string): Promise<void> {
+    await this.store.delete(restartKey(user));
   }
 
   // --- invitations and reset links ---

@@ -1,4 +1,5 @@
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
+import { isSecureRequest } from '../web/server-cookie-issuer.js';
 import type { UserRecord } from '../store/repos.js';
 import { BadRequest, Conflict } from '../errors.js';
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from '../web/context.js';
@@ -15,6 +16,23 @@ const field = (req: Request, name: string, max = 1024): string => {
   const v = ((req.body ?? {}) as Record<string, unknown>)[name];
   return typeof v === 'string' ? v.slice(0, max) : '';
 };
+
+const INVITE_COOKIE = 'oerhub-invite';
+const INVITE_COOKIE_PATH = '/hub/invite';
+// Long enough for a sign-in at the IdP, short enough not to linger on a shared computer.
+const INVITE_COOKIE_MAX_MS = 30 * 60_000;
+
+/** One cookie's value from the request (the hub has no cookie parser; only this route needs one). */
+function cookieOf(req: Request, name: string): string {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      const v = part.slice(eq + 1).trim();
+      return /^[A-Za-z0-9_-]{1,200}$/.test(v) ? v : '';
+    }
+  }
+  return '';
+}
 
 const tokenOf = (req: Request): string => (typeof req.query.token === 'string' ? req.query.token.slice(0, 200) : '');
 
@@ -41,7 +59,8 @@ export function projectRoutes({ web, projects, accounts }: ProjectRoutesDeps): R
       const user = currentUser(req);
       const list = await projects.list(user);
       if (req.query.format === 'json') {
-        res.set('cache-control', 'no-store').json({ projects: list.filter((p) => p.state === 'open').map((p) => ({ number: p.number, name: p.name, unit: p.unit })) });
+        const waiting = await projects.restartNeededFor(user);
+        res.set('cache-control', 'no-store').json({ projects: list.filter((p) => p.state === 'open').map((p) => ({ number: p.number, name: p.name, unit: p.unit, restartNeeded: waiting.includes(p.number) })) });
         return;
       }
       render(req, res, 'projects/list.njk', { projects: list, canCreate: projects.isLibrarian(user) });
@@ -111,6 +130,23 @@ export function projectRoutes({ web, projects, accounts }: ProjectRoutesDeps): R
     }),
   );
 
+  // "Restart your server to see the project folder": stop, then start with the same profile;
+  // the new start reads the membership (and clears the notice).
+  router.post(
+    '/hub/projects/:number/restart-server',
+    pages,
+    asyncRoute(async (req, res) => {
+      const user = currentUser(req);
+      const number = String(req.params.number);
+      await projects.visible(number, user);
+      const running = (await web.manager.list()).find((s) => s.escapedName === user.escapedName);
+      await web.manager.stop(user);
+      await web.manager.start(user, running?.profile ? { profile: running.profile } : {});
+      web.log.info({ part: 'projects', user: user.name, project: number, profile: running?.profile }, 'server restarted for a new project folder');
+      res.redirect(303, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(`/hub/projects/${number}`)}`);
+    }),
+  );
+
   router.post(
     '/hub/projects/:number/close',
     pages,
@@ -132,17 +168,45 @@ export function projectRoutes({ web, projects, accounts }: ProjectRoutesDeps): R
 
   // --- following an emailed link ---
 
+  /** The invitation page for this token: the join button, the SSO button, or the password form. */
+  const invitePage = async (req: Request, res: Response, token: string): Promise<void> => {
+    const invite = await projects.inspect(token);
+    const user = req.user;
+    const ctx = { token, invite, sso: web.config.inviteUseSso, username: suggestName(invite.email) };
+    if (user && projects.isOtherInvitee(invite, user)) {
+      web.log.warn({ part: 'projects', user: user.name, project: invite.project }, 'invitation link opened while signed in as someone else');
+      return render(req, res, 'projects/invite.njk', { ...ctx, wrongAccount: true }, 409);
+    }
+    render(req, res, 'projects/invite.njk', ctx);
+  };
+
   router.get(
     '/hub/invite',
+    asyncRoute(async (req, res) => invitePage(req, res, tokenOf(req))),
+  );
+
+  // inviteUseSso: the token waits in a cookie of our own (path /hub/invite) while the browser is
+  // at the IdP, so it never travels in the RelayState, where the IdP would see and log it.
+  router.get(
+    '/hub/invite/sso',
     asyncRoute(async (req, res) => {
       const token = tokenOf(req);
       const invite = await projects.inspect(token);
-      render(req, res, 'projects/invite.njk', {
-        token,
-        invite,
-        sso: web.config.inviteUseSso,
-        username: suggestName(invite.email),
-      });
+      const maxAge = Math.max(1000, Math.min(invite.expiresAt - Date.now(), INVITE_COOKIE_MAX_MS));
+      res.cookie(INVITE_COOKIE, token, { path: INVITE_COOKIE_PATH, httpOnly: true, sameSite: 'lax', secure: isSecureRequest(web.config, req), maxAge });
+      const back = encodeURIComponent('/hub/invite/continue');
+      res.redirect(303, web.config.samlEnabled ? `/hub/saml/login?next=${back}` : `/hub/login?next=${back}`);
+    }),
+  );
+
+  // Back from the IdP, signed in: the same invitation page, now with "Join as NAME".
+  router.get(
+    '/hub/invite/continue',
+    pages,
+    asyncRoute(async (req, res) => {
+      const token = cookieOf(req, INVITE_COOKIE);
+      if (!token) throw new BadRequest('This browser has no invitation waiting (it may have taken longer than 30 minutes, or cookies are off). Open the link from your email again.');
+      await invitePage(req, res, token);
     }),
   );
 
@@ -186,7 +250,12 @@ export function projectRoutes({ web, projects, accounts }: ProjectRoutesDeps): R
     requireUser(false),
     asyncRoute(async (req, res) => {
       const user = currentUser(req);
-      const project = await projects.redeem(tokenOf(req), (taken) => projects.join(taken, user));
+      const token = tokenOf(req);
+      const invite = await projects.inspect(token);
+      if (projects.isOtherInvitee(invite, user)) return render(req, res, 'projects/invite.njk', { token, invite, sso: web.config.inviteUseSso, wrongAccount: true }, 409);
+      const project = await projects.redeem(token, (taken) => projects.join(taken, user));
+      res.clearCookie(INVITE_COOKIE, { path: INVITE_COOKIE_PATH });
+      web.log.info({ part: 'projects', user: user.name, source: user.source, project: project.number }, 'signed-in user joined a project from an invitation');
       res.redirect(303, `/hub/projects/${project.number}`);
     }),
   );

@@ -41,6 +41,8 @@ export interface ProjectView {
   members: { name: string; role: MemberRole }[];
   invites: { email: string; expiresAt: number; expired: boolean }[];
   usage: ProjectUsage | null;
+  /** The viewer's running server lacks this project's folder until it restarts (Docker). */
+  restartNeeded: boolean;
   /** What the viewer may do. */
   canManage: boolean;
   isAdmin: boolean;
@@ -58,7 +60,16 @@ export interface ProjectServiceOptions {
   accountOf(user: UserRecord): string | null;
   /** Lose or gain the folder in a running server: stops it (with a message on their home page). */
   stopServer(user: string, reason: string): Promise<void>;
+  /**
+   * A member was added: give their running server its folders now, if the spawner can
+   * (Spawner.addProjects). 'restart': a server runs but can't be changed (Docker). Unset: never live.
+   */
+  giveRunningServer?(user: UserRecord, mounts: ProjectMount[]): Promise<'added' | 'restart' | 'not-running'>;
+  /** Whether the user's server runs now (for the "restart to see the folder" notice). */
+  serverRunning?(user: UserRecord): Promise<boolean>;
 }
+
+export type ProjectMount = { number: string; shared: string; datasets: string };
 
 const NUMBER = /^P-[0-9]{1,8}$/;
 const EMAIL = /^[^\s@<>()"',;:]+@[^\s@<>()"',;:]+\.[^\s@<>()"',;:]+$/;
@@ -160,7 +171,15 @@ export class ProjectService {
       }
     }
     const usage = project.state === 'open' ? await this.o.storage.usage(number).catch(() => null) : null;
-    return { project, members, invites, usage, canManage, isAdmin: this.isLibrarian(user) };
+    const restartNeeded = role !== null && (await this.restartNeededFor(user)).includes(number);
+    return { project, members, invites, usage, restartNeeded, canManage, isAdmin: this.isLibrarian(user) };
+  }
+
+  /** The user's projects whose folder their running server lacks until it restarts; [] when no server runs. */
+  async restartNeededFor(user: UserRecord): Promise<string[]> {
+    const waiting = await this.o.repo.restartNeeded(user.name);
+    if (!waiting.length || !this.o.serverRunning) return [];
+    return (await this.o.serverRunning(user)) ? waiting : [];
   }
 
   /** The user's open projects (home page). */
@@ -228,6 +247,15 @@ export class ProjectService {
     }
   }
 
+  /**
+   * Whether a signed-in user is visibly not the invitee: their account has an email address
+   * (from the IdP, or recorded with a local account) and it is not the one invited. Such a
+   * user gets a page saying so, never the membership; an account without an address may join.
+   */
+  isOtherInvitee(invite: InviteRecord, user: UserRecord): boolean {
+    return typeof user.email === 'string' && user.email !== '' && user.email.trim().toLowerCase() !== invite.email;
+  }
+
   /** Add a user who followed an invitation. */
   async join(invite: InviteRecord, user: UserRecord): Promise<ProjectRecord> {
     if (invite.kind !== 'invite' || !invite.project || !invite.role) throw new LinkInvalid(404);
@@ -235,7 +263,26 @@ export class ProjectService {
     if (project?.state !== 'open') throw new LinkGone('revoked');
     await this.o.repo.addMember(project.number, user.name, invite.role);
     this.o.log.info({ project: project.number, user: user.name, role: invite.role, email: invite.email }, 'member joined through an invitation');
+    await this.offerToRunningServer(user, project.number);
     return project;
+  }
+
+  /**
+   * A server that runs while its user joins: the local spawner gives it the folder at once; one
+   * that can't be changed (Docker) is marked, so the project page and home say "restart". The
+   * membership stands either way; a failure here is logged and leaves the restart notice.
+   */
+  private async offerToRunningServer(user: UserRecord, number: string): Promise<void> {
+    if (!this.o.giveRunningServer) return;
+    let outcome: 'added' | 'restart' | 'not-running';
+    try {
+      outcome = await this.o.giveRunningServer(user, await this.mountsOf(user.name));
+    } catch (err) {
+      this.o.log.error({ project: number, user: user.name, err: (err as Error).message }, 'could not give a running server its new project folder');
+      outcome = 'restart';
+    }
+    if (outcome === 'restart') await this.o.repo.markRestartNeeded(user.name, number);
+    if (outcome !== 'not-running') this.o.log.info({ project: number, user: user.name, outcome }, outcome === 'added' ? 'project folder given to a running server' : 'running server needs a restart for its new project folder');
   }
 
   /**
@@ -274,6 +321,25 @@ export class ProjectService {
     return closed;
   }
 
+  /**
+   * An account is being deleted (its server is stopped): it leaves every project, and its Unix
+   * account's ACL entries go from every open project's files, before the account itself goes
+   * (a later account could get its uid). Returns the projects it was a member of.
+   */
+  async forgetUser(user: UserRecord): Promise<string[]> {
+    const left = await this.o.repo.projectsOf(user.name);
+    for (const n of left) await this.o.repo.removeMember(n, user.name);
+    await this.o.repo.clearRestartNeeded(user.name);
+    const account = this.o.accountOf(user);
+    if (account) {
+      for (const p of await this.o.repo.list()) {
+        if (p.state === 'open') await this.o.storage.revokeEverywhere(p.number, account);
+      }
+    }
+    this.o.log.info({ user: user.name, projects: left, account }, 'deleted account left its projects; its ACL entries were removed');
+    return left;
+  }
+
   /** The archive file of a closed project, for admins. */
   async archiveFile(number: string, by: UserRecord): Promise<{ path: string; name: string }> {
     if (!this.isLibrarian(by)) throw new NotFound();
@@ -282,9 +348,35 @@ export class ProjectService {
     return { path: this.o.storage.archivePath(project.archive), name: project.archive };
   }
 
+  /**
+   * The image profiles this user may start: the site's defaults (every dockerProfile not in
+   * projectOnlyProfiles) and the profiles of their open projects. Name -> projects offering it
+   * (empty for a default). Only configured dockerProfiles count: a project can't name an image.
+   */
+  async profilesOf(user: UserRecord): Promise<Map<string, string[]>> {
+    const configured = this.o.config.dockerProfiles.map((p) => p.name);
+    const out = new Map<string, string[]>();
+    for (const name of configured) if (!this.o.config.projectOnlyProfiles.includes(name)) out.set(name, []);
+    for (const p of await this.projectsOf(user)) {
+      for (const name of p.profiles) {
+        if (!configured.includes(name)) continue;
+        const via = out.get(name);
+        if (via === undefined) out.set(name, [p.number]);
+        else if (via.length) via.push(p.number);
+      }
+    }
+    return out;
+  }
+
+  /** The folders a server that starts now gets: it has every project, so no restart is waiting. */
+  async mountsForStart(userName: string): Promise<ProjectMount[]> {
+    await this.o.repo.clearRestartNeeded(userName);
+    return this.mountsOf(userName);
+  }
+
   /** Every open project this user is a member of, with its folders (the spawner mounts them). */
-  async mountsOf(userName: string): Promise<{ number: string; shared: string; datasets: string }[]> {
-    const out: { number: string; shared: string; datasets: string }[] = [];
+  async mountsOf(userName: string): Promise<ProjectMount[]> {
+    const out: ProjectMount[] = [];
     for (const n of await this.o.repo.projectsOf(userName)) {
       const p = await this.o.repo.get(n);
       if (p?.state !== 'open') continue;

@@ -8,6 +8,17 @@ import { HubError } from '../errors.js';
 const run = promisify(execFile);
 const MIB = 1024 * 1024;
 
+/** The uid of a Unix account, or null when there is no such account. */
+async function uidOf(account: string): Promise<number | null> {
+  try {
+    const { stdout } = await run('getent', ['passwd', account]);
+    const uid = Number(stdout.split(':')[2]);
+    return Number.isInteger(uid) ? uid : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Storage could not be made or changed (mkfs, mount, setfacl failed). */
 export class StorageFailed extends HubError {
   constructor(detail: string) {
@@ -116,6 +127,20 @@ export class ProjectStorage {
       await this.setfacl(['-x', `u:${account}`, dir]).catch((err: Error) => this.log.debug({ project: number, account, err: err.message }, 'no ACL entry to remove'));
     }
     await this.setfacl(['-x', `d:u:${account}`, this.sharedOf(number)]).catch(() => undefined);
+  }
+
+  /**
+   * Take away every ACL entry of an account in this project, on every file (an account being
+   * deleted: its uid may be given to another account later). -P: never through symbolic links.
+   * Safe to repeat; an unmounted project has nothing to change.
+   */
+  async revokeEverywhere(number: string, account: string): Promise<void> {
+    if (!(await this.isMounted(this.mountOf(number)))) return;
+    // By number: an account name that no longer (or never) resolves can have no entries by name.
+    const uid = await uidOf(account);
+    if (uid === null) return;
+    await this.revoke(number, String(uid));
+    for (const dir of [this.sharedOf(number), this.datasetsOf(number)]) await this.setfacl(['-R', '-P', '-x', `u:${uid},d:u:${uid}`, dir]);
   }
 
   /** Used and total bytes of the project's filesystem (statfs). */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.js';
 import type { HubConfig } from '../config/index.js';
-import { BadRequest, HubError, SpawnTimeout, StoreUnavailable } from '../errors.js';
+import { BadRequest, Forbidden, HubError, SpawnTimeout, StoreUnavailable } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { ServerRecord, ServerRepo, UserRecord } from '../store/repos.js';
 import type { Spawner, SpawnSpec, SpawnerState } from '../spawner/spawner.js';
@@ -32,6 +32,8 @@ export interface ServerProfile {
   name: string;
   displayName: string;
   description: string;
+  /** Offered through these research projects (a project-only profile, e.g. a licensed image); absent for the site's defaults. */
+  projects?: string[];
 }
 
 /** What the hub knows of one server, without its secret (the culler, admin views). */
@@ -65,6 +67,11 @@ export interface ServerManagerOptions {
   /** The hub's address as users' browsers see it, ending in /hub/ (given to each server for its links back). */
   hubUrl?: () => string;
   /** Told when each start run by this process ends (metrics): its duration, and the error code when it failed. */
+  /**
+   * Which profiles this (persistent) user may start: profile name -> the projects that offer it
+   * (empty for a site default). Unset: every profile, for everyone. Ephemeral servers use the default.
+   */
+  profileGate?: (user: UserRecord) => Promise<ReadonlyMap<string, readonly string[]>>;
   onStartFinished?: (outcome: { ok: true; seconds: number } | { ok: false; seconds: number; reason: string }) => void;
 }
 
@@ -181,6 +188,17 @@ export class ServerManager {
     return this.o.config.dockerProfiles.map(({ name, displayName, description }) => ({ name, displayName, description }));
   }
 
+  /** The profiles this user may choose from (profileGate), default first. Throws StoreUnavailable. */
+  async profilesFor(user: UserRecord): Promise<ServerProfile[]> {
+    const all = this.profiles();
+    if (!this.o.profileGate || !all.length || user.source === 'anonymous') return all;
+    const allowed = await this.o.profileGate(user);
+    return all.filter((p) => allowed.has(p.name)).map((p) => {
+      const via = allowed.get(p.name) ?? [];
+      return via.length ? { ...p, projects: [...via] } : p;
+    });
+  }
+
   /**
    * Make sure the user's server runs. Returns 'running' when it already does (adopting it:
    * a running server is never restarted), otherwise starts it in the background and returns
@@ -188,13 +206,14 @@ export class ServerManager {
    * process, joins the first. A start while the server is stopping waits up to
    * serverStopWaitS for the stop, then throws ServerBusy. Throws HubStarting before
    * reconcile(), StoreUnavailable when the store can't record the start. `profile` is a
-   * name a user sent: anything but a configured profile's name is refused with BadRequest.
+   * name a user sent: anything but a configured profile's name is refused with BadRequest,
+   * a configured one this user may not start (profileGate) with Forbidden.
    * `datasets` are mounted besides the profile's: names the hub chose (a course's), never a request's.
    */
   async start(user: UserRecord, opts: { ephemeral?: boolean; profile?: string; lowPriority?: boolean; datasets?: readonly string[] } = {}): Promise<ServerStatus> {
     if (!this.reconciled) throw new HubStarting();
     const name = user.escapedName;
-    const profile = this.checkProfile(opts.profile);
+    const profile = await this.checkProfile(user, opts.profile, (opts.ephemeral ?? false) || user.source === 'anonymous');
     const deadline = Date.now() + this.o.config.serverStopWaitS * 1000;
     let owner: string | null = null;
     for (;;) {
@@ -503,10 +522,20 @@ export class ServerManager {
     }
   }
 
-  private checkProfile(profile: string | undefined): string | undefined {
-    if (profile === undefined) return undefined;
+  private async checkProfile(user: UserRecord, profile: string | undefined, ephemeral: boolean): Promise<string | undefined> {
     // Own-property lookup over a plain list: hostile names like `__proto__` match nothing.
-    if (!this.profiles().some((p) => p.name === profile)) throw new BadRequest('That kind of server is not offered here.', `unknown profile ${JSON.stringify(profile).slice(0, 80)}`);
+    if (profile !== undefined && !this.profiles().some((p) => p.name === profile)) throw new BadRequest('That kind of server is not offered here.', `unknown profile ${JSON.stringify(profile).slice(0, 80)}`);
+    if (ephemeral || !this.o.profileGate || !this.profiles().length) return profile;
+    const mine = await this.profilesFor(user);
+    if (profile === undefined) {
+      // The site's default, or else the first this user may start.
+      if (mine.some((p) => p.name === this.profiles()[0]!.name)) return undefined;
+      if (!mine.length) throw new Forbidden('No kind of server is offered to you here. Please tell the admin.', `no profile allowed for ${user.name}`);
+      return mine[0]!.name;
+    }
+    if (!mine.some((p) => p.name === profile)) {
+      throw new Forbidden('That kind of server is offered only to members of a research project that uses it.', `profile ${profile} not offered to ${user.name}`);
+    }
     return profile;
   }
 

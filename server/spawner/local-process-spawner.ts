@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
-import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, LOW_PRIORITY_NICE } from './spawner.js';
+import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProjectMount, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, LOW_PRIORITY_NICE } from './spawner.js';
 import { linkProjects } from './project-folders.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
@@ -263,17 +263,47 @@ export class LocalProcessSpawner implements Spawner {
     }
   }
 
-  /** Remove the user's home folder (dataDir/homes/NAME). Safe to repeat. */
+  /**
+   * A member added while their server runs: the account's ACL entries and the links in
+   * `~/projects/` are made now; the kernel checks ACLs on every access, so the running server
+   * (its file browser, kernels, terminals) can use the folder at once. False when no persistent
+   * server of this user runs.
+   */
+  async addProjects(escapedName: string, projects: readonly ProjectMount[]): Promise<boolean> {
+    if (!isEscapedName(escapedName)) return false;
+    const record = await this.readRecord(escapedName);
+    if (!record || record.ephemeral || !(await isAlive(record.pid, record.startTicks))) return false;
+    const home = path.join(this.dataDir, 'homes', escapedName);
+    const account = this.accounts ? await this.accounts.existing(escapedName) : undefined;
+    if (this.accounts && !account) return false;
+    await linkProjects(home, projects, account, this.log.child({ user: escapedName }));
+    return true;
+  }
+
+  /**
+   * A deleted user's files: their home folder (dataDir/homes/NAME), their server's log
+   * (dataDir/logs/NAME.log) and, with Unix-account isolation, their account `oh-NAME` (its uid
+   * is free again afterwards). The server must be stopped. True if any of them was there. Safe to repeat.
+   */
   async removeHome(escapedName: string): Promise<boolean> {
     if (!isEscapedName(escapedName)) return false;
     const home = path.join(this.dataDir, 'homes', escapedName);
+    let removed = false;
     try {
       await fs.access(home);
-    } catch {
-      return false;
+      await removeTree(home);
+      removed = true;
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
     }
-    await removeTree(home);
-    return true;
+    try {
+      await fs.unlink(this.logPath(escapedName));
+      removed = true;
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+    if (this.accounts && (await this.accounts.remove(escapedName))) removed = true;
+    return removed;
   }
 
   private homeDir(spec: SpawnSpec): string {

@@ -136,6 +136,13 @@ export interface Spawner {
    * safe to repeat.
    */
   removeHome?(escapedName: string): Promise<boolean>;
+  /**
+   * Optional: give a running persistent server these project folders now, without a restart
+   * (a member added while it runs). `projects` is the user's whole current list. Resolves true
+   * when the running server has them, false when none runs or it can't be changed while running
+   * (then the user must restart it). Safe to repeat.
+   */
+  addProjects?(escapedName: string, projects: readonly ProjectMount[]): Promise<boolean>;
   /** Release the spawner's own resources. Does not stop servers. */
   close(): Promise<void>;
 }

@@ -134,6 +134,38 @@ export class UnixAccounts {
     }
   }
 
+  /**
+   * Remove the account of a deleted user (userdel, without its home: the caller decides about
+   * files) and its record. Only an account this hub made for this user. Returns its name, or
+   * undefined when there was none. Throws SpawnFailed when userdel refuses (a process of the
+   * account still runs). Safe to repeat.
+   */
+  async remove(escapedName: string): Promise<string | undefined> {
+    const account = await this.existing(escapedName);
+    if (!account) {
+      await fs.rm(this.recordPath(escapedName), { force: true });
+      return undefined;
+    }
+    return this.serial(async () => {
+      const { code, stderr } = await runTool(USERDEL, [account.name]);
+      // 6: no such user any more, which is what we wanted.
+      if (code !== 0 && code !== 6) throw new SpawnFailed('The hub could not remove the account the server ran as.', `userdel ${account.name} exited ${code}: ${stderr.trim()}`);
+      await fs.rm(this.recordPath(escapedName), { force: true });
+      this.log.info({ escapedName, account: account.name, uid: account.uid }, 'removed the Unix account of a deleted user');
+      return account.name;
+    });
+  }
+
+  /** The account this hub made for this user, if it still exists as recorded (never creates one). */
+  async existing(escapedName: string): Promise<UnixAccount | undefined> {
+    if (!isEscapedName(escapedName)) return undefined;
+    const record = await this.readRecord(escapedName);
+    if (!record) return undefined;
+    const found = await lookup(record.name);
+    if (!found || found.uid !== record.uid || found.comment !== COMMENT_PREFIX + escapedName) return undefined;
+    return { name: record.name, uid: record.uid, gid: record.gid };
+  }
+
   private serial<T>(task: () => Promise<T>): Promise<T> {
     const next = this.queue.then(task, task);
     this.queue = next.catch(() => undefined);

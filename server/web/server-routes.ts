@@ -23,7 +23,7 @@ export function serverRoutes(deps: WebDeps): Router {
     pages,
     asyncRoute(async (req, res) => {
       const user = currentUser(req);
-      const profiles = deps.manager.profiles();
+      const profiles = await deps.manager.profilesFor(user);
       const { state, reason } = await deps.manager.state(user);
       const courseHome = await homeCourses(deps.courses.service, user);
       render(req, res, 'home.njk', { status: state, reason, defaultUrl: deps.config.defaultUrl, profiles, courseHome });
@@ -38,10 +38,10 @@ export function serverRoutes(deps: WebDeps): Router {
     const rawNext = req.method === 'POST' && body.next !== undefined ? body.next : req.query.next;
     const next = rawNext === undefined || rawNext === '' ? `/hub/user-redirect${deps.config.defaultUrl}` : landingFor(user, rawNext);
     // Only a profile name is read from the user (form or query), and only a configured one is
-    // accepted (ServerManager.start refuses any other); image, volumes and environment come from
+    // accepted (ServerManager.start refuses any other, and one this user's projects don't offer); image, volumes and environment come from
     // the admin's configuration alone.
     const profile = profileParam(req.method === 'POST' ? body.profile : req.query.profile);
-    const profiles = deps.manager.profiles();
+    const profiles = await deps.manager.profilesFor(user);
     if (profile === undefined && req.method === 'GET' && profiles.length > 1 && (await deps.manager.status(user)) === 'stopped') {
       return render(req, res, 'spawn-options.njk', { profiles, next: rawNext === undefined ? '' : next });
     }

@@ -14,6 +14,28 @@
         a.textContent = p.number + ': ' + p.name;
         li.appendChild(a);
         li.appendChild(document.createTextNode(' (' + p.unit + ')'));
+        if (p.restartNeeded) {
+          // The home page's own XSRF field (its start/stop form) signs this form too.
+          var csrf = document.querySelector('input[name="_csrf"]');
+          var note = document.createElement('p');
+          note.className = 'notice restart-needed';
+          note.textContent = 'Restart your server to see the project folder. ';
+          var form = document.createElement('form');
+          form.method = 'post';
+          form.action = '/hub/projects/' + encodeURIComponent(p.number) + '/restart-server';
+          form.className = 'inline';
+          var field = document.createElement('input');
+          field.type = 'hidden';
+          field.name = '_csrf';
+          field.value = csrf ? csrf.value : '';
+          var button = document.createElement('button');
+          button.type = 'submit';
+          button.textContent = 'Restart my server';
+          form.appendChild(field);
+          form.appendChild(button);
+          note.appendChild(form);
+          li.appendChild(note);
+        }
         list.appendChild(li);
       });
       card.hidden = false;
