@@ -21,6 +21,8 @@ async function assertDestroyed(hub: Hub, escapedName: string, pid: number | unde
   await waitFor(`${where.home} removed`, async () => fs.existsSync(where.home), (exists) => !exists, 15_000).catch(() => undefined);
   assert.equal(fs.existsSync(where.home), false, `the ephemeral folder ${where.home} is gone`);
   assert.equal(fs.existsSync(where.stateFile), false, 'the spawner forgot the server');
+  // Its process group (Jupyter's helpers) may take a moment after the folder to exit on a loaded machine.
+  if (pid !== undefined) await waitFor(`Jupyter (pid ${pid}) gone`, async () => isAlive(pid), (alive) => !alive, 10_000).catch(() => undefined);
   if (pid !== undefined) assert.equal(isAlive(pid), false, `Jupyter (pid ${pid}) is gone`);
   // Kernels live in their own sessions; the spawner kills them too. Allow the kernel a moment to be reaped.
   await waitFor('no process of the server', async () => processesOf(escapedName), (p) => p.length === 0, 10_000);
