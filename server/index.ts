@@ -295,9 +295,11 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const origins = new UserOrigins(config, () => listeningPort);
     if (!origins.isolated) log.warn({ originMode: config.originMode }, 'user servers share the hub\'s origin (originMode=single): code in any notebook can act as its user on the hub. Set originMode=subdomain (see README, "Origins")');
     const handoff = new SignInHandoff(store);
+    const disabledAccounts = new AccountRepo(store);
     const tokens = new TokenService({
       repo: new TokenRepo(store),
       users,
+      isDisabled: async (name) => (await disabledAccounts.disabled(name)) !== null,
       services: config.apiServices,
       log: log.child({ part: 'api' }),
       cacheMs: config.apiTokenCacheMs,
@@ -468,8 +470,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       identities,
       manager,
       tryIt,
-      accounts: new AccountRepo(store),
+      accounts: disabledAccounts,
       audit,
+      tokensOf: {
+        recheck: (name) => tokens.recheckAll({ kind: 'user', name }),
+        revoke: (name) => tokens.revokeAll({ kind: 'user', name }),
+      },
       endSessionsOf: (name) => sessionStore.destroyAllOf(name),
       sessionEnded: (sid, name) => signedOut(sid, name),
       ...(spawner.removeHome ? { removeHome: (escapedName: string) => spawner.removeHome!(escapedName) } : {}),

@@ -53,6 +53,12 @@ export interface AdminServiceOptions {
   endSessionsOf(name: string): Promise<string[]>;
   /** A session was ended: forget it in the proxies' caches and close its WebSockets (every process). */
   sessionEnded(sid: string, name: string): Promise<void>;
+  /**
+   * The account's API tokens: `recheck` makes every process read them afresh (a disabled account's
+   * are dead, an enabled one's live again; kept either way); `revoke` deletes them. Both close
+   * the tokens' WebSockets.
+   */
+  tokensOf: { recheck(name: string): Promise<number>; revoke(name: string): Promise<void> };
   /** Remove a user's home (Spawner.removeHome); undefined when the spawner can't. */
   removeHome?: (escapedName: string) => Promise<boolean>;
   /**
@@ -145,12 +151,14 @@ export class AdminService {
     // First, so no sign-in can slip in between ending the sessions and the flag.
     await this.o.accounts.disable(user.name, { at: this.now(), by: actor.name });
     const ended = await this.endSessions(user.name);
+    const tokensStopped = await this.o.tokensOf.recheck(user.name);
     const stopped = await this.stopIfRunning(user);
-    await this.record(actor, 'user.disable', user.name, { sessionsEnded: ended, serverStopped: stopped });
+    await this.record(actor, 'user.disable', user.name, { sessionsEnded: ended, tokensStopped, serverStopped: stopped });
   }
 
   async enable(actor: Actor, user: UserRecord): Promise<void> {
     await this.o.accounts.enable(user.name);
+    await this.o.tokensOf.recheck(user.name);
     await this.record(actor, 'user.enable', user.name);
   }
 
@@ -164,6 +172,7 @@ export class AdminService {
     // Disabled first: a sign-in racing the delete can't make a new session for it.
     await this.o.accounts.disable(user.name, { at: this.now(), by: actor.name });
     const ended = await this.endSessions(user.name);
+    await this.o.tokensOf.revoke(user.name);
     await this.stopIfRunning(user);
     const projectsLeft = (await this.o.leaveProjects?.(user)) ?? [];
     const homeRemoved = keepData ? false : await this.o.removeHome!(user.escapedName);

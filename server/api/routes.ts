@@ -295,7 +295,6 @@ export function apiRoutes(deps: WebDeps): Router {
       // As the admin page's delete keeping the files: sessions end, the server stops, identities
       // and roles are forgotten, the home stays (JupyterHub's DELETE keeps it too); audited there.
       await deps.admin.deleteUser(actorOf(req, p), user, true);
-      await deps.tokens.revokeAll({ kind: 'user', name: user.name });
       await activity.forget(user.name);
       res.status(204).end();
     }),

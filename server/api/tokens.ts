@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { BadRequest, Forbidden, NotFound } from '../errors.js';
+import { BadRequest, Conflict, Forbidden, NotFound } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { UserRecord } from '../store/repos.js';
 import type { ApiService } from '../config/api-schema.js';
@@ -29,6 +29,8 @@ export interface IssueOptions {
 export interface TokenServiceOptions {
   repo: TokenRepo;
   users: { get(name: string): Promise<UserRecord | null> };
+  /** Whether an admin has disabled the account: its tokens are dead while it is. */
+  isDisabled: (name: string) => Promise<boolean>;
   services: readonly ApiService[];
   log: Logger;
   /** How long a verified token is trusted without reading the store (proxy hot path). */
@@ -76,7 +78,8 @@ export function tokenFromHeader(header: string | undefined): string | undefined 
  * every use as its scopes cut to its owner's current ones.
  */
 export class TokenService {
-  private readonly cache = new Map<string, { auth: TokenAuth | null; at: number; expiresAt: number | null }>();
+  // By hash; `id` is kept for refusals too, so a re-enabled owner's token isn't refused from the cache.
+  private readonly cache = new Map<string, { auth: TokenAuth | null; id: string | null; at: number; expiresAt: number | null }>();
   private readonly activityWritten = new Map<string, number>();
   private readonly now: () => number;
 
@@ -84,14 +87,14 @@ export class TokenService {
     this.now = o.now ?? Date.now;
   }
 
-  /** The scopes an owner has now; null when the owner is gone (its tokens are then dead). */
+  /** The scopes an owner has now; null when the owner is gone or disabled (its tokens are then dead). */
   async ownerGrants(owner: TokenOwner): Promise<{ grants: Grant[]; user: UserRecord | null } | null> {
     if (owner.kind === 'service') {
       const service = this.o.services.find((s) => s.name === owner.name);
       return service ? { grants: expandScopes(service.scopes, owner.name), user: null } : null;
     }
-    const user = await this.o.users.get(owner.name);
-    return user ? { grants: expandScopes(roleScopes(user.roles), user.name), user } : null;
+    const [user, disabled] = await Promise.all([this.o.users.get(owner.name), this.o.isDisabled(owner.name)]);
+    return user && !disabled ? { grants: expandScopes(roleScopes(user.roles), user.name), user } : null;
   }
 
   /** Whether a service of this name is configured. */
@@ -111,6 +114,7 @@ export class TokenService {
   async issue(owner: TokenOwner, opts: IssueOptions = {}): Promise<{ token: string; record: TokenRecord }> {
     const scopes = [...new Set(opts.scopes?.length ? opts.scopes : ['inherit'])];
     const current = await this.ownerGrants(owner);
+    if (!current && owner.kind === 'user' && (await this.o.isDisabled(owner.name))) throw new Conflict(`The account ${owner.name} is disabled: it can't have new tokens.`);
     if (!current) throw new NotFound(`There is no ${owner.kind} named ${owner.name}.`);
     const unknown = scopes.filter((s) => s !== 'inherit' && s !== 'self' && parseScope(s) === null);
     if (unknown.length) throw new BadRequest(`Unknown scopes: ${unknown.join(', ')}.`);
@@ -169,7 +173,7 @@ export class TokenService {
       }
     }
     if (this.cache.size >= MAX_CACHE) this.cache.delete(this.cache.keys().next().value as string);
-    this.cache.set(hash, { auth, at: this.now(), expiresAt: record?.expiresAt ?? null });
+    this.cache.set(hash, { auth, id: record?.id ?? null, at: this.now(), expiresAt: record?.expiresAt ?? null });
     return auth;
   }
 
@@ -204,9 +208,20 @@ export class TokenService {
     if (ids.length) await this.o.onRevoked?.(ids);
   }
 
+  /**
+   * The account was disabled or enabled again: its tokens are kept, but every process drops its
+   * cached verdict on them (and closes their WebSockets), so the change holds at once.
+   */
+  async recheckAll(owner: TokenOwner): Promise<number> {
+    const records = await this.o.repo.list(owner);
+    for (const t of records) this.cache.delete(t.hash);
+    if (records.length) await this.o.onRevoked?.(records.map((t) => t.id));
+    return records.length;
+  }
+
   /** Drop a token revoked by another hub process from this one's cache. Safe to repeat. */
   forget(id: string): void {
-    for (const [hash, hit] of this.cache) if (hit.auth?.tokenId === id) this.cache.delete(hash);
+    for (const [hash, hit] of this.cache) if (hit.id === id) this.cache.delete(hash);
   }
 
   async model(t: TokenRecord): Promise<TokenModel> {

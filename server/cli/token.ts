@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import pino from 'pino';
+import { AccountRepo } from '../admin/index.js';
 import { UserService } from '../auth/users.js';
 import { HubError } from '../errors.js';
 import { UserRepo } from '../store/repos.js';
@@ -38,7 +39,16 @@ export const tokenCommand: CliCommand = {
         const log = pino({ level: 'silent' });
         try {
           const users = new UserService(new UserRepo(store), config.adminUsers, log);
-          const tokens = new TokenService({ repo: new TokenRepo(store), users, services: config.apiServices, log, cacheMs: 0, maxAgeS: config.apiTokenMaxAgeS });
+          const accounts = new AccountRepo(store);
+          const tokens = new TokenService({
+            repo: new TokenRepo(store),
+            users,
+            isDisabled: async (name) => (await accounts.disabled(name)) !== null,
+            services: config.apiServices,
+            log,
+            cacheMs: 0,
+            maxAgeS: config.apiTokenMaxAgeS,
+          });
           const owner: TokenOwner = opts.service ? { kind: 'service', name: opts.service } : { kind: 'user', name: users.normalize(user!) };
           const scopes = opts.scopes?.split(',').map((s) => s.trim()).filter(Boolean);
           const { token, record } = await tokens.issue(owner, { ...(scopes?.length ? { scopes } : {}), note: opts.note ?? '', ...(expiresInS ? { expiresInS } : {}) });

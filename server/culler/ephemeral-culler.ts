@@ -79,6 +79,11 @@ export class EphemeralCuller {
     return { expiresAt: session.claimedAt + tryMaxAgeS * 1000, idleAt: last + tryIdleTimeoutS * 1000 };
   }
 
+  /** When a pass last kept this visitor's server past its idle deadline because a kernel was computing; undefined if none did (or it is gone). */
+  keptBusyAt(name: string): number | undefined {
+    return this.busySeenAt.get(name);
+  }
+
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;

@@ -110,4 +110,42 @@ describe('kernel WebSockets opened with an API token end with the token, on ever
     assert.ok(await closesWithin(socket, 20_000), 'the socket closed once the token expired');
     await assert.rejects(kernelSocket(b!, kernelId, token), /upgrade refused: 403/);
   });
+
+  it('disabling the account stops its tokens at once on both hubs (the one that cached it too), and enabling it brings them back', async () => {
+    const { token } = await serverToken({ scopes: [`access:servers!user=${USER}`, `read:users!user=${USER}`] });
+    const kernelId = await startKernelWith(b!, token);
+    const socket = await kernelSocket(b!, kernelId, token);
+    assert.equal(await socket.execute('print(2*5)'), '10\n');
+    for (const hub of [a!, b!]) assert.equal((await api(hub, token, 'GET', '/hub/api/user')).status, 200, `the token works on ${hub.url} before`);
+
+    const admin = new HubClient(a!.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 303);
+    const userPage = await admin.get(`/hub/admin/users/${USER}`);
+    const disable = await admin.request('POST', `/hub/admin/users/${USER}/disable`, {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: HubClient.csrfFrom(userPage.body) }).toString(),
+    });
+    assert.equal(disable.status, 303);
+    assert.ok(await closesWithin(socket, 15_000), 'the token\'s kernel socket closed');
+    for (const hub of [a!, b!]) {
+      assert.equal((await api(hub, token, 'GET', '/hub/api/user')).status, 403, `the token is dead on ${hub.url}, B's minute-long cache included`);
+      await assert.rejects(kernelSocket(hub, kernelId, token), /upgrade refused: 403/);
+    }
+    const refused = await api(a!, adminToken, 'POST', `/hub/api/users/${USER}/tokens`, { note: 'while disabled' });
+    assert.equal(refused.status, 409, JSON.stringify(refused.json));
+    assert.match(String(refused.json.message), /disabled/);
+
+    const enablePage = await admin.get(`/hub/admin/users/${USER}`);
+    const enable = await admin.request('POST', `/hub/admin/users/${USER}/enable`, {
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: HubClient.csrfFrom(enablePage.body) }).toString(),
+    });
+    assert.equal(enable.status, 303);
+    for (const hub of [a!, b!]) assert.equal((await api(hub, token, 'GET', '/hub/api/user')).status, 200, `the same token works again on ${hub.url}`);
+    // And through B's proxy, whose cache held the refusal: the server (stopped by the disable) is started again.
+    const start = await api(a!, adminToken, 'POST', `/hub/api/users/${USER}/server`);
+    assert.ok(start.status === 201 || start.status === 202, JSON.stringify(start.json));
+    await waitFor(`${USER}'s server is ready again`, async () => (await api(a!, adminToken, 'GET', `/hub/api/users/${USER}`)).json, (m) => (m.servers as Record<string, { ready: boolean }>)['']?.ready === true, 90_000, 250);
+    assert.equal((await api(b!, token, 'GET', `/user/${USER}/api/kernels`)).status, 200);
+  });
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Hub } from '../../server/index.js';
 import { ADMIN_PASSWORD, startTestHub, tempDataDir } from '../helpers/hub.js';
@@ -20,6 +21,8 @@ async function assertDestroyed(hub: Hub, escapedName: string, pid: number | unde
   await waitFor(`${where.home} removed`, async () => fs.existsSync(where.home), (exists) => !exists, 15_000).catch(() => undefined);
   assert.equal(fs.existsSync(where.home), false, `the ephemeral folder ${where.home} is gone`);
   assert.equal(fs.existsSync(where.stateFile), false, 'the spawner forgot the server');
+  // Its process group (Jupyter's helpers) may take a moment after the folder to exit on a loaded machine.
+  if (pid !== undefined) await waitFor(`Jupyter (pid ${pid}) gone`, async () => isAlive(pid), (alive) => !alive, 10_000).catch(() => undefined);
   if (pid !== undefined) assert.equal(isAlive(pid), false, `Jupyter (pid ${pid}) is gone`);
   // Kernels live in their own sessions; the spawner kills them too. Allow the kernel a moment to be reaped.
   await waitFor('no process of the server', async () => processesOf(escapedName), (p) => p.length === 0, 10_000);
@@ -307,22 +310,26 @@ describe('"Try it": idle and max-age culling', function () {
   it('an idle workspace is destroyed after the idle timeout, but not while a kernel computes with the tab closed', async () => {
     assert.ok(hub);
     const v = new VisitorClient(hub.url, '10.1.0.1');
-    const { escapedName } = await takeServer(v);
-    const { pid } = localServerOf(hub, escapedName);
+    const { name, escapedName } = await takeServer(v);
+    const { pid, home } = localServerOf(hub, escapedName);
     const kernelId = await startKernel(v, escapedName);
     const kernel = await KernelSocket.open(v, escapedName, kernelId);
     assert.equal((await kernel.execute('print("warm")')).trim(), 'warm');
-    const computing = kernel.execute('import time; time.sleep(6); print("done")', 20_000).catch(() => undefined);
-    await sleep(500);
+    // The kernel computes until the test says stop (a file appears), not for a fixed time: on a
+    // loaded machine a timed computation could end before the culler looks.
+    const stop = path.join(home, 'stop-computing');
+    const computing = kernel.execute(`import os, time\nwhile not os.path.exists(${JSON.stringify(stop)}): time.sleep(0.1)\nprint("done")`, 120_000).catch(() => undefined);
+    await waitFor('the kernel computing', async () => JSON.parse((await v.get(`/user/${escapedName}/api/kernels/${kernelId}`, { accept: 'application/json' })).body) as { execution_state: string }, (k) => k.execution_state === 'busy', 30_000);
     // The visitor closes the tab: no HTTP, no WebSocket, only the kernel computing.
     kernel.ws.close();
     await kernel.closed;
     void computing;
-    // Well past the idle timeout (2 s) the server must still be there: its kernel is busy.
-    await sleep(4500);
+    // Past the idle timeout (2 s) the culler looks, finds the kernel busy and keeps the server.
+    await waitFor('the culler keeping the idle server for its busy kernel', async () => hub!.culler.keptBusyAt(name), (at) => at !== undefined, 60_000);
     assert.ok(pid !== undefined && isAlive(pid), 'still running while the kernel computes');
     assert.ok(hub.routes.get(escapedName), 'still routed while the kernel computes');
-    // The computation ends ~5.5 s after the tab closed; then the idle timeout runs out and the culler acts.
+    // The computation ends; then the idle timeout runs out and the culler acts.
+    fs.writeFileSync(stop, '');
     await waitFor('the idle server destroyed', async () => hub!.routes.get(escapedName), (r) => r === undefined, 60_000);
     await assertDestroyed(hub, escapedName, pid);
     assert.equal((await hub.pool.status()).culled, 1);

@@ -54,17 +54,20 @@ describe('API tokens: hashed, expiring, revocable, never more than the owner', (
   let store: MemoryStore;
   let now: number;
   const accounts = new Map<string, UserRecord>();
+  const disabled = new Set<string>();
   let tokens: TokenService;
 
   beforeEach(() => {
     store = new MemoryStore({ log });
     now = 1_000_000;
     accounts.clear();
+    disabled.clear();
     accounts.set('ana', user('ana', ['student']));
     accounts.set('boss', user('boss', ['admin']));
     tokens = new TokenService({
       repo: new TokenRepo(store),
       users: { get: async (n) => accounts.get(n) ?? null },
+      isDisabled: async (n) => disabled.has(n),
       services: [{ name: 'culler', scopes: ['list:users', 'read:servers', 'delete:servers'] }],
       log,
       cacheMs: 5000,
@@ -127,6 +130,20 @@ describe('API tokens: hashed, expiring, revocable, never more than the owner', (
     assert.ok(!allows(after.grants, 'admin:users'));
     accounts.delete('boss');
     assert.equal(await tokens.authenticate(token, { fresh: true }), null);
+  });
+
+  it('a disabled account\'s tokens are dead while it is disabled, cache included, and live again once enabled; it gets no new ones', async () => {
+    const { token } = await tokens.issue({ kind: 'user', name: 'ana' });
+    assert.ok(await tokens.authenticate(token));
+    disabled.add('ana');
+    assert.equal(await tokens.recheckAll({ kind: 'user', name: 'ana' }), 1);
+    assert.equal(tokens.cached(token), undefined, 'the cached verdict is dropped at once');
+    assert.equal(await tokens.authenticate(token), null);
+    assert.equal(tokens.cached(token), null, 'the refusal is cached');
+    await assert.rejects(tokens.issue({ kind: 'user', name: 'ana' }), /ana is disabled/);
+    disabled.delete('ana');
+    await tokens.recheckAll({ kind: 'user', name: 'ana' });
+    assert.ok(await tokens.authenticate(token), 'enabled again, the same token works, from the cache too');
   });
 
   it('gives a service token exactly its service\'s scopes, within what it asked for', async () => {
