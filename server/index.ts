@@ -478,7 +478,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
           files: new CourseFiles(path.join(config.dataDir, 'courses')),
           log: log.child({ part: 'courses' }),
           profileNames: config.spawner === 'docker' ? config.dockerProfiles.map((p) => p.name) : [LOCAL_PROFILE],
-          datasetNames: config.spawner === 'docker' ? config.dockerDatasets.map((d) => d.name) : [],
+          datasetNames: (config.spawner === 'docker' ? config.dockerDatasets : config.localDatasets).map((d) => d.name),
           profileDatasets: Object.fromEntries(config.dockerProfiles.map((p) => [p.name, p.datasets])),
         }),
         routeOf: (escapedName) => routes.get(escapedName),

@@ -16,6 +16,7 @@ import { opsShape } from './ops-schema.js';
 import { adminShape } from './admin-schema.js';
 import { projectsShape } from './projects-schema.js';
 import { coursesShape } from './courses-schema.js';
+import { datasetsShape } from './datasets-schema.js';
 
 // Run as root, the hub gives each local server its own Unix account, which must be able to
 // reach the venv and its home: a checkout under /root (0700) can't be, so root's defaults sit
@@ -63,6 +64,7 @@ export const configShape = {
   activityFlushMs: int(100, 600000).default(30000).describe('How often the proxy writes servers\' last-activity times to the store.'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
   ...dockerShape,
+  ...datasetsShape,
   ...ssoShape,
   ...poolShape,
   ...clusterShape,

@@ -10,6 +10,8 @@ import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, LOW_PRIORITY_NICE } from './spawner.js';
 import { linkProjects } from './project-folders.js';
+import { linkDatasets } from './local-datasets.js';
+import type { LocalDataset } from '../config/datasets-schema.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
 import type { LocalIsolationMode } from './local-isolation.js';
@@ -32,6 +34,8 @@ export interface LocalProcessSpawnerOptions {
   isolation?: LocalIsolationMode;
   /** When set, only these users (the admins of an unisolated public hub) may start a server. */
   onlyUsers?: readonly string[];
+  /** Read-only datasets (localDatasets); a server gets those its spec names (a course's). */
+  datasets?: readonly LocalDataset[];
   log: Logger;
 }
 
@@ -86,6 +90,7 @@ export class LocalProcessSpawner implements Spawner {
   /** Present when servers run as their own accounts. */
   private readonly accounts?: UnixAccounts;
   private readonly onlyUsers?: readonly string[];
+  private readonly datasets: readonly LocalDataset[];
 
   constructor(options: LocalProcessSpawnerOptions) {
     // Resolved once so a later chdir can't point the hub at other folders.
@@ -95,6 +100,7 @@ export class LocalProcessSpawner implements Spawner {
     this.startTimeoutS = options.startTimeoutS;
     this.log = options.log;
     this.onlyUsers = options.onlyUsers;
+    this.datasets = options.datasets ?? [];
     if (options.isolation === 'unix-users') this.accounts = new UnixAccounts({ dataDir: this.dataDir, log: this.log });
   }
 
@@ -155,7 +161,8 @@ export class LocalProcessSpawner implements Spawner {
           progress({ progress: 100, message: 'Your server is ready' });
           const { pid, startTicks } = outcome.record;
           log.info({ pid, port, attempt }, 'notebook server ready');
-          return { endpoint: { host: LOCALHOST, port }, state: { pid, port, startTicks } };
+          // The datasets it has, for the hub to tell when a course needs a restart to get its own.
+          return { endpoint: { host: LOCALHOST, port }, state: { pid, port, startTicks, datasets: this.datasetsOf(spec).join(',') } };
         }
         if (outcome.kind === 'port-in-use' && attempt < MAX_PORT_ATTEMPTS) {
           log.warn({ port, attempt }, 'port taken before Jupyter could bind it; retrying with another');
@@ -337,6 +344,7 @@ export class LocalProcessSpawner implements Spawner {
     await fs.chmod(home, 0o700);
     if (!this.accounts) {
       if (!spec.ephemeral) await linkProjects(home, spec.projects ?? [], undefined, log);
+      await linkDatasets(home, this.datasets, this.datasetsOf(spec), undefined, log);
       return { home };
     }
     // Accounts of "Try it" servers that are gone go first: system uids are few.
@@ -345,6 +353,7 @@ export class LocalProcessSpawner implements Spawner {
     try {
       await giveHome(home, account, log);
       if (!spec.ephemeral) await linkProjects(home, spec.projects ?? [], account, log);
+      await linkDatasets(home, this.datasets, this.datasetsOf(spec), account, log);
     } catch (err) {
       this.accounts.release(spec.escapedName);
       throw err;
@@ -481,6 +490,13 @@ export class LocalProcessSpawner implements Spawner {
       OERHUB_HUB_URL: spec.hubUrl ?? DEFAULT_HUB_URL,
     };
     return env;
+  }
+
+  /** The configured datasets this start mounts: the ones the hub named (a course's); none for "Try it" servers. */
+  private datasetsOf(spec: SpawnSpec): string[] {
+    if (spec.ephemeral) return [];
+    const names = new Set((this.datasets).map((d) => d.name));
+    return (spec.datasets ?? []).filter((n) => names.has(n));
   }
 
   /** Whether this user's server (by its state file) is alive. */
