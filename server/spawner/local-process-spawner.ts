@@ -46,6 +46,8 @@ interface ServerRecord {
   /** Start time of the process in clock ticks since boot (/proc/<pid>/stat field 22): tells a reused pid apart. */
   startTicks: number;
   ephemeral: boolean;
+  /** The datasets it was given, comma-separated (older records: unknown). */
+  datasets?: string;
 }
 
 type LaunchOutcome = { kind: 'ready'; record: ServerRecord } | { kind: 'port-in-use'; detail: string } | { kind: 'exited'; detail: string };
@@ -159,10 +161,8 @@ export class LocalProcessSpawner implements Spawner {
         });
         if (outcome.kind === 'ready') {
           progress({ progress: 100, message: 'Your server is ready' });
-          const { pid, startTicks } = outcome.record;
-          log.info({ pid, port, attempt }, 'notebook server ready');
-          // The datasets it has, for the hub to tell when a course needs a restart to get its own.
-          return { endpoint: { host: LOCALHOST, port }, state: { pid, port, startTicks, datasets: this.datasetsOf(spec).join(',') } };
+          log.info({ pid: outcome.record.pid, port, attempt }, 'notebook server ready');
+          return { endpoint: { host: LOCALHOST, port }, state: stateOf(outcome.record) };
         }
         if (outcome.kind === 'port-in-use' && attempt < MAX_PORT_ATTEMPTS) {
           log.warn({ port, attempt }, 'port taken before Jupyter could bind it; retrying with another');
@@ -227,8 +227,7 @@ export class LocalProcessSpawner implements Spawner {
       if (!isEscapedName(escapedName)) continue;
       const record = await this.readRecord(escapedName);
       if (record && (await isAlive(record.pid, record.startTicks))) {
-        const { pid, port, startTicks } = record;
-        found.push({ escapedName, state: { pid, port, startTicks }, endpoint: { host: LOCALHOST, port } });
+        found.push({ escapedName, state: stateOf(record), endpoint: { host: LOCALHOST, port: record.port } });
         continue;
       }
       this.log.info({ escapedName, pid: record?.pid }, 'removing state of a server that is gone');
@@ -311,8 +310,7 @@ export class LocalProcessSpawner implements Spawner {
       const status = await probeStatus(record.port, spec, signal).catch(() => 0);
       if (status === 200) {
         log.info({ pid: record.pid, port: record.port }, 'reusing running notebook server');
-        const { pid, port, startTicks } = record;
-        return { endpoint: { host: LOCALHOST, port }, state: { pid, port, startTicks } };
+        return { endpoint: { host: LOCALHOST, port: record.port }, state: stateOf(record) };
       }
     }
     log.info({ pid: record.pid }, 'replacing previous notebook server');
@@ -424,7 +422,8 @@ export class LocalProcessSpawner implements Spawner {
         await waitForAbort(exitedOrDone.signal, signal);
       } else {
         // Recorded before it is ready, so a hub that dies now still finds (and reaps) it.
-        record = { pid, port, startTicks, ephemeral: spec.ephemeral };
+        // The datasets it has, for the hub to tell when a course needs a restart to get its own.
+        record = { pid, port, startTicks, ephemeral: spec.ephemeral, datasets: this.datasetsOf(spec).join(',') };
         await this.writeRecord(spec.escapedName, record);
       }
       log.info({ pid, port }, 'notebook server launched');
@@ -518,7 +517,8 @@ export class LocalProcessSpawner implements Spawner {
       if (typeof value !== 'object' || value === null) return undefined;
       const parsed = parseState(value as SpawnerState);
       if (!parsed) return undefined;
-      return { ...parsed, ephemeral: (value as Record<string, unknown>).ephemeral === true };
+      const datasets = (value as Record<string, unknown>).datasets;
+      return { ...parsed, ephemeral: (value as Record<string, unknown>).ephemeral === true, ...(typeof datasets === 'string' ? { datasets } : {}) };
     } catch {
       // A torn or hand-edited file counts as no record; listRunning() removes it.
       return undefined;
@@ -701,4 +701,10 @@ function lowerPriority(pid: number, log: Logger): void {
   } catch (err) {
     log.warn({ pid, err: (err as Error).message }, 'could not lower the priority of a pool server');
   }
+}
+
+/** What the hub keeps of a server (SpawnerState): how to find it, and the datasets it has. */
+function stateOf(record: ServerRecord): SpawnerState {
+  const { pid, port, startTicks, datasets } = record;
+  return { pid, port, startTicks, ...(datasets === undefined ? {} : { datasets }) };
 }
