@@ -479,7 +479,6 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
           log: log.child({ part: 'courses' }),
           profileNames: config.spawner === 'docker' ? config.dockerProfiles.map((p) => p.name) : [LOCAL_PROFILE],
           datasetNames: (config.spawner === 'docker' ? config.dockerDatasets : config.localDatasets).map((d) => d.name),
-          profileDatasets: Object.fromEntries(config.dockerProfiles.map((p) => [p.name, p.datasets])),
         }),
         routeOf: (escapedName) => routes.get(escapedName),
         lastActivity: () => serverRepo.lastActivity(),
