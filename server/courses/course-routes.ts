@@ -242,8 +242,9 @@ export function courseRoutes(deps: WebDeps, web: CoursesWeb): Router {
       render(req, res, 'course-profile.njk', { course, running: running.profile, next: req.originalUrl }, 409);
       return null;
     }
-    // The course's datasets are mounted at start: a server started without one must be restarted to get it.
-    const missing = running?.datasets ? course.datasets.filter((d) => !running.datasets?.includes(d)) : [];
+    // The course's datasets are mounted at start: a server started without one must be restarted to get it
+    // (a visitor's temporary workspace never gets a course's datasets, so it is never asked to).
+    const missing = running?.datasets && !running.ephemeral ? course.datasets.filter((d) => !running.datasets?.includes(d)) : [];
     if (missing.length) {
       render(req, res, 'course-profile.njk', { course, missingDatasets: missing, next: req.originalUrl }, 409);
       return null;
