@@ -53,7 +53,7 @@ export const dockerShape = {
     .describe('Docker network of the notebook containers (default `<instance>-notebooks`). Created if missing as a bridge with inter-container traffic off.'),
   dockerDatasets: json(z.array(dockerDatasetSchema))
     .default([])
-    .describe('Read-only datasets (JSON list of {source, name, public?}): source is a Docker volume or an absolute host folder; it appears at `<dockerNotebookHome>/datasets/<name>` in the servers of every profile that lists it (or of every profile without a list). Anonymous "Try it" servers get only those marked `public: true`.'),
+    .describe('Read-only datasets (JSON list of {source, name, public?}): source is a Docker volume or an absolute host folder; it appears at `<dockerNotebookHome>/datasets/<name>` in the servers of every profile that lists it (or of every profile without a list), and in those started from the link of a course that lists it. Anonymous "Try it" servers get only those marked `public: true`.'),
   dockerNotebookHome: z
     .string()
     .regex(/^\/[a-zA-Z0-9_/.-]+$/)

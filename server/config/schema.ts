@@ -17,6 +17,7 @@ import { adminShape } from './admin-schema.js';
 import { projectsShape } from './projects-schema.js';
 import { coursesShape } from './courses-schema.js';
 import { sharingShape } from './sharing-schema.js';
+import { datasetsShape } from './datasets-schema.js';
 
 // Run as root, the hub gives each local server its own Unix account, which must be able to
 // reach the venv and its home: a checkout under /root (0700) can't be, so root's defaults sit
@@ -64,6 +65,7 @@ export const configShape = {
   activityFlushMs: int(100, 600000).default(30000).describe('How often the proxy writes servers\' last-activity times to the store.'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level.'),
   ...dockerShape,
+  ...datasetsShape,
   ...ssoShape,
   ...poolShape,
   ...clusterShape,
@@ -79,6 +81,7 @@ export const configShape = {
   ...projectsShape,
   ...coursesShape,
   ...sharingShape,
+  ...datasetsShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();

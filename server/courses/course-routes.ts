@@ -237,18 +237,19 @@ export function courseRoutes(deps: WebDeps, web: CoursesWeb): Router {
     }
     // The hub picks the kind of server from the course, never from the request.
     const profile = deps.config.spawner === 'docker' ? course.profiles.find((p) => deps.manager.profiles().some((q) => q.name === p)) : undefined;
-    const running = deps.config.spawner === 'docker' ? (await deps.manager.list()).find((s) => s.escapedName === user.escapedName && s.phase === 'running') : undefined;
+    const running = deps.config.spawner === 'docker' || course.datasets.length ? (await deps.manager.list()).find((s) => s.escapedName === user.escapedName && s.phase === 'running') : undefined;
     if (running?.profile && !course.profiles.includes(running.profile)) {
       render(req, res, 'course-profile.njk', { course, running: running.profile, next: req.originalUrl }, 409);
       return null;
     }
-    // The course's datasets are mounted at start: a server started without one must be restarted to get it.
-    const missing = running?.datasets ? course.datasets.filter((d) => !running.datasets?.includes(d)) : [];
+    // The course's datasets are mounted at start: a server started without one must be restarted to get it
+    // (a visitor's temporary workspace never gets a course's datasets, so it is never asked to).
+    const missing = running?.datasets && !running.ephemeral ? course.datasets.filter((d) => !running.datasets?.includes(d)) : [];
     if (missing.length) {
       render(req, res, 'course-profile.njk', { course, missingDatasets: missing, next: req.originalUrl }, 409);
       return null;
     }
-    const datasets = deps.config.spawner === 'docker' && course.datasets.length ? { datasets: course.datasets } : {};
+    const datasets = course.datasets.length ? { datasets: course.datasets } : {};
     const status = await deps.manager.start(user, { ...(profile ? { profile } : {}), ...datasets });
     if (status !== 'running') {
       res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(req.originalUrl)}`);

@@ -60,10 +60,8 @@ export interface CourseServiceOptions {
   log: Logger;
   /** Profile names a course may allow (dockerProfiles, or the local spawner's one). */
   profileNames: readonly string[];
-  /** Dataset names a course may use (dockerDatasets). */
+  /** Dataset names a course may use (dockerDatasets, or localDatasets); its students' servers mount them besides the profile's. */
   datasetNames: readonly string[];
-  /** The datasets each profile mounts (dockerProfiles' `datasets`; unset: all of them). */
-  profileDatasets?: Readonly<Record<string, readonly string[] | undefined>>;
 }
 
 export function diffOf(before: Readonly<Record<string, ManifestEntry>>, after: Readonly<Record<string, ManifestEntry>>): DiffSummary {

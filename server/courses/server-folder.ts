@@ -75,7 +75,7 @@ export async function copyServerFolder(route: Route, folder: string, staging: st
     const res = await call(dir, '?content=1');
     if (res.status === 404) {
       await res.arrayBuffer();
-      throw new UploadRefused(dir === folder ? `Your server has no folder ${folder}.` : `${dir} disappeared while it was read. Nothing was published.`, 404);
+      throw new UploadRefused(dir === folder ? `Your server has no folder ${folder}.` : `${dir} disappeared while it was read. Nothing was published.`);
     }
     if (!res.ok) throw new SyncFailed(`listing ${dir} answered ${res.status}`);
     const listing = (await res.json()) as Entry;

@@ -38,6 +38,8 @@ export const LABEL_INSTANCE = 'org.oerhub.instance';
 export const LABEL_USER = 'org.oerhub.user';
 export const LABEL_EPHEMERAL = 'org.oerhub.ephemeral';
 export const LABEL_PROFILE = 'org.oerhub.profile';
+/** Comma-separated names of the datasets a notebook container mounts. */
+export const LABEL_DATASETS = 'org.oerhub.datasets';
 export const LABEL_KIND = 'org.oerhub.kind';
 
 /** Port Jupyter listens on inside every container; published on 127.0.0.1 only. */
@@ -270,7 +272,8 @@ export class DockerSpawner implements Spawner {
       const port = c.hostPort(JUPYTER_PORT);
       if (c.state === 'running' && isEscapedName(escapedName) && port) {
         const profile = c.labels[LABEL_PROFILE];
-        found.push({ escapedName, state: { containerId: c.id, port, name: c.name, ...(profile ? { profile } : {}) }, endpoint: { host: LOCALHOST, port } });
+        const datasets = c.labels[LABEL_DATASETS];
+        found.push({ escapedName, state: { containerId: c.id, port, name: c.name, ...(profile ? { profile } : {}), ...(datasets === undefined ? {} : { datasets }) }, endpoint: { host: LOCALHOST, port } });
       } else if (c.state === 'exited' || c.state === 'dead') {
         this.o.log.info({ container: short(c.id), name: c.name, state: c.state }, 'removing a container of ours that is no longer running');
         await this.engine.stopAndRemove(c.id, 0).catch((e: Error) => this.o.log.warn({ err: e.message }, 'could not remove a dead container'));
@@ -458,7 +461,8 @@ export class DockerSpawner implements Spawner {
       Cmd: this.jupyterArgs(spec, home),
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       WorkingDir: home,
-      Labels: this.labelsOf(spec, 'notebook', profile),
+      // The datasets it mounts, so an adopted container reports them as a started one does.
+      Labels: { ...this.labelsOf(spec, 'notebook', profile), [LABEL_DATASETS]: datasetsFor(this.o.datasets, profile, spec.ephemeral, spec.datasets).map((d) => d.name).join(',') },
       ExposedPorts: { [`${JUPYTER_PORT}/tcp`]: {} },
       StopTimeout: this.o.stopGraceS,
       HostConfig: {

@@ -34,6 +34,7 @@ export function createSpawner(config: HubConfig, log: Logger): Spawner {
         startTimeoutS: config.startTimeoutS,
         isolation: plan.mode,
         onlyUsers: plan.onlyUsers,
+        datasets: config.localDatasets,
         log: log.child({ part: 'spawner' }),
       });
     }

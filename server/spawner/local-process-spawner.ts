@@ -10,6 +10,8 @@ import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProjectMount, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, LOW_PRIORITY_NICE } from './spawner.js';
 import { linkProjects } from './project-folders.js';
+import { linkDatasets } from './local-datasets.js';
+import type { LocalDataset } from '../config/datasets-schema.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
 import type { LocalIsolationMode } from './local-isolation.js';
@@ -32,6 +34,8 @@ export interface LocalProcessSpawnerOptions {
   isolation?: LocalIsolationMode;
   /** When set, only these users (the admins of an unisolated public hub) may start a server. */
   onlyUsers?: readonly string[];
+  /** Read-only datasets (localDatasets); a server gets those its spec names (a course's). */
+  datasets?: readonly LocalDataset[];
   log: Logger;
 }
 
@@ -42,6 +46,8 @@ interface ServerRecord {
   /** Start time of the process in clock ticks since boot (/proc/<pid>/stat field 22): tells a reused pid apart. */
   startTicks: number;
   ephemeral: boolean;
+  /** The datasets it was given, comma-separated (older records: unknown). */
+  datasets?: string;
 }
 
 type LaunchOutcome = { kind: 'ready'; record: ServerRecord } | { kind: 'port-in-use'; detail: string } | { kind: 'exited'; detail: string };
@@ -86,6 +92,7 @@ export class LocalProcessSpawner implements Spawner {
   /** Present when servers run as their own accounts. */
   private readonly accounts?: UnixAccounts;
   private readonly onlyUsers?: readonly string[];
+  private readonly datasets: readonly LocalDataset[];
 
   constructor(options: LocalProcessSpawnerOptions) {
     // Resolved once so a later chdir can't point the hub at other folders.
@@ -95,6 +102,7 @@ export class LocalProcessSpawner implements Spawner {
     this.startTimeoutS = options.startTimeoutS;
     this.log = options.log;
     this.onlyUsers = options.onlyUsers;
+    this.datasets = options.datasets ?? [];
     if (options.isolation === 'unix-users') this.accounts = new UnixAccounts({ dataDir: this.dataDir, log: this.log });
   }
 
@@ -153,9 +161,8 @@ export class LocalProcessSpawner implements Spawner {
         });
         if (outcome.kind === 'ready') {
           progress({ progress: 100, message: 'Your server is ready' });
-          const { pid, startTicks } = outcome.record;
-          log.info({ pid, port, attempt }, 'notebook server ready');
-          return { endpoint: { host: LOCALHOST, port }, state: { pid, port, startTicks } };
+          log.info({ pid: outcome.record.pid, port, attempt }, 'notebook server ready');
+          return { endpoint: { host: LOCALHOST, port }, state: stateOf(outcome.record) };
         }
         if (outcome.kind === 'port-in-use' && attempt < MAX_PORT_ATTEMPTS) {
           log.warn({ port, attempt }, 'port taken before Jupyter could bind it; retrying with another');
@@ -220,8 +227,7 @@ export class LocalProcessSpawner implements Spawner {
       if (!isEscapedName(escapedName)) continue;
       const record = await this.readRecord(escapedName);
       if (record && (await isAlive(record.pid, record.startTicks))) {
-        const { pid, port, startTicks } = record;
-        found.push({ escapedName, state: { pid, port, startTicks }, endpoint: { host: LOCALHOST, port } });
+        found.push({ escapedName, state: stateOf(record), endpoint: { host: LOCALHOST, port: record.port } });
         continue;
       }
       this.log.info({ escapedName, pid: record?.pid }, 'removing state of a server that is gone');
@@ -334,8 +340,7 @@ export class LocalProcessSpawner implements Spawner {
       const status = await probeStatus(record.port, spec, signal).catch(() => 0);
       if (status === 200) {
         log.info({ pid: record.pid, port: record.port }, 'reusing running notebook server');
-        const { pid, port, startTicks } = record;
-        return { endpoint: { host: LOCALHOST, port }, state: { pid, port, startTicks } };
+        return { endpoint: { host: LOCALHOST, port: record.port }, state: stateOf(record) };
       }
     }
     log.info({ pid: record.pid }, 'replacing previous notebook server');
@@ -367,6 +372,7 @@ export class LocalProcessSpawner implements Spawner {
     await fs.chmod(home, 0o700);
     if (!this.accounts) {
       if (!spec.ephemeral) await linkProjects(home, spec.projects ?? [], undefined, log);
+      await linkDatasets(home, this.datasets, this.datasetsOf(spec), undefined, log);
       return { home };
     }
     // Accounts of "Try it" servers that are gone go first: system uids are few.
@@ -375,6 +381,7 @@ export class LocalProcessSpawner implements Spawner {
     try {
       await giveHome(home, account, log);
       if (!spec.ephemeral) await linkProjects(home, spec.projects ?? [], account, log);
+      await linkDatasets(home, this.datasets, this.datasetsOf(spec), account, log);
     } catch (err) {
       this.accounts.release(spec.escapedName);
       throw err;
@@ -445,7 +452,8 @@ export class LocalProcessSpawner implements Spawner {
         await waitForAbort(exitedOrDone.signal, signal);
       } else {
         // Recorded before it is ready, so a hub that dies now still finds (and reaps) it.
-        record = { pid, port, startTicks, ephemeral: spec.ephemeral };
+        // The datasets it has, for the hub to tell when a course needs a restart to get its own.
+        record = { pid, port, startTicks, ephemeral: spec.ephemeral, datasets: this.datasetsOf(spec).join(',') };
         await this.writeRecord(spec.escapedName, record);
       }
       log.info({ pid, port }, 'notebook server launched');
@@ -513,6 +521,13 @@ export class LocalProcessSpawner implements Spawner {
     return env;
   }
 
+  /** The configured datasets this start mounts: the ones the hub named (a course's); none for "Try it" servers. */
+  private datasetsOf(spec: SpawnSpec): string[] {
+    if (spec.ephemeral) return [];
+    const names = new Set((this.datasets).map((d) => d.name));
+    return (spec.datasets ?? []).filter((n) => names.has(n));
+  }
+
   /** Whether this user's server (by its state file) is alive. */
   private async isRunning(escapedName: string): Promise<boolean> {
     const record = await this.readRecord(escapedName);
@@ -532,7 +547,8 @@ export class LocalProcessSpawner implements Spawner {
       if (typeof value !== 'object' || value === null) return undefined;
       const parsed = parseState(value as SpawnerState);
       if (!parsed) return undefined;
-      return { ...parsed, ephemeral: (value as Record<string, unknown>).ephemeral === true };
+      const datasets = (value as Record<string, unknown>).datasets;
+      return { ...parsed, ephemeral: (value as Record<string, unknown>).ephemeral === true, ...(typeof datasets === 'string' ? { datasets } : {}) };
     } catch {
       // A torn or hand-edited file counts as no record; listRunning() removes it.
       return undefined;
@@ -715,4 +731,10 @@ function lowerPriority(pid: number, log: Logger): void {
   } catch (err) {
     log.warn({ pid, err: (err as Error).message }, 'could not lower the priority of a pool server');
   }
+}
+
+/** What the hub keeps of a server (SpawnerState): how to find it, and the datasets it has. */
+function stateOf(record: ServerRecord): SpawnerState {
+  const { pid, port, startTicks, datasets } = record;
+  return { pid, port, startTicks, ...(datasets === undefined ? {} : { datasets }) };
 }

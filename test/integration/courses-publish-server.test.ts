@@ -7,6 +7,7 @@ import { startTestHub, waitForReady } from '../helpers/hub.js';
 import type { HubClient } from '../helpers/client.js';
 import { xsrfToken } from '../helpers/kernel.js';
 import { createUsersWithRoles, notebook, signedIn } from '../helpers/courses.js';
+import { launchBrowser, signInInBrowser } from '../helpers/browser.js';
 
 interface Reply {
   status: number;
@@ -132,7 +133,7 @@ describe('courses: an instructor publishes a folder from their own running serve
     const cases: { story: string; setup: () => Promise<void> | void; folder: string; status: number; message: RegExp }[] = [
       { story: 'a folder path with ..', setup: () => undefined, folder: '../gpl-stu', status: 400, message: /"\.\."/ },
       { story: 'an absolute folder path', setup: () => undefined, folder: '/etc', status: 400, message: /absolute path/ },
-      { story: 'a folder that does not exist', setup: () => undefined, folder: 'nope', status: 404, message: /Your server has no folder nope/ },
+      { story: 'a folder that does not exist', setup: () => undefined, folder: 'nope', status: 400, message: /Your server has no folder nope/ },
       { story: 'a notebook that is not JSON', setup: () => put('bad1/broken.ipynb', '{"nbformat": 4, "cells": ['), folder: 'bad1', status: 400, message: /broken\.ipynb is not a valid notebook: it is not JSON/ },
       { story: 'an nbformat 3 notebook', setup: () => put('bad2/old.ipynb', JSON.stringify({ nbformat: 3, worksheets: [] })), folder: 'bad2', status: 400, message: /only nbformat 4/ },
       { story: 'a file past the size limit', setup: () => put('bad3/big.csv', 'x'.repeat(3 * 1024 * 1024)), folder: 'bad3', status: 413, message: /big\.csv is larger than 2 MB \(courseMaxFileMb\)/ },
@@ -194,6 +195,27 @@ describe('courses: an instructor publishes a folder from their own running serve
         }
       }
     });
+  });
+
+  it('in Chromium: the instructor types the folder, clicks the button, and sees the new version and its summary', async () => {
+    await put('material/lab4.ipynb', notebook('print("lab 4")'));
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage();
+      await signInInBrowser(page, hub.url, 'gpl-prof', 'gpl-prof-password');
+      await page.goto(`${hub.url}/hub/courses/gpl101`);
+      await page.getByLabel('Publish folder from my server').fill('material');
+      await page.getByRole('button', { name: 'Publish folder from my server' }).click();
+      await page.getByText(/Published version \d+ from ~\/material: 1 added, 0 changed, 1 removed\./).waitFor({ timeout: 30_000 });
+      assert.match(await page.locator('#versions').innerText(), /\+ lab4\.ipynb/);
+      // A bad folder gets the hub's page with the reason.
+      await page.goto(`${hub.url}/hub/courses/gpl101`);
+      await page.getByLabel('Publish folder from my server').fill('nope-folder');
+      await page.getByRole('button', { name: 'Publish folder from my server' }).click();
+      await page.getByText('Your server has no folder nope-folder.').waitFor({ timeout: 30_000 });
+    } finally {
+      await browser.close();
+    }
   });
 
   it('only the course’s instructors may publish from their server, and only with the XSRF token', async () => {

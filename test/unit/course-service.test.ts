@@ -45,7 +45,6 @@ describe('CourseService: who may join, what a course may use, and merges in a ro
       log: pino({ level: 'silent' }),
       profileNames: ['python', 'r'],
       datasetNames: ['census', 'weather'],
-      profileDatasets: { python: ['census'], r: undefined },
     });
   });
 
