@@ -81,7 +81,6 @@ export const configShape = {
   ...projectsShape,
   ...coursesShape,
   ...sharingShape,
-  ...datasetsShape,
 } as const;
 
 export const configSchema = z.object(configShape).strict();
