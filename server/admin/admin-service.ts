@@ -56,6 +56,8 @@ export interface AdminServiceOptions {
   /** Remove a user's home (Spawner.removeHome); undefined when the spawner can't. */
   removeHome?: (escapedName: string) => Promise<boolean>;
   lastActivity(): Promise<Map<string, number>>;
+  /** After an account is deleted: other parts forget what it left (read-only shares revoked, snapshots deleted). */
+  onDeleted?: (name: string) => Promise<void>;
   log: Logger;
   now?: () => number;
 }
@@ -158,6 +160,7 @@ export class AdminService {
     const homeRemoved = keepData ? false : await this.o.removeHome!(user.escapedName);
     await this.o.identities.forget(user.name);
     await this.o.users.deleteAccount(user);
+    await this.o.onDeleted?.(user.name);
     await this.o.accounts.enable(user.name);
     await this.record(actor, 'user.delete', user.name, { data: keepData ? 'kept' : 'removed', homeRemoved, sessionsEnded: ended });
     return { homeRemoved };

@@ -63,6 +63,7 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
       'shr-bob': { password: 'shr-bob-password', roles: ['student'] },
       'shr-cy': { password: 'shr-cy-password', roles: ['student'] },
       'shr-dan': { password: 'shr-dan-password', roles: ['student'] },
+      'shv-co': { password: 'shv-co-password', roles: ['instructor'] },
     });
     [prof, prof2, ann, bob, cy, dan] = await Promise.all(['prof', 'prof2', 'ann', 'bob', 'cy', 'dan'].map((n) => signedIn(hub, `shr-${n}`, `shr-${n}-password`)));
     for (const [who, code] of [[prof, 'shr101'], [prof2, 'shr202']] as const) {
@@ -265,12 +266,115 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
     assert.equal((await tamper((u) => (u.pathname = '/oerhub-share/../hub/home'))).status, 404);
     const post = await new HubClient(hub.url).request('POST', good.href, { body: '' });
     assert.equal(post.status, 405);
+    // Every answer of the share origin comes under its CSP, with nosniff: errors and the favicon's 404 too.
+    const favicon = await tamper((u) => ((u.pathname = '/favicon.ico'), (u.search = '')));
+    for (const r of [flipped, expired, post, favicon, await tamper((u) => (u.pathname = '/nothing'))]) {
+      assert.match(r.headers.get('content-security-policy') ?? '', /^sandbox; default-src 'none'/, `${r.status} ${r.body.slice(0, 80)}`);
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff', `${r.status} ${r.body.slice(0, 80)}`);
+    }
+    assert.equal(favicon.status, 404);
     const text = logText();
     assert.match(text, /refused a request on the share origin/);
     assert.match(text, /"reason":"bad signature"/);
     assert.match(text, /"reason":"view URL expired"/);
     // The signature never lands in the log.
     assert.ok(!text.includes(sig), 'signature logged');
+  });
+
+  it('a notebook past shareMaxMb (a 50 MB one) is refused with a message, and nothing is kept', async () => {
+    const course = path.join(hub.config.dataDir, 'homes', annEsc, 'shr101');
+    const big = notebook('x = 1', [{ output_type: 'stream', name: 'stdout', text: 'y'.repeat(50 * 1024 * 1024) }]);
+    fs.writeFileSync(path.join(course, 'shv-big.ipynb'), big, { mode: 0o644 });
+    const kept = fs.readdirSync(path.join(hub.config.dataDir, 'shares')).length;
+    const r = await share(ann, { notebook: 'shr101/shv-big.ipynb', audience: 'classmates' });
+    assert.equal(r.status, 400, r.body);
+    assert.match(r.body, /too large to share \(more than 20 MB\)/);
+    assert.equal(fs.readdirSync(path.join(hub.config.dataDir, 'shares')).length, kept);
+    fs.rmSync(path.join(course, 'shv-big.ipynb'));
+  });
+
+  it('a symlink in the course folder reads only what the student\'s own account can: a root-only file is refused', async () => {
+    const secret = path.join(hub.config.dataDir, 'shv-secret.ipynb');
+    fs.writeFileSync(secret, notebook('"root only"', [{ output_type: 'stream', name: 'stdout', text: 'shv root-only secret\n' }]), { mode: 0o600 });
+    const link = path.join(hub.config.dataDir, 'homes', annEsc, 'shr101', 'shv-link.ipynb');
+    fs.symlinkSync(secret, link);
+    try {
+      const r = await share(ann, { notebook: 'shr101/shv-link.ipynb', audience: 'classmates' });
+      assert.equal(r.status, 403, r.body);
+      assert.match(r.body, /may not read shv-link\.ipynb/);
+      assert.doesNotMatch(r.body, /root-only secret/);
+      const copy = await viewCopy(prof, 'shr101', 'shr-ann', 'shv-link.ipynb');
+      assert.equal(copy.status, 403, copy.body);
+    } finally {
+      fs.rmSync(link);
+      fs.rmSync(secret);
+    }
+  });
+
+  let rosterShare = '';
+  it('classmates are members of THAT course when they open the link: dropped from the roster, no access; an owner dropped, no share', async () => {
+    rosterShare = shareId(await share(ann, { notebook: 'shr101/lab1.ipynb', audience: 'classmates' }));
+    assert.equal((await open(bob.client, rosterShare)).view?.status, 200);
+    const settings = (enrolment: string) => prof.client.request('POST', '/hub/courses/shr101/settings', { form: { _csrf: prof.csrf, title: 'Course shr101', enrolment } });
+    const roster = (csv: string) => prof.client.request('POST', '/hub/courses/shr101/roster', { form: { _csrf: prof.csrf, csv } });
+    try {
+      assert.equal((await settings('roster')).status, 303);
+      assert.equal((await roster('shr-ann\n')).status, 303);
+      // Bob joined while the course was open; now he is not on its roster.
+      const dropped = await open(bob.client, rosterShare);
+      assert.equal(dropped.hub.status, 403, dropped.hub.body);
+      assert.match(dropped.hub.body, /students of shr101 only/);
+      assert.equal((await roster('shr-ann\nshr-bob\n')).status, 303);
+      assert.equal((await open(bob.client, rosterShare)).view?.status, 200);
+      // The owner dropped: her link shows nothing, even to a classmate still on it.
+      assert.equal((await roster('shr-bob\n')).status, 303);
+      const ownerGone = await open(bob.client, rosterShare);
+      assert.equal(ownerGone.hub.status, 410, ownerGone.hub.body);
+      assert.match(ownerGone.hub.body, /shr-ann is no longer in shr101/);
+    } finally {
+      await roster('');
+      await settings('open');
+    }
+    assert.equal((await open(bob.client, rosterShare)).view?.status, 200);
+  });
+
+  it('an instructor taken off the course loses the instructors-only link', async () => {
+    const co = await signedIn(hub, 'shv-co', 'shv-co-password');
+    const settings = (coInstructors: string) => prof.client.request('POST', '/hub/courses/shr101/settings', { form: { _csrf: prof.csrf, title: 'Course shr101', coInstructors } });
+    assert.equal((await settings('shv-co')).status, 303);
+    assert.equal((await open(co.client, instructorsShare)).view?.status, 200);
+    assert.equal((await settings('')).status, 303);
+    assert.equal((await open(co.client, instructorsShare)).hub.status, 403);
+  });
+
+  it('an admin disables the owner: her links stop working (the view URL already handed out too); enabled again, they work', async () => {
+    const before = await open(bob.client, rosterShare);
+    assert.equal(before.view?.status, 200);
+    const actor = { name: 'shr-prof', address: '127.0.0.1' };
+    const annUser = (await hub.users.get('shr-ann'))!;
+    await hub.admin.disable(actor, annUser);
+    try {
+      const dead = await open(bob.client, rosterShare);
+      assert.equal(dead.hub.status, 410, dead.hub.body);
+      assert.match(dead.hub.body, /disabled/);
+      const late = await bob.client.get(before.hub.location ?? '');
+      assert.equal(late.status, 410);
+      assert.doesNotMatch(late.body, /ann-s answer|ann changed it/);
+    } finally {
+      await hub.admin.enable(actor, annUser);
+    }
+    assert.equal((await open(bob.client, rosterShare)).view?.status, 200);
+  });
+
+  it('deleting the owner\'s account revokes her links and deletes their snapshots; a new account of that name doesn\'t bring them back', async () => {
+    const ids = [rosterShare, instructorsShare];
+    for (const id of ids) assert.ok(fs.existsSync(path.join(hub.config.dataDir, 'shares', id)));
+    await hub.admin.deleteUser({ name: 'shr-prof', address: '127.0.0.1' }, (await hub.users.get('shr-ann'))!, true);
+    for (const id of ids) assert.ok(!fs.existsSync(path.join(hub.config.dataDir, 'shares', id)), `snapshot of ${id} kept`);
+    assert.equal((await open(bob.client, rosterShare)).hub.status, 410);
+    await createUsersWithRoles(hub, { 'shr-ann': { password: 'shr-ann-password2', roles: ['student'] } });
+    assert.equal((await open(bob.client, rosterShare)).hub.status, 410);
+    assert.equal((await open(prof.client, instructorsShare)).hub.status, 410);
   });
 
   it('with one shared content host (originMode=shared-host), views are served there under /oerhub-share/ only', async () => {
