@@ -72,6 +72,35 @@ const TAGS = [
   'table', 'thead', 'tbody', 'tfoot', 'tr', 'th', 'td', 'caption', 'colgroup', 'col',
 ];
 
+/**
+ * A style attribute that could make the viewer's browser fetch something (url(), image-set(),
+ * @import, old IE expression()/behavior, or CSS escapes that could spell them) is dropped
+ * whole; data: images stay. The page's CSP blocks such fetches too: this keeps them from
+ * being asked for at all.
+ */
+const FETCHING_STYLE = /url\s*\(|image-set|image\s*\(|cross-fade|element\s*\(|expression|behavior|binding|@|\\/i;
+const DATA_IMAGE_URL = /url\(\s*(["']?)data:image\/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+\1\s*\)/gi;
+
+function safeStyle(attribs: sanitizeHtml.Attributes): sanitizeHtml.Attributes {
+  const style = attribs.style;
+  if (style === undefined || !FETCHING_STYLE.test(style.replace(DATA_IMAGE_URL, ''))) return attribs;
+  const rest = { ...attribs };
+  delete rest.style;
+  return rest;
+}
+
+/** Every tag's transform, then its style checked (sanitize-html runs one transform per tag). */
+function withSafeStyles(transforms: Record<string, sanitizeHtml.Transformer>): Record<string, sanitizeHtml.Transformer> {
+  const out: Record<string, sanitizeHtml.Transformer> = { '*': (tagName, attribs) => ({ tagName, attribs: safeStyle(attribs) }) };
+  for (const [tag, t] of Object.entries(transforms)) {
+    out[tag] = (tagName, attribs) => {
+      const r = typeof t === 'string' ? { tagName: t, attribs } : t(tagName, attribs);
+      return { ...r, attribs: safeStyle(r.attribs) };
+    };
+  }
+  return out;
+}
+
 function sanitizeOptions(o: RenderOptions, frames: string[] | null): sanitizeHtml.IOptions {
   return {
     allowedTags: frames ? [...TAGS, 'iframe'] : TAGS,
@@ -89,7 +118,7 @@ function sanitizeOptions(o: RenderOptions, frames: string[] | null): sanitizeHtm
     allowedSchemesByTag: { img: ['data'] },
     allowProtocolRelative: false,
     // Frames come back only with srcdoc, sandboxed to an opaque origin whatever they asked for.
-    transformTags: {
+    transformTags: withSafeStyles({
       a: (tag, attribs) => {
         const href = attribs.href;
         if (href !== undefined && !/^[a-z][a-z0-9+.-]*:/i.test(href) && !href.startsWith('#')) {
@@ -112,7 +141,7 @@ function sanitizeOptions(o: RenderOptions, frames: string[] | null): sanitizeHtm
         const srcdoc = frameDocument(attribs.srcdoc, o.vendorBase, frames);
         return { tagName: 'iframe', attribs: { srcdoc, sandbox: 'allow-scripts', class: 'nb-frame', ...(attribs.width ? { width: attribs.width } : {}), ...(attribs.height ? { height: attribs.height } : {}), ...(attribs.style ? { style: attribs.style } : {}) } };
       },
-    },
+    }),
     exclusiveFilter: (frame) => frame.tag === 'span' && frame.text.includes('Make this Notebook Trusted'),
   };
 }
