@@ -104,6 +104,9 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
     assert.equal(view?.headers.get('set-cookie'), null);
     // The snapshot is kept in the hub's data folder; later edits are not in it.
     assert.ok(fs.existsSync(path.join(hub.config.dataDir, 'shares', classmatesShare, 'notebook.ipynb')));
+    // Only the hub's account reads it (no student's account can, whatever their server runs).
+    for (const f of ['notebook.ipynb', 'view.html']) assert.equal(fs.statSync(path.join(hub.config.dataDir, 'shares', classmatesShare, f)).mode & 0o777, 0o600, f);
+    for (const d of ['shares', `shares/${classmatesShare}`]) assert.equal(fs.statSync(path.join(hub.config.dataDir, d)).mode & 0o777, 0o700, d);
     await annWrites('shr101/lab1.ipynb', notebook('answer = 43', [{ output_type: 'stream', name: 'stdout', text: 'ann changed it\n' }]));
     assert.match((await open(bob.client, classmatesShare)).view?.body ?? '', /ann-s answer 42/);
     // The owner sees it in her list, with its link.
@@ -193,6 +196,8 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
     assert.match(view?.body ?? '', /shr-ann&#39;s copy|shr-ann's copy/);
     const audit = await hub.audit.list({ action: 'course.view-copy' });
     assert.ok(audit.some((e) => e.actor === 'shr-prof' && e.target === 'shr-ann' && e.details.path === 'lab1.ipynb' && e.details.course === 'shr101'), JSON.stringify(audit));
+    // The dashboard's form needs its XSRF token (a page elsewhere can't make an instructor snapshot a copy).
+    assert.equal((await prof.client.request('POST', '/hub/courses/shr101/students/shr-ann/view', { form: { path: 'lab1.ipynb' }, headers: { accept: 'application/json' } })).status, 403);
     // Another student: neither the dashboard's action nor its view URL.
     assert.equal((await viewCopy(bob, 'shr101', 'shr-ann', 'lab1.ipynb')).status, 403);
     assert.equal((await open(bob.client, copyView)).hub.status, 403);
