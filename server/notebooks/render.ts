@@ -29,6 +29,12 @@ export interface RenderOptions {
   notebookLink?: (relPath: string) => string | undefined;
   /** false: drop script frames (map outputs) too, for pages where nothing may run at all (shared notebooks). */
   frames?: boolean;
+  /**
+   * Most characters of HTML and markdown put through the sanitiser in all (shared notebooks:
+   * the hub renders them in its own process, and sanitising takes about 0.4 s per MB there).
+   * Past it, an output or markdown cell becomes a note. Unset: no limit.
+   */
+  maxHtmlChars?: number;
 }
 
 /** A Bokeh output: what `Bokeh.embed.embed_items(docs, renderItems)` needs. */
@@ -211,9 +217,21 @@ interface Context {
   frames: string[];
   bokeh: BokehItem[];
   versions: Set<string>;
+  /** Characters the sanitiser may still take (maxHtmlChars). */
+  budget: number;
+}
+
+const TOO_LARGE = '<p class="nb-note">A large output this view does not show: open the notebook to see it.</p>';
+
+/** Whether `n` more characters fit in the sanitiser's budget (taking them if so). */
+function spend(ctx: Context, n: number): boolean {
+  if (n > ctx.budget) return false;
+  ctx.budget -= n;
+  return true;
 }
 
 function markdown(ctx: Context, source: string): string {
+  if (!spend(ctx, source.length)) return TOO_LARGE;
   return sanitizeHtml(ctx.md.render(source), sanitizeOptions(ctx.o, null));
 }
 
@@ -233,6 +251,7 @@ function renderData(ctx: Context, data: Record<string, unknown>): string {
     const html = text(data['text/html']);
     // Bokeh's placeholder div for the next output: the exec output above brings its own.
     if (/^\s*<div id="[^"]*" data-root-id="[^"]*" style="display: contents;"><\/div>\s*$/.test(html)) return '';
+    if (!spend(ctx, html.length)) return TOO_LARGE;
     return `<div class="nb-html">${sanitizeHtml(html, sanitizeOptions(ctx.o, ctx.o.frames === false ? null : ctx.frames))}</div>`;
   }
   for (const mime of ['image/png', 'image/jpeg', 'image/gif']) {
@@ -288,7 +307,7 @@ export function renderNotebook(input: unknown, o: RenderOptions): RenderedNotebo
   if (nbformat !== 4) throw new NotebookInvalid(`nbformat ${String(nbformat)}`);
   if (!Array.isArray(cells)) throw new NotebookInvalid('no cells');
 
-  const ctx: Context = { o, md: new MarkdownIt({ html: true, linkify: false, typographer: false }), frames: [], bokeh: [], versions: new Set() };
+  const ctx: Context = { o, md: new MarkdownIt({ html: true, linkify: false, typographer: false }), frames: [], bokeh: [], versions: new Set(), budget: o.maxHtmlChars ?? Infinity };
   const parts: string[] = [];
   const codeCells: string[] = [];
   let title = '';

@@ -15,6 +15,12 @@ import { ServerNotRunning, ShareForbidden, ShareGone, ShareNeedsSignIn, ShareNot
 export const AUDIENCES: readonly Audience[] = ['classmates', 'instructors', 'anyone'];
 /** Share ids: 16 random bytes, base64url. */
 export const SHARE_ID_RE = /^[A-Za-z0-9_-]{22}$/;
+/**
+ * HTML and markdown a shared notebook may put through the sanitiser: it runs in the hub's own
+ * process (about 0.4 s per MB), so a notebook of 20 MB of HTML would hold every request for
+ * seconds. 2 MB is many tables; larger outputs become a note.
+ */
+export const SHARE_HTML_CHARS = 2 * 1024 * 1024;
 /** An instructor's look at a student's copy is kept this long, then forgotten (snapshot included). */
 export const COPY_TTL_MS = 60 * 60_000;
 
@@ -266,7 +272,7 @@ export class ShareService {
   private async keep(rec: ShareRecord, data: Buffer, dir: string): Promise<void> {
     let rendered;
     try {
-      rendered = renderNotebook(data, { vendorBase: '', frames: false });
+      rendered = renderNotebook(data, { vendorBase: '', frames: false, maxHtmlChars: SHARE_HTML_CHARS });
     } catch (err) {
       if (err instanceof NotebookInvalid) throw new BadRequest(`${rec.path} is not a notebook the hub can show (nbformat 4 JSON expected).`, err.detail);
       throw err;

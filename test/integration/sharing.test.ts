@@ -286,7 +286,7 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
     assert.ok(!text.includes(sig), 'signature logged');
   });
 
-  it('a notebook past shareMaxMb (a 50 MB one) is refused with a message, and nothing is kept', async () => {
+  it('a notebook past shareMaxMb (a 50 MB one) is refused with a message, and nothing is kept; one with more HTML than the hub sanitises shows a note', async () => {
     const course = path.join(hub.config.dataDir, 'homes', annEsc, 'shr101');
     const big = notebook('x = 1', [{ output_type: 'stream', name: 'stdout', text: 'y'.repeat(50 * 1024 * 1024) }]);
     fs.writeFileSync(path.join(course, 'shv-big.ipynb'), big, { mode: 0o644 });
@@ -296,6 +296,20 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
     assert.match(r.body, /too large to share \(more than 20 MB\)/);
     assert.equal(fs.readdirSync(path.join(hub.config.dataDir, 'shares')).length, kept);
     fs.rmSync(path.join(course, 'shv-big.ipynb'));
+    // Under the cap but with 3 MB of HTML: the hub sanitises at most 2 MB of it (in its own process), the rest is a note.
+    const html = '<table>' + '<tr><td>shv row</td></tr>'.repeat(140_000) + '</table>';
+    fs.writeFileSync(path.join(course, 'shv-wide.ipynb'), notebook('df', [{ output_type: 'display_data', metadata: {}, data: { 'text/html': html } }, { output_type: 'stream', name: 'stdout', text: 'shv after the table\n' }]), { mode: 0o644 });
+    try {
+      const id = shareId(await share(ann, { notebook: 'shr101/shv-wide.ipynb', audience: 'classmates' }));
+      const { view } = await open(bob.client, id);
+      assert.equal(view?.status, 200);
+      assert.match(view?.body ?? '', /A large output this view does not show/);
+      assert.match(view?.body ?? '', /shv after the table/);
+      assert.doesNotMatch(view?.body ?? '', /shv row/);
+      assert.equal((await ann.client.request('POST', `/hub/shares/${id}/revoke`, { form: { _csrf: ann.csrf } })).status, 303);
+    } finally {
+      fs.rmSync(path.join(course, 'shv-wide.ipynb'));
+    }
   });
 
   it('a symlink in the course folder reads only what the student\'s own account can: a root-only file is refused', async () => {

@@ -91,6 +91,22 @@ describe('the sanitised notebook renderer', () => {
     assert.doesNotMatch(r.html, /<iframe/);
   });
 
+  it('with maxHtmlChars, HTML and markdown past the budget become a note, and what fits is still shown', () => {
+    const big = '<table>' + '<tr><td>cell</td></tr>'.repeat(200_000) + '</table>'; // 4 MB
+    const cells = nb([
+      { cell_type: 'markdown', source: '# Shared', metadata: {} },
+      code([{ output_type: 'display_data', metadata: {}, data: { 'text/html': big } }, { output_type: 'display_data', metadata: {}, data: { 'text/html': '<b>small table</b>' } }]),
+      { cell_type: 'markdown', source: 'x'.repeat(3 * 1024 * 1024), metadata: {} },
+    ]);
+    const r = renderNotebook(cells, { ...OPTS, frames: false, maxHtmlChars: 2 * 1024 * 1024 });
+    assert.equal((r.html.match(/A large output this view does not show/g) ?? []).length, 2);
+    assert.match(r.html, /<b>small table<\/b>/);
+    assert.match(r.html, /<h1>Shared<\/h1>/);
+    assert.ok(r.html.length < 100_000, `${r.html.length} characters`);
+    // Without a budget (the hub's own views), all of it.
+    assert.ok(renderNotebook(cells, OPTS).html.length > 4_000_000);
+  });
+
   it('refuses what is not an nbformat 4 notebook', () => {
     assert.throws(() => renderNotebook('not json', OPTS), NotebookInvalid);
     assert.throws(() => renderNotebook({ nbformat: 3, cells: [] }, OPTS), NotebookInvalid);
