@@ -482,6 +482,8 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       // Built below (the project service needs the manager); a delete happens only once the hub serves.
       leaveProjects: (user) => projectsRef?.forgetUser(user) ?? Promise.resolve([]),
       lastActivity: () => serverRepo.lastActivity(),
+      // A deleted account's share links die with it (shares is made below; called only later).
+      onDeleted: (name): Promise<void> => shares.forgetUser(name),
       log: log.child({ part: 'admin' }),
     });
     const deps: WebDeps = {
@@ -521,11 +523,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       repo: new ShareRepo(store),
       courses: deps.courses.service,
       users,
+      isDisabled: (name): Promise<boolean> => admin.isDisabled(name),
       routeOf: (escapedName) => routes.get(escapedName),
       origin: shareOrigin,
       dir: path.join(config.dataDir, 'shares'),
       secret: cookieSecret,
-      maxBytes: config.courseMaxFileMb * 1024 * 1024,
+      maxBytes: config.shareMaxMb * 1024 * 1024,
       readTimeoutMs: config.courseSyncTimeoutS * 1000,
       viewUrlTtlMs: config.shareViewUrlTtlS * 1000,
       maxPerUser: config.shareMaxPerUser,

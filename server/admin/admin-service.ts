@@ -67,6 +67,8 @@ export interface AdminServiceOptions {
    */
   leaveProjects?: (user: UserRecord) => Promise<string[]>;
   lastActivity(): Promise<Map<string, number>>;
+  /** After an account is deleted: other parts forget what it left (read-only shares revoked, snapshots deleted). */
+  onDeleted?: (name: string) => Promise<void>;
   log: Logger;
   now?: () => number;
 }
@@ -178,6 +180,7 @@ export class AdminService {
     const homeRemoved = keepData ? false : await this.o.removeHome!(user.escapedName);
     await this.o.identities.forget(user.name);
     await this.o.users.deleteAccount(user);
+    await this.o.onDeleted?.(user.name);
     await this.o.accounts.enable(user.name);
     await this.record(actor, 'user.delete', user.name, { data: keepData ? 'kept' : 'removed', homeRemoved, sessionsEnded: ended, ...(projectsLeft.length ? { projectsLeft: projectsLeft.join(',') } : {}) });
     return { homeRemoved };

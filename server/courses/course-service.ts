@@ -136,6 +136,14 @@ export class CourseService {
     return { course, manage, enrolled, mayOpen };
   }
 
+  /**
+   * Enrolled and still allowed in now: a student dropped from a roster course's roster is not
+   * a member any more, though their enrolment stays on record (read-only shares ask this).
+   */
+  async isMember(user: UserRecord, course: CourseRecord): Promise<boolean> {
+    return (await this.o.repo.coursesOf(user.name)).includes(course.code) && (await this.mayEnrol(user, course));
+  }
+
   private async mayEnrol(user: UserRecord, course: CourseRecord): Promise<boolean> {
     if (user.source === 'anonymous') return false;
     if (course.enrolment === 'open') return true;

@@ -91,11 +91,24 @@ export class JupyterFolder implements StudentFolder {
       await res.arrayBuffer();
       return null;
     }
-    if (!res.ok) throw new SyncFailed(`reading ${rel} answered ${res.status}`);
-    const length = Number(res.headers.get('content-length') ?? '0');
-    // base64 in JSON: about 4/3 of the file.
-    if (length > maxBytes * 1.4 + 4096) throw new SyncFailed(`${rel} is larger than ${maxBytes} bytes`);
-    const body = (await res.json()) as Entry;
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new SyncFailed(`reading ${rel} answered ${res.status}`);
+    }
+    // base64 in JSON: about 4/3 of the file. The server is the student's (hostile code can
+    // answer in place of Jupyter), so the cap holds while reading, with or without a length.
+    const cap = Math.ceil(maxBytes * 1.4) + 4096;
+    if (Number(res.headers.get('content-length') ?? '0') > cap) {
+      await res.body?.cancel();
+      throw new SyncFailed(`${rel} is larger than ${maxBytes} bytes`);
+    }
+    const raw = await bodyText(res, cap, `${rel} is larger than ${maxBytes} bytes`);
+    let body: Entry;
+    try {
+      body = JSON.parse(raw) as Entry;
+    } catch {
+      throw new SyncFailed(`reading ${rel}: the server's answer is not JSON`);
+    }
     const data = Buffer.from(typeof body.content === 'string' ? body.content : '', 'base64');
     if (data.length > maxBytes) throw new SyncFailed(`${rel} is larger than ${maxBytes} bytes`);
     return data;
@@ -126,4 +139,23 @@ export class JupyterFolder implements StudentFolder {
     const text = await res.text();
     if (!res.ok) throw new SyncFailed(`renaming ${from} answered ${res.status}: ${text.slice(0, 200)}`);
   }
+}
+
+/** A response's body as text, refusing (SyncFailed) as soon as it passes `cap` bytes. */
+async function bodyText(res: Response, cap: number, tooLarge: string): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body?.getReader();
+  if (!reader) return '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel();
+      throw new SyncFailed(tooLarge);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -29,6 +29,12 @@ export interface RenderOptions {
   notebookLink?: (relPath: string) => string | undefined;
   /** false: drop script frames (map outputs) too, for pages where nothing may run at all (shared notebooks). */
   frames?: boolean;
+  /**
+   * Most characters of HTML and markdown put through the sanitiser in all (shared notebooks:
+   * the hub renders them in its own process, and sanitising takes about 0.4 s per MB there).
+   * Past it, an output or markdown cell becomes a note. Unset: no limit.
+   */
+  maxHtmlChars?: number;
 }
 
 /** A Bokeh output: what `Bokeh.embed.embed_items(docs, renderItems)` needs. */
@@ -72,6 +78,35 @@ const TAGS = [
   'table', 'thead', 'tbody', 'tfoot', 'tr', 'th', 'td', 'caption', 'colgroup', 'col',
 ];
 
+/**
+ * A style attribute that could make the viewer's browser fetch something (url(), image-set(),
+ * @import, old IE expression()/behavior, or CSS escapes that could spell them) is dropped
+ * whole; data: images stay. The page's CSP blocks such fetches too: this keeps them from
+ * being asked for at all.
+ */
+const FETCHING_STYLE = /url\s*\(|image-set|image\s*\(|cross-fade|element\s*\(|expression|behavior|binding|@|\\/i;
+const DATA_IMAGE_URL = /url\(\s*(["']?)data:image\/(?:png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+\1\s*\)/gi;
+
+function safeStyle(attribs: sanitizeHtml.Attributes): sanitizeHtml.Attributes {
+  const style = attribs.style;
+  if (style === undefined || !FETCHING_STYLE.test(style.replace(DATA_IMAGE_URL, ''))) return attribs;
+  const rest = { ...attribs };
+  delete rest.style;
+  return rest;
+}
+
+/** Every tag's transform, then its style checked (sanitize-html runs one transform per tag). */
+function withSafeStyles(transforms: Record<string, sanitizeHtml.Transformer>): Record<string, sanitizeHtml.Transformer> {
+  const out: Record<string, sanitizeHtml.Transformer> = { '*': (tagName, attribs) => ({ tagName, attribs: safeStyle(attribs) }) };
+  for (const [tag, t] of Object.entries(transforms)) {
+    out[tag] = (tagName, attribs) => {
+      const r = typeof t === 'string' ? { tagName: t, attribs } : t(tagName, attribs);
+      return { ...r, attribs: safeStyle(r.attribs) };
+    };
+  }
+  return out;
+}
+
 function sanitizeOptions(o: RenderOptions, frames: string[] | null): sanitizeHtml.IOptions {
   return {
     allowedTags: frames ? [...TAGS, 'iframe'] : TAGS,
@@ -89,7 +124,7 @@ function sanitizeOptions(o: RenderOptions, frames: string[] | null): sanitizeHtm
     allowedSchemesByTag: { img: ['data'] },
     allowProtocolRelative: false,
     // Frames come back only with srcdoc, sandboxed to an opaque origin whatever they asked for.
-    transformTags: {
+    transformTags: withSafeStyles({
       a: (tag, attribs) => {
         const href = attribs.href;
         if (href !== undefined && !/^[a-z][a-z0-9+.-]*:/i.test(href) && !href.startsWith('#')) {
@@ -112,7 +147,7 @@ function sanitizeOptions(o: RenderOptions, frames: string[] | null): sanitizeHtm
         const srcdoc = frameDocument(attribs.srcdoc, o.vendorBase, frames);
         return { tagName: 'iframe', attribs: { srcdoc, sandbox: 'allow-scripts', class: 'nb-frame', ...(attribs.width ? { width: attribs.width } : {}), ...(attribs.height ? { height: attribs.height } : {}), ...(attribs.style ? { style: attribs.style } : {}) } };
       },
-    },
+    }),
     exclusiveFilter: (frame) => frame.tag === 'span' && frame.text.includes('Make this Notebook Trusted'),
   };
 }
@@ -182,9 +217,21 @@ interface Context {
   frames: string[];
   bokeh: BokehItem[];
   versions: Set<string>;
+  /** Characters the sanitiser may still take (maxHtmlChars). */
+  budget: number;
+}
+
+const TOO_LARGE = '<p class="nb-note">A large output this view does not show: open the notebook to see it.</p>';
+
+/** Whether `n` more characters fit in the sanitiser's budget (taking them if so). */
+function spend(ctx: Context, n: number): boolean {
+  if (n > ctx.budget) return false;
+  ctx.budget -= n;
+  return true;
 }
 
 function markdown(ctx: Context, source: string): string {
+  if (!spend(ctx, source.length)) return TOO_LARGE;
   return sanitizeHtml(ctx.md.render(source), sanitizeOptions(ctx.o, null));
 }
 
@@ -204,6 +251,7 @@ function renderData(ctx: Context, data: Record<string, unknown>): string {
     const html = text(data['text/html']);
     // Bokeh's placeholder div for the next output: the exec output above brings its own.
     if (/^\s*<div id="[^"]*" data-root-id="[^"]*" style="display: contents;"><\/div>\s*$/.test(html)) return '';
+    if (!spend(ctx, html.length)) return TOO_LARGE;
     return `<div class="nb-html">${sanitizeHtml(html, sanitizeOptions(ctx.o, ctx.o.frames === false ? null : ctx.frames))}</div>`;
   }
   for (const mime of ['image/png', 'image/jpeg', 'image/gif']) {
@@ -259,7 +307,7 @@ export function renderNotebook(input: unknown, o: RenderOptions): RenderedNotebo
   if (nbformat !== 4) throw new NotebookInvalid(`nbformat ${String(nbformat)}`);
   if (!Array.isArray(cells)) throw new NotebookInvalid('no cells');
 
-  const ctx: Context = { o, md: new MarkdownIt({ html: true, linkify: false, typographer: false }), frames: [], bokeh: [], versions: new Set() };
+  const ctx: Context = { o, md: new MarkdownIt({ html: true, linkify: false, typographer: false }), frames: [], bokeh: [], versions: new Set(), budget: o.maxHtmlChars ?? Infinity };
   const parts: string[] = [];
   const codeCells: string[] = [];
   let title = '';

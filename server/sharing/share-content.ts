@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import { HubError } from '../errors.js';
 import { SHARE_PATH_PREFIX } from './share-origin.js';
 import type { ShareService } from './share-service.js';
-import { SHARE_CSP, shareErrorPage, shareHeaders } from './share-page.js';
+import { shareErrorPage, shareHeaders } from './share-page.js';
 
 /**
  * The share origin's one handler (runs before express, like the proxy): GET
@@ -20,7 +20,8 @@ export class ShareContent {
     const pathname = q === -1 ? url : url.slice(0, q);
     if (req.method !== 'GET' && req.method !== 'HEAD') return this.refuse(req, res, 405, 'Shared notebooks can only be read.', 'method');
     // Every browser asks for one after each page: a plain 404, not a refusal worth a log line.
-    if (pathname === '/favicon.ico') return void res.writeHead(404, { 'content-length': 0, 'cache-control': 'max-age=86400' }).end();
+    // Like every answer of this origin, under its CSP and nosniff.
+    if (pathname === '/favicon.ico') return void res.writeHead(404, { ...shareHeaders(0), 'cache-control': 'max-age=86400' }).end();
     if (!pathname.startsWith(SHARE_PATH_PREFIX)) return this.refuse(req, res, 404, 'There is no such page at this address.', 'not a view path');
     const id = pathname.slice(SHARE_PATH_PREFIX.length);
     const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
@@ -42,7 +43,7 @@ export class ShareContent {
   private refuse(req: http.IncomingMessage, res: http.ServerResponse, status: number, message: string, reason: string): void {
     this.o.log.warn({ status, reason, method: req.method, path: (req.url ?? '').split('?')[0]?.slice(0, 120) }, 'refused a request on the share origin');
     const body = Buffer.from(shareErrorPage(status, message, this.o.hubOrigin()));
-    res.writeHead(status, { ...shareHeaders(body.length), 'content-security-policy': SHARE_CSP });
+    res.writeHead(status, shareHeaders(body.length));
     res.end(req.method === 'HEAD' ? undefined : body);
   }
 }

@@ -15,6 +15,12 @@ import { ServerNotRunning, ShareForbidden, ShareGone, ShareNeedsSignIn, ShareNot
 export const AUDIENCES: readonly Audience[] = ['classmates', 'instructors', 'anyone'];
 /** Share ids: 16 random bytes, base64url. */
 export const SHARE_ID_RE = /^[A-Za-z0-9_-]{22}$/;
+/**
+ * HTML and markdown a shared notebook may put through the sanitiser: it runs in the hub's own
+ * process (about 0.4 s per MB), so a notebook of 20 MB of HTML would hold every request for
+ * seconds. 2 MB is many tables; larger outputs become a note.
+ */
+export const SHARE_HTML_CHARS = 2 * 1024 * 1024;
 /** An instructor's look at a student's copy is kept this long, then forgotten (snapshot included). */
 export const COPY_TTL_MS = 60 * 60_000;
 
@@ -22,6 +28,8 @@ export interface ShareServiceOptions {
   repo: ShareRepo;
   courses: CourseService;
   users: { get(name: string): Promise<UserRecord | null> };
+  /** Whether an admin disabled this account (a disabled owner's links stop working). */
+  isDisabled(name: string): Promise<boolean>;
   /** The proxy's route to a running server (its address and secret). */
   routeOf(escapedName: string): Route | undefined;
   origin: ShareOrigin;
@@ -81,8 +89,7 @@ export class ShareService {
   async shareable(user: UserRecord): Promise<{ course: CourseRecord; notebooks: string[]; allowsAnyone: boolean }[]> {
     const out = [];
     for (const course of await this.o.courses.list()) {
-      const access = await this.o.courses.access(user, course);
-      if (!access.enrolled && !access.manage) continue;
+      if (!this.o.courses.canManage(user, course) && !(await this.o.courses.isMember(user, course))) continue;
       const latest = await this.o.courses.latest(course.code);
       const notebooks = Object.keys(latest?.files ?? {}).filter((p) => p.endsWith('.ipynb')).sort();
       out.push({ course, notebooks, allowsAnyone: course.shareWithAnyone === true });
@@ -95,8 +102,7 @@ export class ShareService {
     if (!this.available) throw new SharingUnavailable();
     if (user.source === 'anonymous') throw new Forbidden('Temporary workspaces can\'t share notebooks. Sign in with an account.');
     const course = await this.o.courses.get(typeof input.course === 'string' ? input.course : '');
-    const access = await this.o.courses.access(user, course);
-    if (!access.enrolled && !access.manage) throw new Forbidden('You can share notebooks only of courses you are in.', `${user.name} on ${course.code}`);
+    if (!this.o.courses.canManage(user, course) && !(await this.o.courses.isMember(user, course))) throw new Forbidden('You can share notebooks only of courses you are in.', `${user.name} on ${course.code}`);
     const audience = AUDIENCES.find((a) => a === input.audience);
     if (!audience) throw new BadRequest('Choose who may see it: your classmates, your instructors, or anyone with the link.');
     if (audience === 'anyone' && course.shareWithAnyone !== true) throw new BadRequest('This course does not allow sharing with anyone outside it: choose classmates or instructors.');
@@ -122,6 +128,22 @@ export class ShareService {
     await fs.rm(path.join(this.o.dir, rec.id), { recursive: true, force: true });
     this.o.log.info({ share: rec.id, user: user.name, owner: rec.owner }, 'share revoked');
     return revoked;
+  }
+
+  /** A deleted account's shares: every one revoked, every snapshot deleted (AdminService.deleteUser calls it). */
+  async forgetUser(name: string): Promise<void> {
+    for (const rec of await this.o.repo.listOf(name)) await this.forget(rec);
+    this.o.log.info({ user: name }, 'shares of a deleted account revoked');
+  }
+
+  /** Revoke a record and delete its snapshot. Safe to repeat. */
+  private async forget(rec: ShareRecord): Promise<void> {
+    if (rec.kind === 'share' && !rec.revokedAt) await this.o.repo.put({ ...rec, revokedAt: this.now() });
+    await fs.rm(this.dirOf(rec), { recursive: true, force: true });
+  }
+
+  private dirOf(rec: ShareRecord): string {
+    return rec.kind === 'copy' ? path.join(this.o.dir, 'copies', rec.id) : path.join(this.o.dir, rec.id);
   }
 
   async listOf(user: UserRecord): Promise<ShareRecord[]> {
@@ -163,6 +185,12 @@ export class ShareService {
   }
 
   private async checkAudience(viewer: UserRecord | null, rec: ShareRecord, course: CourseRecord): Promise<void> {
+    // A share speaks for a member of the course: once its owner has left it (dropped from the
+    // roster, no longer an instructor), it shows nothing. live() made sure the owner exists.
+    const owner = await this.o.users.get(rec.owner);
+    if (rec.kind === 'share' && (!owner || (!this.o.courses.canManage(owner, course) && !(await this.o.courses.isMember(owner, course))))) {
+      throw new ShareGone(`${rec.owner} is no longer in ${course.code}, so this notebook is not shared any more.`, `owner ${rec.owner} left ${course.code}`);
+    }
     // A course that stops allowing public links makes its "anyone" links classmates-only.
     if (rec.kind === 'share' && rec.audience === 'anyone' && course.shareWithAnyone === true) return;
     if (!viewer || viewer.source === 'anonymous') throw new ShareNeedsSignIn();
@@ -173,8 +201,8 @@ export class ShareService {
     }
     if (viewer.name === rec.owner || manage) return;
     if (rec.audience === 'instructors') throw new ShareForbidden(`${rec.owner} shared this notebook with the instructors of ${course.code} only.`, `${viewer.name} on share of ${rec.owner}`);
-    const access = await this.o.courses.access(viewer, course);
-    if (!access.enrolled) throw new ShareForbidden(`${rec.owner} shared this notebook with the students of ${course.code} only, and you are not in that course.`, `${viewer.name} on share of ${rec.owner}`);
+    // Enrolled in THAT course now (a student dropped from its roster is not any more).
+    if (!(await this.o.courses.isMember(viewer, course))) throw new ShareForbidden(`${rec.owner} shared this notebook with the students of ${course.code} only, and you are not in that course.`, `${viewer.name} on share of ${rec.owner}`);
   }
 
   /** The record of a share that still works; ShareNotFound or ShareGone otherwise. */
@@ -183,6 +211,14 @@ export class ShareService {
     if (!rec) throw new ShareNotFound(id.slice(0, 40));
     if (rec.revokedAt) throw new ShareGone(`${rec.owner} has revoked this link: the notebook is not shared any more.`, rec.id);
     if (rec.expiresAt !== undefined && rec.expiresAt <= this.now()) throw new ShareGone('This view of a student\'s copy has expired. Open it again from the dashboard.', rec.id);
+    // The owner's account must still be the one that shared: not disabled, not deleted (nor
+    // deleted and made again under the same name, which would bring old links back to life).
+    const owner = await this.o.users.get(rec.owner);
+    if (!owner || owner.createdAt > rec.createdAt) {
+      await this.forget(rec);
+      throw new ShareGone('The account that shared this notebook no longer exists.', `owner ${rec.owner} gone`);
+    }
+    if (await this.o.isDisabled(rec.owner)) throw new ShareGone('The account that shared this notebook is disabled, so its links show nothing.', `owner ${rec.owner} disabled`);
     return rec;
   }
 
@@ -208,7 +244,7 @@ export class ShareService {
     }
     if (ticket.expires <= this.now()) throw new ShareGone('This view link has expired. Open the shared link again to get a fresh one.', 'view URL expired');
     const rec = await this.live(ticket.id);
-    const file = rec.kind === 'copy' ? path.join(this.o.dir, 'copies', rec.id, 'view.html') : path.join(this.o.dir, rec.id, 'view.html');
+    const file = path.join(this.dirOf(rec), 'view.html');
     const html = await fs.readFile(file).catch(() => null);
     if (!html) throw new ShareNotFound(`no snapshot for ${rec.id}`);
     return { rec, html };
@@ -224,6 +260,8 @@ export class ShareService {
       data = await folder.read(rel, this.o.maxBytes);
     } catch (err) {
       if (err instanceof SyncFailed && /larger than/.test(err.message)) throw new BadRequest(`${rel} is too large to share (more than ${Math.round(this.o.maxBytes / 1024 / 1024)} MB).`, err.message);
+      // Jupyter answers 403 for a file its account can't read (e.g. a symlink to someone else's file).
+      if (err instanceof SyncFailed && /answered 403/.test(err.message)) throw new Forbidden(`The server may not read ${rel} (its account has no permission to read that file).`, err.message);
       throw new ServerNotRunning('The server did not answer when the hub read the notebook. Please try again in a moment.', (err as Error).message);
     }
     if (!data) throw new ShareNotFound(`${owner.name} has no ${course.code}/${rel}`);
@@ -234,7 +272,7 @@ export class ShareService {
   private async keep(rec: ShareRecord, data: Buffer, dir: string): Promise<void> {
     let rendered;
     try {
-      rendered = renderNotebook(data, { vendorBase: '', frames: false });
+      rendered = renderNotebook(data, { vendorBase: '', frames: false, maxHtmlChars: SHARE_HTML_CHARS });
     } catch (err) {
       if (err instanceof NotebookInvalid) throw new BadRequest(`${rec.path} is not a notebook the hub can show (nbformat 4 JSON expected).`, err.detail);
       throw err;

@@ -111,7 +111,9 @@ describe('a shared notebook with script in its outputs runs nothing in the viewe
                 'text/html': `<div id="html-out">Table of months</div><script>window.pwned = 1; alert('pwned'); fetch('${s}/html-script')</script>` +
                   `<img src="x" onerror="window.pwned = 2; fetch('${s}/img-onerror')"><a id="js-link" href="javascript:fetch('${s}/js-link')">open the raw data</a>` +
                   `<iframe srcdoc="<script>parent.fetch('${s}/frame')</script>"></iframe><svg onload="fetch('${s}/svg-onload')"></svg>` +
-                  `<form action="${s}/form"><button id="form-btn">send</button></form><meta http-equiv="refresh" content="0;url=${s}/refresh"><link rel="stylesheet" href="${s}/css">`,
+                  `<form action="${s}/form"><button id="form-btn">send</button></form><meta http-equiv="refresh" content="0;url=${s}/refresh"><link rel="stylesheet" href="${s}/css">` +
+                  // A style that would fetch, and a layer laid over the top of the window (where the strip saying whose notebook it is sits).
+                  `<div style="background-image:url('${s}/css-url')">styled</div><div id="overlay" style="position:fixed;top:0;left:0;right:0;height:40px;z-index:2147483647"></div>`,
                 'text/plain': 'table',
               },
             },
@@ -169,6 +171,8 @@ describe('a shared notebook with script in its outputs runs nothing in the viewe
     assert.equal(await images.count(), 2);
     const box = await images.first().boundingBox();
     assert.ok(box && box.width >= 100 && box.height >= 50, `the plot is drawn: ${JSON.stringify(box)}`);
+    // The notebook's styles stay in its own box: nothing of it lies over the strip (the click would land on the layer).
+    await page.locator('#share-strip').click({ trial: true, timeout: 3000 });
     // Click what a curious reader would click; nothing may follow from it.
     await page.locator('#js-link').click({ timeout: 5000 }).catch(() => undefined);
     await page.getByText('the data').click({ timeout: 5000 }).catch(() => undefined);

@@ -63,6 +63,7 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
       'shr-bob': { password: 'shr-bob-password', roles: ['student'] },
       'shr-cy': { password: 'shr-cy-password', roles: ['student'] },
       'shr-dan': { password: 'shr-dan-password', roles: ['student'] },
+      'shv-co': { password: 'shv-co-password', roles: ['instructor'] },
     });
     [prof, prof2, ann, bob, cy, dan] = await Promise.all(['prof', 'prof2', 'ann', 'bob', 'cy', 'dan'].map((n) => signedIn(hub, `shr-${n}`, `shr-${n}-password`)));
     for (const [who, code] of [[prof, 'shr101'], [prof2, 'shr202']] as const) {
@@ -103,6 +104,9 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
     assert.equal(view?.headers.get('set-cookie'), null);
     // The snapshot is kept in the hub's data folder; later edits are not in it.
     assert.ok(fs.existsSync(path.join(hub.config.dataDir, 'shares', classmatesShare, 'notebook.ipynb')));
+    // Only the hub's account reads it (no student's account can, whatever their server runs).
+    for (const f of ['notebook.ipynb', 'view.html']) assert.equal(fs.statSync(path.join(hub.config.dataDir, 'shares', classmatesShare, f)).mode & 0o777, 0o600, f);
+    for (const d of ['shares', `shares/${classmatesShare}`]) assert.equal(fs.statSync(path.join(hub.config.dataDir, d)).mode & 0o777, 0o700, d);
     await annWrites('shr101/lab1.ipynb', notebook('answer = 43', [{ output_type: 'stream', name: 'stdout', text: 'ann changed it\n' }]));
     assert.match((await open(bob.client, classmatesShare)).view?.body ?? '', /ann-s answer 42/);
     // The owner sees it in her list, with its link.
@@ -192,6 +196,8 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
     assert.match(view?.body ?? '', /shr-ann&#39;s copy|shr-ann's copy/);
     const audit = await hub.audit.list({ action: 'course.view-copy' });
     assert.ok(audit.some((e) => e.actor === 'shr-prof' && e.target === 'shr-ann' && e.details.path === 'lab1.ipynb' && e.details.course === 'shr101'), JSON.stringify(audit));
+    // The dashboard's form needs its XSRF token (a page elsewhere can't make an instructor snapshot a copy).
+    assert.equal((await prof.client.request('POST', '/hub/courses/shr101/students/shr-ann/view', { form: { path: 'lab1.ipynb' }, headers: { accept: 'application/json' } })).status, 403);
     // Another student: neither the dashboard's action nor its view URL.
     assert.equal((await viewCopy(bob, 'shr101', 'shr-ann', 'lab1.ipynb')).status, 403);
     assert.equal((await open(bob.client, copyView)).hub.status, 403);
@@ -265,12 +271,129 @@ describe('sharing: read-only notebook links and the instructor\'s view of a stud
     assert.equal((await tamper((u) => (u.pathname = '/oerhub-share/../hub/home'))).status, 404);
     const post = await new HubClient(hub.url).request('POST', good.href, { body: '' });
     assert.equal(post.status, 405);
+    // Every answer of the share origin comes under its CSP, with nosniff: errors and the favicon's 404 too.
+    const favicon = await tamper((u) => ((u.pathname = '/favicon.ico'), (u.search = '')));
+    for (const r of [flipped, expired, post, favicon, await tamper((u) => (u.pathname = '/nothing'))]) {
+      assert.match(r.headers.get('content-security-policy') ?? '', /^sandbox; default-src 'none'/, `${r.status} ${r.body.slice(0, 80)}`);
+      assert.equal(r.headers.get('x-content-type-options'), 'nosniff', `${r.status} ${r.body.slice(0, 80)}`);
+    }
+    assert.equal(favicon.status, 404);
     const text = logText();
     assert.match(text, /refused a request on the share origin/);
     assert.match(text, /"reason":"bad signature"/);
     assert.match(text, /"reason":"view URL expired"/);
     // The signature never lands in the log.
     assert.ok(!text.includes(sig), 'signature logged');
+  });
+
+  it('a notebook past shareMaxMb (a 50 MB one) is refused with a message, and nothing is kept; one with more HTML than the hub sanitises shows a note', async () => {
+    const course = path.join(hub.config.dataDir, 'homes', annEsc, 'shr101');
+    const big = notebook('x = 1', [{ output_type: 'stream', name: 'stdout', text: 'y'.repeat(50 * 1024 * 1024) }]);
+    fs.writeFileSync(path.join(course, 'shv-big.ipynb'), big, { mode: 0o644 });
+    const kept = fs.readdirSync(path.join(hub.config.dataDir, 'shares')).length;
+    const r = await share(ann, { notebook: 'shr101/shv-big.ipynb', audience: 'classmates' });
+    assert.equal(r.status, 400, r.body);
+    assert.match(r.body, /too large to share \(more than 20 MB\)/);
+    assert.equal(fs.readdirSync(path.join(hub.config.dataDir, 'shares')).length, kept);
+    fs.rmSync(path.join(course, 'shv-big.ipynb'));
+    // Under the cap but with 3 MB of HTML: the hub sanitises at most 2 MB of it (in its own process), the rest is a note.
+    const html = '<table>' + '<tr><td>shv row</td></tr>'.repeat(140_000) + '</table>';
+    fs.writeFileSync(path.join(course, 'shv-wide.ipynb'), notebook('df', [{ output_type: 'display_data', metadata: {}, data: { 'text/html': html } }, { output_type: 'stream', name: 'stdout', text: 'shv after the table\n' }]), { mode: 0o644 });
+    try {
+      const id = shareId(await share(ann, { notebook: 'shr101/shv-wide.ipynb', audience: 'classmates' }));
+      const { view } = await open(bob.client, id);
+      assert.equal(view?.status, 200);
+      assert.match(view?.body ?? '', /A large output this view does not show/);
+      assert.match(view?.body ?? '', /shv after the table/);
+      assert.doesNotMatch(view?.body ?? '', /shv row/);
+      assert.equal((await ann.client.request('POST', `/hub/shares/${id}/revoke`, { form: { _csrf: ann.csrf } })).status, 303);
+    } finally {
+      fs.rmSync(path.join(course, 'shv-wide.ipynb'));
+    }
+  });
+
+  it('a symlink in the course folder reads only what the student\'s own account can: a root-only file is refused', async () => {
+    const secret = path.join(hub.config.dataDir, 'shv-secret.ipynb');
+    fs.writeFileSync(secret, notebook('"root only"', [{ output_type: 'stream', name: 'stdout', text: 'shv root-only secret\n' }]), { mode: 0o600 });
+    const link = path.join(hub.config.dataDir, 'homes', annEsc, 'shr101', 'shv-link.ipynb');
+    fs.symlinkSync(secret, link);
+    try {
+      const r = await share(ann, { notebook: 'shr101/shv-link.ipynb', audience: 'classmates' });
+      assert.equal(r.status, 403, r.body);
+      assert.match(r.body, /may not read shv-link\.ipynb/);
+      assert.doesNotMatch(r.body, /root-only secret/);
+      const copy = await viewCopy(prof, 'shr101', 'shr-ann', 'shv-link.ipynb');
+      assert.equal(copy.status, 403, copy.body);
+    } finally {
+      fs.rmSync(link);
+      fs.rmSync(secret);
+    }
+  });
+
+  let rosterShare = '';
+  it('classmates are members of THAT course when they open the link: dropped from the roster, no access; an owner dropped, no share', async () => {
+    rosterShare = shareId(await share(ann, { notebook: 'shr101/lab1.ipynb', audience: 'classmates' }));
+    assert.equal((await open(bob.client, rosterShare)).view?.status, 200);
+    const settings = (enrolment: string) => prof.client.request('POST', '/hub/courses/shr101/settings', { form: { _csrf: prof.csrf, title: 'Course shr101', enrolment } });
+    const roster = (csv: string) => prof.client.request('POST', '/hub/courses/shr101/roster', { form: { _csrf: prof.csrf, csv } });
+    try {
+      assert.equal((await settings('roster')).status, 303);
+      assert.equal((await roster('shr-ann\n')).status, 303);
+      // Bob joined while the course was open; now he is not on its roster.
+      const dropped = await open(bob.client, rosterShare);
+      assert.equal(dropped.hub.status, 403, dropped.hub.body);
+      assert.match(dropped.hub.body, /students of shr101 only/);
+      assert.equal((await roster('shr-ann\nshr-bob\n')).status, 303);
+      assert.equal((await open(bob.client, rosterShare)).view?.status, 200);
+      // The owner dropped: her link shows nothing, even to a classmate still on it.
+      assert.equal((await roster('shr-bob\n')).status, 303);
+      const ownerGone = await open(bob.client, rosterShare);
+      assert.equal(ownerGone.hub.status, 410, ownerGone.hub.body);
+      assert.match(ownerGone.hub.body, /shr-ann is no longer in shr101/);
+    } finally {
+      await roster('');
+      await settings('open');
+    }
+    assert.equal((await open(bob.client, rosterShare)).view?.status, 200);
+  });
+
+  it('an instructor taken off the course loses the instructors-only link', async () => {
+    const co = await signedIn(hub, 'shv-co', 'shv-co-password');
+    const settings = (coInstructors: string) => prof.client.request('POST', '/hub/courses/shr101/settings', { form: { _csrf: prof.csrf, title: 'Course shr101', coInstructors } });
+    assert.equal((await settings('shv-co')).status, 303);
+    assert.equal((await open(co.client, instructorsShare)).view?.status, 200);
+    assert.equal((await settings('')).status, 303);
+    assert.equal((await open(co.client, instructorsShare)).hub.status, 403);
+  });
+
+  it('an admin disables the owner: her links stop working (the view URL already handed out too); enabled again, they work', async () => {
+    const before = await open(bob.client, rosterShare);
+    assert.equal(before.view?.status, 200);
+    const actor = { name: 'shr-prof', address: '127.0.0.1' };
+    const annUser = (await hub.users.get('shr-ann'))!;
+    await hub.admin.disable(actor, annUser);
+    try {
+      const dead = await open(bob.client, rosterShare);
+      assert.equal(dead.hub.status, 410, dead.hub.body);
+      assert.match(dead.hub.body, /disabled/);
+      const late = await bob.client.get(before.hub.location ?? '');
+      assert.equal(late.status, 410);
+      assert.doesNotMatch(late.body, /ann-s answer|ann changed it/);
+    } finally {
+      await hub.admin.enable(actor, annUser);
+    }
+    assert.equal((await open(bob.client, rosterShare)).view?.status, 200);
+  });
+
+  it('deleting the owner\'s account revokes her links and deletes their snapshots; a new account of that name doesn\'t bring them back', async () => {
+    const ids = [rosterShare, instructorsShare];
+    for (const id of ids) assert.ok(fs.existsSync(path.join(hub.config.dataDir, 'shares', id)));
+    await hub.admin.deleteUser({ name: 'shr-prof', address: '127.0.0.1' }, (await hub.users.get('shr-ann'))!, true);
+    for (const id of ids) assert.ok(!fs.existsSync(path.join(hub.config.dataDir, 'shares', id)), `snapshot of ${id} kept`);
+    assert.equal((await open(bob.client, rosterShare)).hub.status, 410);
+    await createUsersWithRoles(hub, { 'shr-ann': { password: 'shr-ann-password2', roles: ['student'] } });
+    assert.equal((await open(bob.client, rosterShare)).hub.status, 410);
+    assert.equal((await open(prof.client, instructorsShare)).hub.status, 410);
   });
 
   it('with one shared content host (originMode=shared-host), views are served there under /oerhub-share/ only', async () => {

@@ -72,6 +72,41 @@ describe('the sanitised notebook renderer', () => {
     assert.doesNotMatch(bad.html, /onclick/);
   });
 
+  it('drops a style that would fetch (url(), image-set, @import, CSS escapes, expression), keeps plain styles and data: images, and a frames:false view has no frame', () => {
+    const hostile = [
+      '<div id="u1" style="background:url(http://127.0.0.1:9/a)">a</div>',
+      '<a id="u2" href="https://example.org/" style="background-image: URL( \'//127.0.0.1:9/b\' )">b</a>',
+      '<img id="u3" src="data:image/png;base64,iVBORw0KGgo=" style="background:-webkit-image-set(\'http://127.0.0.1:9/c\' 1x)">',
+      '<span id="u4" style="width:expression(alert(1))">d</span>',
+      '<span id="u5" style="background:u\\72l(http://127.0.0.1:9/e)">e</span>',
+      '<p id="u6" style="color:red;@import \'http://127.0.0.1:9/f\'">f</p>',
+    ].join('');
+    const kept = '<div id="k1" style="color:#c33;font-weight:bold">red</div><div id="k2" style="background:url(data:image/png;base64,iVBORw0KGgo=)">dot</div>';
+    const r = renderNotebook(nb([code([{ output_type: 'display_data', metadata: {}, data: { 'text/html': hostile + kept + '<iframe srcdoc="<p>x</p>"></iframe>' } }])]), { ...OPTS, frames: false });
+    assert.doesNotMatch(r.html, /127\.0\.0\.1|expression|image-set|@import|\\72/i, r.html);
+    // The elements stay, without their style.
+    for (const el of ['<div>a</div>', '>b</a>', '<img src="data:image/png;base64,iVBORw0KGgo=" />', '<span>d</span>', '<span>e</span>', '<p>f</p>']) assert.ok(r.html.includes(el), `${el} in ${r.html}`);
+    assert.match(r.html, /style="color:#c33;font-weight:bold"/);
+    assert.match(r.html, /style="background:url\(data:image\/png;base64,iVBORw0KGgo=\)"/);
+    assert.doesNotMatch(r.html, /<iframe/);
+  });
+
+  it('with maxHtmlChars, HTML and markdown past the budget become a note, and what fits is still shown', () => {
+    const big = '<table>' + '<tr><td>cell</td></tr>'.repeat(200_000) + '</table>'; // 4 MB
+    const cells = nb([
+      { cell_type: 'markdown', source: '# Shared', metadata: {} },
+      code([{ output_type: 'display_data', metadata: {}, data: { 'text/html': big } }, { output_type: 'display_data', metadata: {}, data: { 'text/html': '<b>small table</b>' } }]),
+      { cell_type: 'markdown', source: 'x'.repeat(3 * 1024 * 1024), metadata: {} },
+    ]);
+    const r = renderNotebook(cells, { ...OPTS, frames: false, maxHtmlChars: 2 * 1024 * 1024 });
+    assert.equal((r.html.match(/A large output this view does not show/g) ?? []).length, 2);
+    assert.match(r.html, /<b>small table<\/b>/);
+    assert.match(r.html, /<h1>Shared<\/h1>/);
+    assert.ok(r.html.length < 100_000, `${r.html.length} characters`);
+    // Without a budget (the hub's own views), all of it.
+    assert.ok(renderNotebook(cells, OPTS).html.length > 4_000_000);
+  });
+
   it('refuses what is not an nbformat 4 notebook', () => {
     assert.throws(() => renderNotebook('not json', OPTS), NotebookInvalid);
     assert.throws(() => renderNotebook({ nbformat: 3, cells: [] }, OPTS), NotebookInvalid);
