@@ -17,6 +17,7 @@ import { HANDOFF_PATH, type SignInHandoff } from './handoff.js';
 import type { ContentOriginPages } from './try-workspace.js';
 import type { ProxyTokenAuth, TokenAccess } from './token-access.js';
 import { HOP_BY_HOP, HttpForwarder } from './http-forward.js';
+import { refusedGitPullUrl } from './gitpull-guard.js';
 
 /** How the proxy shows a page when it can't forward (rendered by the web part). */
 export interface ProxyPages {
@@ -218,6 +219,12 @@ export class HubProxy {
       const secure = (): boolean => this.isSecure(req);
       const content = { escapedName, check, get xsrfPair() { return hasXsrfPair(req); }, get secure() { return secure(); } };
       if (this.opts.contentPages.handle(req, res, content)) return;
+    }
+    const gitPull = refusedGitPullUrl(req.url ?? '/', escapedName);
+    if (gitPull) {
+      this.opts.log.warn({ user: check.user }, 'refused an nbgitpuller link that pulls outside a plain folder of the home');
+      this.opts.pages.error(req, res, 400, gitPull);
+      return;
     }
     if (UNSAFE.has(req.method ?? 'GET') && !hasXsrfPair(req)) {
       this.opts.log.warn({ user: check.user, method: req.method }, 'refused unsafe request without XSRF token');

@@ -9,6 +9,7 @@ import { safeNext } from './safe-redirect.js';
 import { openServerUrl } from './server-cookie-issuer.js';
 import { landingFor } from './auth-routes.js';
 import { homeCourses } from '../courses/index.js';
+import { refusedGitPullUrl } from '../proxy/gitpull-guard.js';
 
 /** Home, start/stop, the progress page and /hub/user-redirect. */
 export function serverRoutes(deps: WebDeps): Router {
@@ -77,6 +78,9 @@ export function serverRoutes(deps: WebDeps): Router {
       const user = req.user;
       const target = safeNext(`/user/${user.escapedName}${req.url.startsWith('/') ? req.url : '/' + req.url}`);
       if (!target) throw new BadRequest('That address is not valid.');
+      // Refused before a server starts for it; the proxy refuses the same on /user/NAME/git-pull.
+      const gitPull = refusedGitPullUrl(target, user.escapedName);
+      if (gitPull) throw new BadRequest(gitPull);
       const status = await deps.manager.start(user);
       if (status === 'running') return res.redirect(302, await openServerUrl(deps, req, res, user, target));
       res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(req.originalUrl)}`);

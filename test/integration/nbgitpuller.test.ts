@@ -105,6 +105,22 @@ describe('nbgitpuller links land students in JupyterLab with the repository pull
       await page.waitForURL((u) => u.pathname.startsWith(`/user/${esc}/lab/tree/course`), { timeout: SLOW_MS });
       await page.locator('.jp-DirListing-item', { hasText: 'week2.ipynb' }).waitFor({ timeout: SLOW_MS });
     });
+
+    it('a hostile link that would pull into a folder whose files run (~/.ipython startup) gets a clear 400 page, from the hub and from the server\'s own origin, and pulls nothing', async () => {
+      const url = await repo.serve();
+      const home = path.join(hub.config.dataDir, 'homes', esc);
+      const startup = path.join(home, '.ipython', 'profile_default', 'startup');
+      fs.rmSync(startup, { recursive: true, force: true });
+      const hostile = new URLSearchParams({ repo: url, branch: 'main', targetpath: '.ipython/profile_default/startup' });
+      const viaHub = await page.goto(`${hub.url}/hub/user-redirect/git-pull?${hostile.toString()}`);
+      assert.equal(viaHub?.status(), 400);
+      await page.getByText('hidden folder').waitFor();
+      // Straight at nbgitpuller's API on the student's own origin, as the link's page would call it.
+      const serverOrigin = `http://${esc}.localhost:${new URL(hub.url).port}`;
+      const direct = await page.goto(`${serverOrigin}/user/${esc}/git-pull/api?${hostile.toString()}`);
+      assert.equal(direct?.status(), 400, `${direct?.url()}: ${await direct?.text()}`);
+      assert.deepEqual(fs.existsSync(startup) ? fs.readdirSync(startup) : [], [], 'nothing was pulled where kernels run it');
+    });
   });
 
   describe('Docker: the repository bind-mounted read-only as a dataset, pulled from file://', () => {
