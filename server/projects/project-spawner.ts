@@ -10,6 +10,7 @@ export class ProjectAwareSpawner implements Spawner {
   readonly onRecovered?: Spawner['onRecovered'];
   readonly logs?: Spawner['logs'];
   readonly removeHome?: Spawner['removeHome'];
+  readonly setPriority?: Spawner['setPriority'];
 
   constructor(
     private readonly inner: Spawner,
@@ -20,6 +21,7 @@ export class ProjectAwareSpawner implements Spawner {
     if (inner.onRecovered) this.onRecovered = (listener) => inner.onRecovered!(listener);
     if (inner.logs) this.logs = (escapedName, options) => inner.logs!(escapedName, options);
     if (inner.removeHome) this.removeHome = (escapedName) => inner.removeHome!(escapedName);
+    if (inner.setPriority) this.setPriority = (state, priority) => inner.setPriority!(state, priority);
   }
 
   async start(spec: SpawnSpec, options: StartOptions): Promise<StartedServer> {
