@@ -394,6 +394,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       pool,
       deadlines: async (session) => culler.deadlines(session, (await serverRepo.lastActivity()).get(session.escapedName)),
       route: (escapedName) => routes.get(escapedName),
+      rendersSamples: () => samples.get('index') !== undefined,
     };
 
     const signedOut = async (sid: string, userName: string): Promise<void> => {

@@ -118,9 +118,15 @@ export class TryWorkspace implements ContentOriginPages {
     const user = found && found.source === 'anonymous' && found.escapedName === r.escapedName ? found : null;
     if (page === 'session') return sendJson(res, await trySessionInfo(this.deps.tryIt, this.deps.config, user));
     if (page === 'download') return sendWorkspaceZip(this.deps.tryIt, this.deps.log, user, req, res);
-    const state = user ? await workspaceState(this.deps.tryIt, this.deps.manager, user) : 'none';
+    // A server being started and seeded for this visitor: say so at once rather than wait for it.
+    const seeding = user !== null && this.deps.tryIt.pool.isSeeding(user.name) && (await this.deps.tryIt.pool.session(user)) !== null;
+    const state = seeding ? 'starting' : user ? await workspaceState(this.deps.tryIt, this.deps.manager, user) : 'none';
     if (!user || state === 'none' || state === 'failed') return redirect(res, hub + TRY_ENDED);
-    if (state === 'starting') return redirect(res, `${hub}/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent('/hub/try/workspace')}`);
+    // Still starting: the rendered samples need nothing from the server, so show them now, with
+    // a banner the page's script takes down once the server is ready. Without rendered samples
+    // there is nothing to show yet but the progress page.
+    const starting = state === 'starting';
+    if (starting && !this.deps.tryIt.rendersSamples()) return redirect(res, `${hub}/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent('/hub/try/workspace')}`);
     const base = `/user/${user.escapedName}/${BASE}`;
     const urls: WorkspacePageUrls = {
       hub,
@@ -134,6 +140,7 @@ export class TryWorkspace implements ContentOriginPages {
       csrfToken: this.endToken(r.check.sid),
       lifetime: tryLifetime(this.deps.config),
       warningS: this.deps.config.tryWarningS,
+      starting,
       ...urls,
     });
     const assets = (files: string[]): string => files.map((f) => `${hub}/hub/static/${f}`).join(' ');

@@ -60,6 +60,8 @@ export function tryRoutes(deps: WebDeps): Router {
   const { config } = deps;
   const pool = deps.tryIt.pool;
   const lifetime = tryLifetime(config);
+  // The workspace on the visitor's origin can show the rendered samples before their server runs.
+  const rendersWhileStarting = (): boolean => deps.origins.isolated && deps.tryIt.rendersSamples();
 
   const activeSession = async (req: Request): Promise<{ user: UserRecord; session: TrySession } | null> => {
     const user = req.user;
@@ -132,7 +134,9 @@ export function tryRoutes(deps: WebDeps): Router {
       req.session.tryTicket = undefined;
       await logIn(req, got.user);
       req.session.tryHad = true;
-      if (got.warm) return res.redirect(303, WORKSPACE);
+      // On a user origin the workspace shows the rendered samples at once, warm or not, and says
+      // the visitor's own server is starting; with one origin the progress page does.
+      if (got.warm || rendersWhileStarting()) return res.redirect(303, WORKSPACE);
       res.redirect(303, `/hub/spawn-pending/${got.user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
     }),
   );
@@ -159,7 +163,7 @@ export function tryRoutes(deps: WebDeps): Router {
       const user = isAnonymous(req.user) ? req.user : undefined;
       const state = user ? await workspaceState(deps.tryIt, deps.manager, user) : 'none';
       if (!user || state === 'none') return res.redirect(302, req.user || req.session.tryHad ? ENDED : '/hub/try');
-      if (state === 'starting') return res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
+      if (state === 'starting' && !rendersWhileStarting()) return res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
       if (state === 'failed') return res.redirect(302, ENDED);
       // On a user origin the page is served there, by the proxy, so JupyterLab's frame is
       // same-origin: framed cross-site, the browser would withhold its cookie and storage.
