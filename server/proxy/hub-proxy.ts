@@ -16,6 +16,7 @@ import type { HostKind, UserOrigins } from './origins.js';
 import { HANDOFF_PATH, type SignInHandoff } from './handoff.js';
 import type { ContentOriginPages } from './try-workspace.js';
 import type { TokenAccess } from './token-access.js';
+import { StaticAssets } from './static-assets.js';
 import { HOP_BY_HOP, HttpForwarder } from './http-forward.js';
 
 /** How the proxy shows a page when it can't forward (rendered by the web part). */
@@ -72,7 +73,7 @@ export class HubProxy {
     // Bounded keep-alive pool per notebook server: reuse sockets, never grow without limit.
     // Keep as many idle as may be busy, or steady load churns connections (measured in bench/proxy.ts).
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets, timeout: 120_000 });
-    this.http = new HttpForwarder(this.agent, PROXY_TIMEOUT_MS, (err, req, res) => this.onProxyError(err, req, res));
+    this.http = new HttpForwarder(this.agent, PROXY_TIMEOUT_MS, (err, req, res) => this.onProxyError(err, req, res), new StaticAssets());
     this.proxy = createProxyServer({ agent: this.agent, xfwd: false, ws: true, proxyTimeout: PROXY_TIMEOUT_MS });
     this.proxy.on('error', (err, req, res) => this.onProxyError(err as NodeJS.ErrnoException, req, res));
     // A browser that gives up on a WebSocket before Jupyter answers must not leave the upstream
