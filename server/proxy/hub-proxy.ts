@@ -14,7 +14,7 @@ import { isAnonymousEscapedName } from '../names.js';
 import type { ActivityTracker } from './activity.js';
 import type { HostKind, UserOrigins } from './origins.js';
 import { HANDOFF_PATH, type SignInHandoff } from './handoff.js';
-import type { ContentOriginPages } from './try-workspace.js';
+import { PREVIEW_NAME, type ContentOriginPages } from './try-workspace.js';
 import type { TokenAccess } from './token-access.js';
 import { StaticAssets } from './static-assets.js';
 import { HOP_BY_HOP, HttpForwarder } from './http-forward.js';
@@ -121,6 +121,11 @@ export class HubProxy {
     if (host.kind === 'content' && host.owner !== null && host.owner !== escapedName) {
       this.opts.log.warn({ host: host.owner, path: escapedName }, "refused another user's path on a user origin");
       this.opts.pages.error(req, res, 404, 'There is no such page at this address.');
+      return;
+    }
+    // The waiting line's preview host: the hub's rendered samples, no session, no server.
+    if (escapedName === PREVIEW_NAME && host.kind === 'content' && this.opts.contentPages?.handlePreview) {
+      this.opts.contentPages.handlePreview(req, res);
       return;
     }
     if (host.kind === 'content' && isHandoffPath(url, escapedName)) {

@@ -7,6 +7,7 @@ import { SAMPLES_FOLDER, type QueuePlace, type TrySession } from '../pool/index.
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from './context.js';
 import { PAGE_HEADERS } from './render.js';
 import { isSecureRequest, openServerUrl } from './server-cookie-issuer.js';
+import { PREVIEW_NAME } from '../proxy/try-workspace.js';
 import { TRY_ENDED, TRY_WORKSPACE_SUBPATH, sendWorkspaceZip, trySessionInfo, tryLifetime, workspaceState, type WorkspacePageUrls } from './try-shared.js';
 
 declare module 'express-session' {
@@ -52,8 +53,9 @@ export function tryRoutes(deps: WebDeps): Router {
   // The "Try it" form's answer goes on (303, then the sign-in handoff) to the visitor's own
   // origin, and Chromium applies form-action to every redirect of a form's navigation. In
   // subdomain mode contentOrigin('*') is the wildcard source of every user origin.
-  const renderForm = (req: Request, res: Response, template: string, ctx: Record<string, unknown>, status = 200): void => {
-    const csp = PAGE_HEADERS['content-security-policy'].replace("form-action 'self'", `form-action 'self' ${deps.origins.contentOrigin('*')}`);
+  const renderForm = (req: Request, res: Response, template: string, ctx: Record<string, unknown>, status = 200, frameSrc?: string): void => {
+    let csp = PAGE_HEADERS['content-security-policy'].replace("form-action 'self'", `form-action 'self' ${deps.origins.contentOrigin('*')}`);
+    if (frameSrc) csp += `; frame-src ${frameSrc}`;
     const html = deps.views.render(template, { user: req.user ?? null, csrfToken: deps.csrfToken(req), ...ctx });
     res.status(status).set({ ...PAGE_HEADERS, 'content-security-policy': csp }).send(html);
   };
@@ -79,7 +81,11 @@ export function tryRoutes(deps: WebDeps): Router {
   const waiting = (req: Request, res: Response, place: QueuePlace): void => {
     req.session.tryTicket = place.ticket;
     res.set('retry-after', String(config.tryRetryAfterS));
-    renderForm(req, res, 'try-waiting.njk', { position: place.position, retryAfterS: config.tryRetryAfterS }, 503);
+    // Something to look at while in line: the rendered samples, from a content origin of their
+    // own (never the hub's), framed here.
+    const preview = deps.origins.isolated && deps.tryIt.rendersSamples() ? deps.origins.contentOrigin(PREVIEW_NAME) : undefined;
+    const previewUrl = preview ? `${preview}/user/${PREVIEW_NAME}/oerhub/samples/index` : undefined;
+    renderForm(req, res, 'try-waiting.njk', { position: place.position, retryAfterS: config.tryRetryAfterS, previewUrl }, 503, preview);
   };
 
   // Only a visitor who was turned away gets a place in line (and keeps the one they have).

@@ -148,10 +148,11 @@
       .catch(again);
   }
   window.oerhubJoinKernel = function () {
-    if (ws || !code.length) return;
+    if (ws || !code.length || !base) return;
     if (retry !== null) window.clearTimeout(retry);
     tries = 0;
     findKernel();
   };
-  if (code.length) findKernel();
+  // A preview for a visitor waiting in line has no server (no base) to join.
+  if (code.length && base) findKernel();
 })();
