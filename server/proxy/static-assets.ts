@@ -31,7 +31,8 @@ type Encoding = 'br' | 'gzip';
  * JupyterLab's content-hashed static files, as the proxy forwards them (issue 14): cached by the
  * browser for a year (`Cache-Control: public, max-age=31536000, immutable`) and compressed
  * (brotli or gzip, as the browser accepts) when the notebook server sent them uncompressed.
- * Only GETs and HEADs under `/user/NAME/.../static/` whose name or `?v=` carries a hash; every
+ * Only GETs and HEADs of `/user/NAME/static/...` or `/user/NAME/lab/extensions/X/static/...` whose
+ * name or `?v=` carries a hash; every
  * other request never gets here. Compressed bodies are kept by the SHA-256 of the server's bytes
  * (every server of an image sends the same files), so a hostile server can only ever get its
  * own bytes back, and the CPU is spent once per file, not once per visitor.
@@ -47,7 +48,12 @@ export class StaticAssets {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    if (!path.startsWith('/user/') || path.indexOf('/static/') === -1 || path.includes('/api/') || path.includes('/files/')) return false;
+    if (!path.startsWith('/user/')) return false;
+    // Only the server's own static trees: `static/...` (jupyter_server, JupyterLab's `static/lab/`)
+    // and prebuilt extensions' `lab/extensions/NAME/static/...`; never a user's file that happens
+    // to sit in a folder called static (`files/`, `lab/tree/`, `api/contents/`).
+    const rest = path.slice(path.indexOf('/', 6) + 1);
+    if (!rest.startsWith('static/') && !(rest.startsWith('lab/extensions/') && rest.includes('/static/'))) return false;
     if (q !== -1 && VERSION_QUERY.test(url.slice(q + 1))) return true;
     return HASHED_NAME.test(path.slice(path.lastIndexOf('/') + 1));
   }
