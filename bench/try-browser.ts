@@ -11,7 +11,7 @@
  * - the bytes moved per visit (HTTP bodies and WebSocket frames);
  * - a burst of --burst visitors at once on a pool of --pool: what the last one sees.
  *
- *   node --import tsx bench/try-browser.ts [--runs=5] [--visitors=10] [--pool=10] [--burst=20]
+ *   node --import tsx bench/try-browser.ts [--runs=5] [--visitors=10] [--pool=10] [--burst=20] [--only=burst]
  *
  * All traffic goes to 127.0.0.1 / *.localhost (requests elsewhere are aborted and counted).
  * Prints results; asserts nothing.
@@ -28,7 +28,13 @@ import { startTestHub } from '../test/helpers/hub.js';
 import { waitForReadyPool } from '../test/helpers/try.js';
 
 const opts = { runs: 5, visitors: 10, pool: 10, burst: 20 };
+// --only=burst: just the burst (a short run on a shared machine).
+let only: 'burst' | undefined;
 for (const arg of process.argv.slice(2)) {
+  if (arg === '--only=burst') {
+    only = 'burst';
+    continue;
+  }
   const m = /^--(runs|visitors|pool|burst)=(\d+)$/.exec(arg);
   if (!m) throw new Error(`unknown option ${arg}`);
   opts[m[1] as keyof typeof opts] = Number(m[2]);
@@ -180,6 +186,16 @@ async function main(): Promise<void> {
   console.log(`# "Try it" in Chromium: ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, runs=${opts.runs}`);
   const browser = await launchBrowser();
   const common = { tryMaxPerAddress: 1000, tryStartsPerAddress: 100000, logLevel: 'warn' };
+  try {
+    if (only !== 'burst') await visits(browser, common);
+    await crowds(browser, common);
+  } finally {
+    await browser.close();
+  }
+}
+
+/** One visitor at a time: the rendered index, a cell, JupyterLab, the floor, the refill's CPU, bytes. */
+async function visits(browser: Browser, common: Record<string, unknown>): Promise<void> {
   const hub: Hub = await startTestHub('bench-try-browser', { ...common, poolSize: 2, tryMaxServers: 4 });
   try {
     await hub.samples.prepare();
@@ -236,13 +252,59 @@ async function main(): Promise<void> {
   } finally {
     await hub.close();
   }
+}
 
-  // Visitors one second apart, and a burst, on a pool of opts.pool.
-  const big: Hub = await startTestHub('bench-try-burst', { ...common, poolSize: opts.pool, tryMaxServers: Math.max(20, opts.pool) });
+/** A visitor of the burst: what they see first and when, then (if in) when a cell runs in their kernel. */
+interface BurstVisit {
+  seen: string;
+  rendered: number;
+  live: number;
+  error?: string;
+}
+
+/** A visitor on the "Try it" page, ready to click (loaded before the burst, so the burst is the clicks). */
+async function burstVisitor(browser: Browser, hubUrl: string): Promise<() => Promise<BurstVisit>> {
+  const { context, counters } = await offline(browser);
+  const page = await context.newPage();
+  await page.goto(`${hubUrl}/hub/try`, { timeout: 120_000 });
+  return () => burstVisit(context, page, counters);
+}
+
+async function burstVisit(context: BrowserContext, page: Page, counters: { errors: string[] }): Promise<BurstVisit> {
+  try {
+    const t0 = performance.now();
+    await page.getByRole('button', { name: 'Try it' }).click({ timeout: 120_000, noWaitAfter: true });
+    const frame = page.frameLocator('#try-frame');
+    const seen = await Promise.race([
+      frame.locator('article.nb').waitFor({ timeout: 120_000 }).then(async () => ((await page.locator('#try-starting').isVisible()) ? 'rendered sample, own server starting' : 'rendered sample, warm server')),
+      page.locator('#try-position').waitFor({ timeout: 120_000 }).then(async () => `waiting page, place ${await page.locator('#try-position').innerText()}`),
+      page.waitForURL(/\/hub\/spawn-pending\//, { timeout: 120_000 }).then(() => 'progress page'),
+    ]);
+    const rendered = performance.now() - t0;
+    if (!seen.startsWith('rendered')) return { seen, rendered, live: NaN };
+    // Live: a cell of the index run in the visitor's own kernel, from the rendered page.
+    await frame.locator('.nb-code[data-cell="0"] button.nb-run').click({ timeout: 180_000 });
+    await frame.locator('.nb-code[data-cell="0"] .nb-outputs[data-live="true"]').waitFor({ timeout: 180_000 });
+    const live = performance.now() - t0;
+    return { seen, rendered, live, ...(counters.errors.length ? { error: counters.errors[0] } : {}) };
+  } catch (err) {
+    return { seen: 'error', rendered: NaN, live: NaN, error: (err as Error).message.split('\n')[0] };
+  } finally {
+    await context.close();
+  }
+}
+
+/** Visitors one second apart, and a burst at once, on a pool of opts.pool with the default cap. */
+async function crowds(browser: Browser, common: Record<string, unknown>): Promise<void> {
+  const big: Hub = await startTestHub('bench-try-burst', { ...common, poolSize: opts.pool });
   try {
     await big.samples.prepare();
-    console.log(`\nwaiting for ${opts.pool} warm servers…`);
-    await waitForReadyPool(big, opts.pool);
+    console.log(`\nwaiting for ${opts.pool} warm servers (cap ${big.config.tryMaxServers})…`);
+    await waitForReadyPool(big, opts.pool, 600_000);
+    if (only === 'burst') {
+      await burst(browser, big);
+      return;
+    }
     const spaced = await Promise.all(
       Array.from({ length: opts.visitors }, async (_, i) => {
         await sleep(i * 1000);
@@ -253,38 +315,36 @@ async function main(): Promise<void> {
     console.log(`\n${opts.visitors} visitors 1 s apart: rendered p50 ${sec(median(ok.map((v) => v.rendered)))} s, cell p50 ${sec(median(ok.map((v) => v.cell)))} s, max ${sec(Math.max(...ok.map((v) => v.cell)))} s, failures ${spaced.length - ok.length}`);
     for (const s of await big.pool.sessions()) await big.pool.release(s.name, 'logout');
     await waitForReadyPool(big, opts.pool, 600_000);
-    // The burst: everyone at once; what does each see within 3 s, and the last one?
-    const burst = await Promise.all(
-      Array.from({ length: opts.burst }, async () => {
-        const { context } = await offline(browser);
-        const page = await context.newPage();
-        try {
-          await page.goto(`${big.url}/hub/try`);
-          const t0 = performance.now();
-          await page.getByRole('button', { name: 'Try it' }).click();
-          const seen = await Promise.race([
-            page.frameLocator('#try-frame').locator('article.nb').waitFor({ timeout: 60_000 }).then(() => 'rendered sample'),
-            page.locator('#try-position').waitFor({ timeout: 60_000 }).then(async () => `waiting page, place ${await page.locator('#try-position').innerText()}`),
-            page.waitForURL(/\/hub\/spawn-pending\//, { timeout: 60_000 }).then(() => 'progress page (on-demand start)'),
-          ]);
-          return { seen, ms: performance.now() - t0 };
-        } catch (err) {
-          return { seen: `error: ${(err as Error).message.split('\n')[0]}`, ms: NaN };
-        } finally {
-          await context.close();
-        }
-      }),
-    );
-    const kinds = new Map<string, number>();
-    for (const b of burst) kinds.set(b.seen.replace(/place \d+/, 'place N'), (kinds.get(b.seen.replace(/place \d+/, 'place N')) ?? 0) + 1);
-    console.log(`\nburst of ${opts.burst} at once (pool ${opts.pool}): ${[...kinds].map(([k, n]) => `${n}× ${k}`).join(', ')}`);
-    const last = burst.reduce((a, b) => (b.ms > a.ms ? b : a));
-    console.log(`slowest: ${last.seen} after ${sec(last.ms)} s`);
-    for (const s of await big.pool.sessions()) await big.pool.release(s.name, 'logout');
+    await burst(browser, big);
   } finally {
     await big.close();
-    await browser.close();
   }
+}
+
+/** The burst: everyone at once. What each sees first and when, and when their kernel runs a cell. */
+async function burst(browser: Browser, big: Hub): Promise<void> {
+  console.log(`load before the burst: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  const ready: (() => Promise<BurstVisit>)[] = [];
+  for (let i = 0; i < opts.burst; i++) ready.push(await burstVisitor(browser, big.url));
+  await sleep(2000);
+  console.log(`load before the clicks: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  const visits = await Promise.all(ready.map((go) => go()));
+  const kinds = new Map<string, number>();
+  for (const v of visits) {
+    const k = v.seen.replace(/place \d+/, 'place N');
+    kinds.set(k, (kinds.get(k) ?? 0) + 1);
+  }
+  const byRendered = [...visits].sort((a, b) => a.rendered - b.rendered);
+  const lastIn = byRendered.at(-1)!;
+  const lives = visits.map((v) => v.live).filter((x) => !Number.isNaN(x));
+  console.log(`\nburst of ${opts.burst} at once (pool ${opts.pool}, cap ${big.config.tryMaxServers}): ${[...kinds].map(([k, n]) => `${n}× ${k}`).join(', ')}`);
+  console.log(`| the burst's visitors | p50 | the ${opts.burst}th (slowest) |\n| --- | --- | --- |`);
+  console.log(`| click → first page with the rendered sample (or a place) | ${sec(median(visits.map((v) => v.rendered)))} s | ${sec(lastIn.rendered)} s (${lastIn.seen}) |`);
+  console.log(`| click → a cell's result from their own kernel | ${sec(median(lives))} s | ${sec(Math.max(...lives))} s |`);
+  const errs = visits.filter((v) => v.error);
+  console.log(`errors: ${errs.length}${errs.length ? ` (${errs.map((e) => e.error).join('; ')})` : ''}; waiting pages: ${visits.filter((v) => v.seen.startsWith('waiting')).length}; progress pages: ${visits.filter((v) => v.seen === 'progress page').length}`);
+  console.log(`load after the burst: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  for (const s of await big.pool.sessions()) await big.pool.release(s.name, 'logout');
 }
 
 main().catch((err: Error) => {

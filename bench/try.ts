@@ -11,6 +11,11 @@
  *    exceeds --limit-ms, a start fails, or free memory drops under 300 MB.
  *
  *   node --import tsx bench/try.ts [--runs=5] [--max=16] [--limit-ms=2000]
+ *   node --import tsx bench/try.ts --burst=20 [--pool=10]   (only 3: a burst at once, default cap)
+ *
+ * 3. With --burst: N visitors clicking at once over HTTP (no browser, so a browser's own drawing
+ *    on this shared machine doesn't count as the hub's): click → the rendered sample received,
+ *    click → a cell's result from their own kernel, waiting pages, errors.
  *
  * Needs the notebook venv (npm run venv). All traffic goes to 127.0.0.1; every server it
  * starts is destroyed at the end. Prints results; asserts nothing.
@@ -27,19 +32,112 @@ interface Options {
   runs: number;
   max: number;
   limitMs: number;
+  /** With --burst=N: only the burst of N visitors at once, on a pool of --pool (default cap). */
+  burst: number;
+  pool: number;
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const o: Options = { runs: 5, max: 16, limitMs: 2000 };
+  const o: Options = { runs: 5, max: 16, limitMs: 2000, burst: 0, pool: 10 };
   for (const arg of argv) {
-    const m = /^--(runs|max|limit-ms)=(\d+)$/.exec(arg);
-    if (!m) throw new Error(`unknown option ${arg} (--runs=N, --max=N, --limit-ms=N)`);
+    const m = /^--(runs|max|limit-ms|burst|pool)=(\d+)$/.exec(arg);
+    if (!m) throw new Error(`unknown option ${arg} (--runs=N, --max=N, --limit-ms=N, --burst=N, --pool=N)`);
     const v = Math.max(1, Number.parseInt(m[2]!, 10));
     if (m[1] === 'runs') o.runs = v;
     else if (m[1] === 'max') o.max = v;
+    else if (m[1] === 'burst') o.burst = v;
+    else if (m[1] === 'pool') o.pool = v;
     else o.limitMs = v;
   }
   return o;
+}
+
+interface BurstResult {
+  /** What the visitor got first: the rendered sample (warm or starting), the waiting page, an error. */
+  seen: string;
+  /** Click → the rendered sample's HTML received (the hub's part of "something to look at"). */
+  renderedMs: number;
+  /** Click → a cell's result from the visitor's own kernel (the landing kernel the pool starts). */
+  liveMs: number;
+  error?: string;
+}
+
+/**
+ * One visitor of a burst, over HTTP as a browser would go: POST "Try it", the workspace page on
+ * their origin, the rendered index in its frame; then, as the rendered page does, wait for the
+ * index's kernel (api/sessions) and run a cell in it. A waiting page counts with its place.
+ */
+async function burstVisitor(hub: Hub, address: string, form: { _csrf: string }, visitor: VisitorClient): Promise<BurstResult> {
+  const t0 = performance.now();
+  try {
+    const r = await visitor.request('POST', '/hub/try', { form });
+    if (r.status === 503) return { seen: `waiting page, place ${/id="try-position"[^>]*>(\d+)/.exec(r.body)?.[1] ?? '?'}`, renderedMs: performance.now() - t0, liveMs: NaN };
+    if (r.status !== 303) throw new Error(`"Try it" answered ${r.status}`);
+    const workspace = await visitor.openWorkspace();
+    if (workspace.status !== 200) throw new Error(`workspace answered ${workspace.status} at ${workspace.path}`);
+    const frame = /id="try-frame" src="([^"]+)"/.exec(workspace.body)?.[1] ?? '';
+    const sample = await visitor.get(new URL(frame, workspace.url).href);
+    if (sample.status !== 200 || !sample.body.includes('class="nb')) throw new Error(`rendered sample answered ${sample.status}`);
+    const renderedMs = performance.now() - t0;
+    const seen = workspace.body.includes('data-starting="true"') ? 'rendered sample, own server starting' : 'rendered sample, warm server';
+    const { escaped_name: escapedName } = await visitor.me();
+    const kernelId = await waitFor(
+      'the landing kernel',
+      async () => {
+        const s = await visitor.get(`/user/${escapedName}/api/sessions`, { accept: 'application/json' });
+        if (s.status !== 200) return undefined;
+        return (JSON.parse(s.body) as { path: string; kernel?: { id: string } }[]).find((x) => x.path === 'samples/index.ipynb')?.kernel?.id;
+      },
+      (id) => id !== undefined,
+      300_000,
+      500,
+    );
+    const kernel = await KernelSocket.open(visitor, escapedName, kernelId!);
+    try {
+      await kernel.execute('print(1 + 1)', 120_000);
+    } finally {
+      kernel.ws.close();
+    }
+    return { seen, renderedMs, liveMs: performance.now() - t0 };
+  } catch (err) {
+    return { seen: 'error', renderedMs: NaN, liveMs: NaN, error: `${address}: ${(err as Error).message.split('\n')[0]}` };
+  }
+}
+
+/** --burst: N visitors click at once on a pool of --pool, with the default cap and per-address limits. */
+async function burst(o: Options): Promise<void> {
+  const load = (): string => os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  const hub = await startTestHub('bench-try-burst', { poolSize: o.pool, logLevel: 'warn' });
+  try {
+    await hub.samples.prepare();
+    console.log(`waiting for ${o.pool} warm servers (cap ${hub.config.tryMaxServers})…`);
+    await waitForReadyPool(hub, o.pool, 900_000);
+    // Each visitor from an address of their own (as on the internet); the pages loaded first, so the burst is the clicks.
+    const visitors = await Promise.all(
+      Array.from({ length: o.burst }, async (_, i) => {
+        const address = `10.7.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+        const visitor = new VisitorClient(hub.url, address);
+        const page = await visitor.get('/hub/try');
+        return { address, visitor, form: { _csrf: /name="_csrf" value="([^"]+)"/.exec(page.body)?.[1] ?? '' } };
+      }),
+    );
+    console.log(`load before the clicks: ${load()}`);
+    const results = await Promise.all(visitors.map((v) => burstVisitor(hub, v.address, v.form, v.visitor)));
+    const kinds = new Map<string, number>();
+    for (const r of results) kinds.set(r.seen.replace(/place \d+/, 'place N'), (kinds.get(r.seen.replace(/place \d+/, 'place N')) ?? 0) + 1);
+    const rendered = results.map((r) => r.renderedMs).filter((x) => !Number.isNaN(x));
+    const live = results.map((r) => r.liveMs).filter((x) => !Number.isNaN(x));
+    console.log(`\nburst of ${o.burst} at once (pool ${o.pool}, cap ${hub.config.tryMaxServers}): ${[...kinds].map(([k, n]) => `${n}× ${k}`).join(', ')}`);
+    console.log(`| the burst's visitors (HTTP, no browser) | p50 | the ${o.burst}th (slowest) |\n| --- | --- | --- |`);
+    console.log(`| click → rendered sample received (or a place) | ${sec(median(rendered))} s | ${sec(Math.max(...rendered))} s |`);
+    console.log(`| click → a cell's result from their own kernel | ${sec(median(live))} s | ${sec(Math.max(...live))} s |`);
+    const errors = results.filter((r) => r.error);
+    console.log(`errors: ${errors.length}${errors.length ? ` (${errors.map((e) => e.error).join('; ')})` : ''}; waiting pages: ${results.filter((r) => r.seen.startsWith('waiting')).length}`);
+    console.log(`load after: ${load()}`);
+    for (const v of visitors) await v.visitor.endSession().catch(() => undefined);
+  } finally {
+    await hub.close();
+  }
 }
 
 function median(values: number[]): number {
@@ -91,7 +189,8 @@ const COMPUTATION = 'import numpy as np\nx = np.random.default_rng(0).random((40
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const cpus = os.cpus().length;
-  console.log(`# "Try it" benchmark: ${cpus} cores, ${Math.round(os.totalmem() / 1048576)} MB RAM, runs=${o.runs}`);
+  console.log(`# "Try it" benchmark: ${cpus} cores, ${Math.round(os.totalmem() / 1048576)} MB RAM, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, runs=${o.runs}`);
+  if (o.burst) return burst(o);
 
   const common = { tryMaxPerAddress: 1000, tryStartsPerAddress: 100000, logLevel: 'warn' };
   const warm = await startTestHub('bench-try-warm', { ...common, poolSize: 1, poolMaxStarting: 1, tryMaxServers: 3 });

@@ -323,7 +323,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       cookies: config,
       maxSockets: config.proxyMaxSockets,
       // Built below, from the pool; the proxy asks it only once the hub serves requests.
-      contentPages: { handle: (req, res, r) => tryWorkspace.handle(req, res, r) },
+      contentPages: { handle: (req, res, r) => tryWorkspace.handle(req, res, r), handlePreview: (req, res) => tryWorkspace.handlePreview(req, res) },
       tokenAccess: new TokenAccess({ verifier: tokens, routes, log: log.child({ part: 'proxy' }), error: (req, res, status, message) => pages.error(req, res, status, message) }),
     });
     closers.push(() => proxy.close());
@@ -419,6 +419,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       pool,
       deadlines: async (session) => culler.deadlines(session, (await serverRepo.lastActivity()).get(session.escapedName)),
       route: (escapedName) => routes.get(escapedName),
+      rendersSamples: () => samples.get('index') !== undefined,
     };
 
     const signedOut = async (sid: string, userName: string): Promise<void> => {

@@ -13,6 +13,11 @@ export interface SamplePageUrls {
   serverBase: string;
   /** The notebook's path in the server, e.g. samples/index.ipynb. */
   notebookPath: string;
+  /**
+   * A preview for a visitor still waiting in line (empty labUrl and serverBase: no server yet),
+   * framed by this origin (the hub's waiting page) instead of the visitor's own workspace page.
+   */
+  framedBy?: string;
 }
 
 /** JSON for a <script type="application/json">: nothing in it can end the element. */
@@ -37,6 +42,7 @@ export function samplePage(views: nunjucks.Environment, sample: RenderedSample, 
     codeJson: scriptJson(sample.codeCells),
     scripts,
     ...urls,
+    preview: urls.framedBy !== undefined,
   });
   const vendor = `${urls.hub}${VENDOR_BASE_PATH}/`;
   const csp = [
@@ -47,7 +53,7 @@ export function samplePage(views: nunjucks.Environment, sample: RenderedSample, 
     `img-src ${vendor} data:`,
     `font-src ${vendor}`,
     "connect-src 'self'",
-    "frame-ancestors 'self'",
+    urls.framedBy ? `frame-ancestors ${urls.framedBy}` : "frame-ancestors 'self'",
     "form-action 'none'",
     "base-uri 'none'",
   ].join('; ');

@@ -13,4 +13,9 @@ export interface TryIt {
   deadlines(session: TrySession): Promise<{ expiresAt: number; idleAt: number }>;
   /** The route of a server (target and secret), for calls into it such as the zip download. */
   route(escapedName: string): Route | undefined;
+  /**
+   * Whether the samples are rendered (server/notebooks/sample-gallery.ts), so a visitor whose
+   * server is still starting can be shown them at once on their own origin.
+   */
+  rendersSamples(): boolean;
 }

@@ -5,6 +5,7 @@ import type { UserService } from '../auth/users.js';
 import type { ServerManager, ServerStatus } from '../servers/server-manager.js';
 import type { RouteTable } from '../proxy/route-table.js';
 import type { UserRecord } from '../store/repos.js';
+import type { ServerPriority } from '../spawner/index.js';
 import { isAnonymousName } from '../names.js';
 import { copyFolderIn, startNotebookSession } from './jupyter-api.js';
 import type { PoolRepo, TrySession } from './pool-repo.js';
@@ -152,6 +153,8 @@ export class WarmPool {
       }
       await this.o.repo.countStart(ip, this.o.config.tryStartsWindowS * 1000);
       this.o.log.info({ user: name, ip, warm: true }, 'visitor took a warm server');
+      // Warmed up as a refill at low priority; from now on it is the visitor's, kernels included.
+      this.track(this.restorePriority(user));
       if (this.o.config.poolRefillDelayMs > 0) {
         this.loading.add(name);
         this.holdUntil = Math.max(this.holdUntil, this.now() + this.o.config.poolRefillDelayMs);
@@ -167,7 +170,8 @@ export class WarmPool {
     if (!user) return null;
     await this.o.repo.countStart(ip, this.o.config.tryStartsWindowS * 1000);
     this.o.log.info({ user: user.name, ip, warm: false }, 'no warm server; starting one on demand');
-    const seeded = this.warmUp(user).then(
+    // Started for a visitor who is waiting for it: normal priority, unlike a refill.
+    const seeded = this.warmUp(user, 'normal').then(
       () => true,
       async (err: Error) => {
         this.o.log.error({ user: user.name, err: err.message }, 'on-demand server failed');
@@ -344,7 +348,7 @@ export class WarmPool {
       if (!user) return;
       this.startingHere++;
       this.track(
-        this.warmUp(user)
+        this.warmUp(user, 'low')
           .then(async () => {
             // Listed as ready even if the hub is closing: the next start finds it and checks it.
             await this.o.repo.markReady(user.name);
@@ -395,10 +399,12 @@ export class WarmPool {
     return all.filter((t) => t.seenAt >= cutoff);
   }
 
-  /** Start the user's ephemeral server, wait until it runs, copy the samples in. */
-  private async warmUp(user: UserRecord): Promise<void> {
-    // The refill runs at a lower CPU priority, behind the visitor who just claimed a server.
-    await this.o.manager.start(user, { ephemeral: true, lowPriority: true });
+  /**
+   * Start the user's ephemeral server, wait until it runs, copy the samples in. A refill runs at
+   * 'low' CPU priority, behind the visitor who just claimed a server.
+   */
+  private async warmUp(user: UserRecord, priority: ServerPriority): Promise<void> {
+    await this.o.manager.start(user, { ephemeral: true, lowPriority: priority === 'low' });
     if (!(await this.waitReady(user))) throw new Error('the server did not start');
     const route = this.o.routes.get(user.escapedName);
     if (!route) throw new Error('the server has no route');
@@ -452,6 +458,15 @@ export class WarmPool {
     }, ms);
     t.unref();
     this.timers.add(t);
+  }
+
+  /** Back to normal CPU priority; a failure only costs the visitor speed, so it is logged, never thrown. */
+  private async restorePriority(user: UserRecord): Promise<void> {
+    try {
+      await this.o.manager.setPriority(user, 'normal');
+    } catch (err) {
+      this.o.log.warn({ user: user.name, err: (err as Error).message }, 'could not restore the normal priority of a claimed server');
+    }
   }
 
   private track(p: Promise<unknown>): void {

@@ -11,6 +11,7 @@ export class ProjectAwareSpawner implements Spawner {
   readonly logs?: Spawner['logs'];
   readonly removeHome?: Spawner['removeHome'];
   readonly addProjects?: Spawner['addProjects'];
+  readonly setPriority?: Spawner['setPriority'];
 
   constructor(
     private readonly inner: Spawner,
@@ -22,6 +23,7 @@ export class ProjectAwareSpawner implements Spawner {
     if (inner.logs) this.logs = (escapedName, options) => inner.logs!(escapedName, options);
     if (inner.removeHome) this.removeHome = (escapedName) => inner.removeHome!(escapedName);
     if (inner.addProjects) this.addProjects = (escapedName, projects) => inner.addProjects!(escapedName, projects);
+    if (inner.setPriority) this.setPriority = (state, priority) => inner.setPriority!(state, priority);
   }
 
   async start(spec: SpawnSpec, options: StartOptions): Promise<StartedServer> {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { StaticAssets } from './static-assets.js';
 
 /**
  * Forwards one HTTP request to a notebook server and streams its answer back: the proxy's hot
@@ -21,6 +22,8 @@ export class HttpForwarder {
     private readonly timeoutMs: number,
     /** Called once for a request that failed before or while its answer was streamed. */
     private readonly onError: (err: NodeJS.ErrnoException, req: http.IncomingMessage, res: http.ServerResponse) => void,
+    /** JupyterLab's content-hashed static files: cache headers and compression (static-assets.ts). */
+    private readonly statics?: StaticAssets,
   ) {}
 
   /** Send `req` to `target` with exactly `headers` (flat [name, value, ...]; Host included). */
@@ -49,7 +52,10 @@ export class HttpForwarder {
     res.on('close', () => {
       if (!res.writableFinished) up.destroy();
     });
+    // Decided before the answer comes; a path check that every other request fails at its first test.
+    const statics = this.statics !== undefined && this.statics.matches(req) ? this.statics : undefined;
     up.on('response', (answer) => {
+      if (statics) return statics.respond(req, res, answer, responseHeaders(answer.rawHeaders));
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, responseHeaders(answer.rawHeaders));
       answer.pipe(res);
     });

@@ -14,8 +14,9 @@ import { isAnonymousEscapedName } from '../names.js';
 import type { ActivityTracker } from './activity.js';
 import type { HostKind, UserOrigins } from './origins.js';
 import { HANDOFF_PATH, type SignInHandoff } from './handoff.js';
-import type { ContentOriginPages } from './try-workspace.js';
+import { PREVIEW_NAME, type ContentOriginPages } from './try-workspace.js';
 import type { ProxyTokenAuth, TokenAccess } from './token-access.js';
+import { StaticAssets } from './static-assets.js';
 import { HOP_BY_HOP, HttpForwarder } from './http-forward.js';
 import { refusedGitPullUrl } from './gitpull-guard.js';
 
@@ -75,7 +76,7 @@ export class HubProxy {
     // Bounded keep-alive pool per notebook server: reuse sockets, never grow without limit.
     // Keep as many idle as may be busy, or steady load churns connections (measured in bench/proxy.ts).
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets, maxFreeSockets: opts.maxSockets, timeout: 120_000 });
-    this.http = new HttpForwarder(this.agent, PROXY_TIMEOUT_MS, (err, req, res) => this.onProxyError(err, req, res));
+    this.http = new HttpForwarder(this.agent, PROXY_TIMEOUT_MS, (err, req, res) => this.onProxyError(err, req, res), new StaticAssets());
     this.proxy = createProxyServer({ agent: this.agent, xfwd: false, ws: true, proxyTimeout: PROXY_TIMEOUT_MS });
     this.proxy.on('error', (err, req, res) => this.onProxyError(err as NodeJS.ErrnoException, req, res));
     // A browser that gives up on a WebSocket before Jupyter answers must not leave the upstream
@@ -123,6 +124,11 @@ export class HubProxy {
     if (host.kind === 'content' && host.owner !== null && host.owner !== escapedName) {
       this.opts.log.warn({ host: host.owner, path: escapedName }, "refused another user's path on a user origin");
       this.opts.pages.error(req, res, 404, 'There is no such page at this address.');
+      return;
+    }
+    // The waiting line's preview host: the hub's rendered samples, no session, no server.
+    if (escapedName === PREVIEW_NAME && host.kind === 'content' && this.opts.contentPages?.handlePreview) {
+      this.opts.contentPages.handlePreview(req, res);
       return;
     }
     if (host.kind === 'content' && isHandoffPath(url, escapedName)) {

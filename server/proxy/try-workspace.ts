@@ -37,6 +37,11 @@ export interface ContentOriginPages {
    * session check.
    */
   handle(req: http.IncomingMessage, res: http.ServerResponse, r: ContentRequest): boolean;
+  /**
+   * Optional: answer any request for PREVIEW_NAME's path, with no session (the waiting page's
+   * preview of the samples). Never throws.
+   */
+  handlePreview?(req: http.IncomingMessage, res: http.ServerResponse): void;
 }
 
 export interface TryWorkspaceDeps {
@@ -61,6 +66,14 @@ export interface TryWorkspaceDeps {
   /** The BokehJS the hub serves, for the rendered samples' plots. */
   bokeh?: BokehJs;
 }
+
+/**
+ * The content host that shows visitors waiting in line the rendered samples (`-7e-preview`):
+ * never a user's, since escapeName writes `-` only before two hex digits, and `-pr` is not.
+ * Its pages need no session: they are the hub's own rendered samples, with no kernel behind them.
+ */
+export const PREVIEW_NAME = '-7e-preview';
+const PREVIEW_PAGE = new RegExp(`^/user/${PREVIEW_NAME}/oerhub/samples/([A-Za-z0-9_-]{1,100})(?:\\?.*)?$`);
 
 const PAGES = ['workspace', 'session', 'download', 'end'] as const;
 type Page = (typeof PAGES)[number] | 'sample';
@@ -99,6 +112,25 @@ export class TryWorkspace implements ContentOriginPages {
     return true;
   }
 
+  /**
+   * GET /user/-7e-preview/oerhub/samples/NAME: a rendered sample for a visitor waiting in line,
+   * framed by the hub's waiting page, on a content origin of its own (never the hub's). No
+   * kernel, no "Edit and run": there is no server yet. Anything else on this host is a 404.
+   */
+  handlePreview(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const stem = PREVIEW_PAGE.exec(req.url ?? '')?.[1];
+    const sample = stem ? this.deps.samples?.get(stem) : undefined;
+    if (!sample || !this.deps.bokeh || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      return this.deps.error(req, res, 404, 'There is no such page at this address.');
+    }
+    const hub = this.deps.origins.hubOrigin();
+    const { html, csp } = samplePage(this.deps.views, sample, this.deps.bokeh, { hub, labUrl: '', serverBase: '', notebookPath: `${SAMPLES_FOLDER}/${sample.file}`, framedBy: hub });
+    // Framed by the hub's waiting page, another origin: its CSP's frame-ancestors names it (no X-Frame-Options, which can't).
+    const { 'x-frame-options': _denied, ...headers } = PAGE_HEADERS;
+    res.writeHead(200, { ...headers, 'content-security-policy': csp, 'content-length': Buffer.byteLength(html) });
+    res.end(req.method === 'HEAD' ? undefined : html);
+  }
+
   /** The token the workspace page's "End session" form carries: bound to the session, useless elsewhere. */
   endToken(sid: string): string {
     return createHmac('sha256', this.deps.cookieSecret).update(`try-end\n${sid}`).digest('base64url');
@@ -118,9 +150,15 @@ export class TryWorkspace implements ContentOriginPages {
     const user = found && found.source === 'anonymous' && found.escapedName === r.escapedName ? found : null;
     if (page === 'session') return sendJson(res, await trySessionInfo(this.deps.tryIt, this.deps.config, user));
     if (page === 'download') return sendWorkspaceZip(this.deps.tryIt, this.deps.log, user, req, res);
-    const state = user ? await workspaceState(this.deps.tryIt, this.deps.manager, user) : 'none';
+    // A server being started and seeded for this visitor: say so at once rather than wait for it.
+    const seeding = user !== null && this.deps.tryIt.pool.isSeeding(user.name) && (await this.deps.tryIt.pool.session(user)) !== null;
+    const state = seeding ? 'starting' : user ? await workspaceState(this.deps.tryIt, this.deps.manager, user) : 'none';
     if (!user || state === 'none' || state === 'failed') return redirect(res, hub + TRY_ENDED);
-    if (state === 'starting') return redirect(res, `${hub}/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent('/hub/try/workspace')}`);
+    // Still starting: the rendered samples need nothing from the server, so show them now, with
+    // a banner the page's script takes down once the server is ready. Without rendered samples
+    // there is nothing to show yet but the progress page.
+    const starting = state === 'starting';
+    if (starting && !this.deps.tryIt.rendersSamples()) return redirect(res, `${hub}/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent('/hub/try/workspace')}`);
     const base = `/user/${user.escapedName}/${BASE}`;
     const urls: WorkspacePageUrls = {
       hub,
@@ -134,6 +172,7 @@ export class TryWorkspace implements ContentOriginPages {
       csrfToken: this.endToken(r.check.sid),
       lifetime: tryLifetime(this.deps.config),
       warningS: this.deps.config.tryWarningS,
+      starting,
       ...urls,
     });
     const assets = (files: string[]): string => files.map((f) => `${hub}/hub/static/${f}`).join(' ');

@@ -5,7 +5,7 @@ import type { HubConfig } from '../config/index.js';
 import { BadRequest, Forbidden, HubError, SpawnTimeout, StoreUnavailable } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { ServerRecord, ServerRepo, UserRecord } from '../store/repos.js';
-import type { Spawner, SpawnSpec, SpawnerState } from '../spawner/spawner.js';
+import type { ServerPriority, Spawner, SpawnSpec, SpawnerState } from '../spawner/spawner.js';
 import type { RouteTable } from '../proxy/route-table.js';
 import type { ActivityTracker } from '../proxy/activity.js';
 import { ProgressBus, ProgressRelay, type StartEvent } from './progress.js';
@@ -342,6 +342,19 @@ export class ServerManager {
     const record = await this.o.servers.get(user.escapedName);
     const got = await this.o.spawner.logs(user.escapedName, { lines });
     return record?.secret ? got.map((l) => l.split(record.secret).join('[secret]')) : got;
+  }
+
+  /**
+   * Move the user's running server (and its kernels) to `priority` (Spawner.setPriority). False
+   * when there is nothing to change: no running server, or a spawner without priorities. Throws
+   * what the spawner throws; callers that only gain speed from it log and go on.
+   */
+  async setPriority(user: UserRecord, priority: ServerPriority): Promise<boolean> {
+    if (!this.o.spawner.setPriority) return false;
+    const record = await this.o.servers.get(user.escapedName);
+    if (record?.phase !== 'running' || !record.spawnerState) return false;
+    await this.o.spawner.setPriority(record.spawnerState, priority);
+    return true;
   }
 
   /** The user's server URL under the proxy. */

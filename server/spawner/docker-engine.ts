@@ -154,6 +154,15 @@ export class DockerEngine {
     };
   }
 
+  /** Changes a running container's CPU weight (docker update --cpu-shares). False for a gone container. */
+  async setCpuShares(idOrName: string, shares: number): Promise<boolean> {
+    const done = await this.maybe('update container', async () => {
+      await this.docker.getContainer(idOrName).update({ CpuShares: shares });
+      return true;
+    });
+    return done === true;
+  }
+
   /** Containers carrying `label` (key=value), in any state when `all`. */
   async listContainers(label: string, all: boolean): Promise<ContainerSummary[]> {
     const list = await this.call('list containers', () => this.docker.listContainers({ all, filters: { label: [label] } }));

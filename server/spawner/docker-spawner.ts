@@ -4,7 +4,7 @@ import { HubError, SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { DockerEngine, DockerRequestFailed, DockerUnavailable, type ContainerCreateOptions } from './docker-engine.js';
-import { checkSpec, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, LOW_PRIORITY_CPU_SHARES } from './spawner.js';
+import { checkSpec, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, type ServerPriority, LOW_PRIORITY_CPU_SHARES, NORMAL_CPU_SHARES } from './spawner.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
 import { grantContainerUid, projectBinds } from './docker-project-mounts.js';
@@ -250,6 +250,17 @@ export class DockerSpawner implements Spawner {
     const target = typeof state.containerId === 'string' && state.containerId ? state.containerId : this.containerName(spec.escapedName);
     const removed = await this.watched(this.engine.stopAndRemove(target, this.o.stopGraceS));
     if (removed) this.o.log.info({ user: spec.user, container: short(target) }, 'container stopped and removed');
+  }
+
+  /**
+   * Sets the container's CpuShares: the cgroup weight covers Jupyter and every kernel in it, now
+   * and later. Resolves for a gone container; DockerUnavailable when the engine does not answer.
+   */
+  async setPriority(state: SpawnerState, priority: ServerPriority): Promise<void> {
+    const id = state.containerId;
+    if (typeof id !== 'string' || !id) return;
+    const shares = priority === 'low' ? LOW_PRIORITY_CPU_SHARES : NORMAL_CPU_SHARES;
+    if (await this.watched(this.engine.setCpuShares(id, shares))) this.o.log.debug({ container: short(id), shares }, 'container priority changed');
   }
 
   /** 'running' while the container in `state` runs. 'stopped' for a gone one; DockerUnavailable if the engine does not answer. */

@@ -12,6 +12,7 @@ export type {
   SpawnSpec,
   Spawner,
   SpawnerState,
+  ServerPriority,
   StartOptions,
   StartedServer,
 } from './spawner.js';

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SpawnFailed, SpawnTimeout } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
-import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProjectMount, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, LOW_PRIORITY_NICE } from './spawner.js';
+import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProjectMount, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, type ServerPriority, LOW_PRIORITY_NICE, NORMAL_NICE } from './spawner.js';
 import { linkProjects } from './project-folders.js';
 import { linkDatasets } from './local-datasets.js';
 import type { LocalDataset } from '../config/datasets-schema.js';
@@ -199,6 +199,35 @@ export class LocalProcessSpawner implements Spawner {
     await fs.rm(this.recordPath(spec.escapedName), { force: true });
     if (spec.ephemeral || onFile?.ephemeral) await removeTree(this.ephemeralDir(spec.escapedName));
     this.log.info({ user: spec.user, pid: target?.pid }, 'notebook server stopped');
+  }
+
+  /**
+   * Sets the nice value of every thread of the server and of every process it started (kernels
+   * live in sessions of their own but are its descendants). Per thread, because Linux keeps a
+   * nice value per thread and Jupyter and its kernels run several; a kernel started later forks
+   * from a thread that has the new value. Going back to normal needs root (CAP_SYS_NICE): a hub
+   * without it throws SpawnFailed, and the caller only logs it. Resolves for a gone server.
+   */
+  async setPriority(state: SpawnerState, priority: ServerPriority): Promise<void> {
+    const parsed = parseState(state);
+    if (!parsed || !(await isAlive(parsed.pid, parsed.startTicks))) return;
+    const nice = priority === 'low' ? LOW_PRIORITY_NICE : NORMAL_NICE;
+    const pids = [parsed.pid, ...(await findDescendants(parsed.pid)).map((d) => d.pid)];
+    const failed: string[] = [];
+    let changed = 0;
+    for (const pid of pids) {
+      for (const tid of await threadsOf(pid)) {
+        try {
+          os.setPriority(tid, nice);
+          changed++;
+        } catch (err) {
+          // A thread that ended while we went through the list is no failure.
+          if ((err as NodeJS.ErrnoException).code !== 'ESRCH') failed.push(`${tid}: ${(err as Error).message}`);
+        }
+      }
+    }
+    if (failed.length) throw new SpawnFailed('The hub could not change the priority of a server.', `nice ${nice} failed for ${failed.length} thread(s), e.g. ${failed[0]}`);
+    this.log.debug({ pid: parsed.pid, nice, threads: changed }, 'server priority changed');
   }
 
   /** 'running' only if the pid is alive and still the process we started (same start ticks). Never throws. */
@@ -722,6 +751,15 @@ function waitForAbort(...signals: AbortSignal[]): Promise<void> {
 
 function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
+}
+
+/** Thread ids of a process (/proc/PID/task); [] for a process that is gone. */
+async function threadsOf(pid: number): Promise<number[]> {
+  try {
+    return (await fs.readdir(`/proc/${pid}/task`)).filter((t) => /^\d+$/.test(t)).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 /** A higher nice value for a low-priority server; a failure only costs the visitor some speed. */

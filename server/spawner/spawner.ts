@@ -51,8 +51,15 @@ export interface SpawnSpec {
 
 /** Nice value of low-priority servers (local spawner); normal servers run at 0. */
 export const LOW_PRIORITY_NICE = 10;
+/** Nice value of normal servers (local spawner), the one a claimed pool server goes back to. */
+export const NORMAL_NICE = 0;
 /** Docker CpuShares of low-priority containers; the engine's default (normal servers) is 1024. */
 export const LOW_PRIORITY_CPU_SHARES = 128;
+/** Docker CpuShares of normal containers: the engine's default. */
+export const NORMAL_CPU_SHARES = 1024;
+
+/** A server's CPU priority: 'low' for the pool's refills, 'normal' for everyone else. */
+export type ServerPriority = 'low' | 'normal';
 
 /** One project's folders on this machine, as the hub mounted them. */
 export interface ProjectMount {
@@ -143,6 +150,14 @@ export interface Spawner {
    * (then the user must restart it). Safe to repeat.
    */
   addProjects?(escapedName: string, projects: readonly ProjectMount[]): Promise<boolean>;
+  /**
+   * Optional: move the running server from `state`, with every process it started (kernels
+   * included, and those it starts later), to `priority`. The warm pool calls it with 'normal'
+   * when a visitor claims a server that was started at low priority. Resolves for a server that
+   * is gone; throws when the priority can't be changed (a hub without the right to lower a nice
+   * value, the engine away). Safe to repeat.
+   */
+  setPriority?(state: SpawnerState, priority: ServerPriority): Promise<void>;
   /** Release the spawner's own resources. Does not stop servers. */
   close(): Promise<void>;
 }

@@ -7,6 +7,7 @@ import { SAMPLES_FOLDER, type QueuePlace, type TrySession } from '../pool/index.
 import { asyncRoute, currentUser, renderer, requireUser, type WebDeps } from './context.js';
 import { PAGE_HEADERS } from './render.js';
 import { isSecureRequest, openServerUrl } from './server-cookie-issuer.js';
+import { PREVIEW_NAME } from '../proxy/try-workspace.js';
 import { TRY_ENDED, TRY_WORKSPACE_SUBPATH, sendWorkspaceZip, trySessionInfo, tryLifetime, workspaceState, type WorkspacePageUrls } from './try-shared.js';
 
 declare module 'express-session' {
@@ -52,14 +53,17 @@ export function tryRoutes(deps: WebDeps): Router {
   // The "Try it" form's answer goes on (303, then the sign-in handoff) to the visitor's own
   // origin, and Chromium applies form-action to every redirect of a form's navigation. In
   // subdomain mode contentOrigin('*') is the wildcard source of every user origin.
-  const renderForm = (req: Request, res: Response, template: string, ctx: Record<string, unknown>, status = 200): void => {
-    const csp = PAGE_HEADERS['content-security-policy'].replace("form-action 'self'", `form-action 'self' ${deps.origins.contentOrigin('*')}`);
+  const renderForm = (req: Request, res: Response, template: string, ctx: Record<string, unknown>, status = 200, frameSrc?: string): void => {
+    let csp = PAGE_HEADERS['content-security-policy'].replace("form-action 'self'", `form-action 'self' ${deps.origins.contentOrigin('*')}`);
+    if (frameSrc) csp += `; frame-src ${frameSrc}`;
     const html = deps.views.render(template, { user: req.user ?? null, csrfToken: deps.csrfToken(req), ...ctx });
     res.status(status).set({ ...PAGE_HEADERS, 'content-security-policy': csp }).send(html);
   };
   const { config } = deps;
   const pool = deps.tryIt.pool;
   const lifetime = tryLifetime(config);
+  // The workspace on the visitor's origin can show the rendered samples before their server runs.
+  const rendersWhileStarting = (): boolean => deps.origins.isolated && deps.tryIt.rendersSamples();
 
   const activeSession = async (req: Request): Promise<{ user: UserRecord; session: TrySession } | null> => {
     const user = req.user;
@@ -77,7 +81,11 @@ export function tryRoutes(deps: WebDeps): Router {
   const waiting = (req: Request, res: Response, place: QueuePlace): void => {
     req.session.tryTicket = place.ticket;
     res.set('retry-after', String(config.tryRetryAfterS));
-    renderForm(req, res, 'try-waiting.njk', { position: place.position, retryAfterS: config.tryRetryAfterS }, 503);
+    // Something to look at while in line: the rendered samples, from a content origin of their
+    // own (never the hub's), framed here.
+    const preview = deps.origins.isolated && deps.tryIt.rendersSamples() ? deps.origins.contentOrigin(PREVIEW_NAME) : undefined;
+    const previewUrl = preview ? `${preview}/user/${PREVIEW_NAME}/oerhub/samples/index` : undefined;
+    renderForm(req, res, 'try-waiting.njk', { position: place.position, retryAfterS: config.tryRetryAfterS, previewUrl }, 503, preview);
   };
 
   // Only a visitor who was turned away gets a place in line (and keeps the one they have).
@@ -132,7 +140,9 @@ export function tryRoutes(deps: WebDeps): Router {
       req.session.tryTicket = undefined;
       await logIn(req, got.user);
       req.session.tryHad = true;
-      if (got.warm) return res.redirect(303, WORKSPACE);
+      // On a user origin the workspace shows the rendered samples at once, warm or not, and says
+      // the visitor's own server is starting; with one origin the progress page does.
+      if (got.warm || rendersWhileStarting()) return res.redirect(303, WORKSPACE);
       res.redirect(303, `/hub/spawn-pending/${got.user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
     }),
   );
@@ -159,7 +169,7 @@ export function tryRoutes(deps: WebDeps): Router {
       const user = isAnonymous(req.user) ? req.user : undefined;
       const state = user ? await workspaceState(deps.tryIt, deps.manager, user) : 'none';
       if (!user || state === 'none') return res.redirect(302, req.user || req.session.tryHad ? ENDED : '/hub/try');
-      if (state === 'starting') return res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
+      if (state === 'starting' && !rendersWhileStarting()) return res.redirect(302, `/hub/spawn-pending/${user.escapedName}?next=${encodeURIComponent(WORKSPACE)}`);
       if (state === 'failed') return res.redirect(302, ENDED);
       // On a user origin the page is served there, by the proxy, so JupyterLab's frame is
       // same-origin: framed cross-site, the browser would withhold its cookie and storage.

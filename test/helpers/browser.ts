@@ -24,14 +24,14 @@ const CHROMIUM_ARGS = [
  * Throws with the fix in the message when the binary is missing: browser tests never skip,
  * because a quietly skipped UI test would look green on a hub a browser can't use.
  */
-export async function launchBrowser(): Promise<Browser> {
+export async function launchBrowser(extraArgs: readonly string[] = []): Promise<Browser> {
   const executablePath = process.env.CHROMIUM_PATH ?? DEFAULT_CHROMIUM_PATH;
   try {
     fs.accessSync(executablePath, fs.constants.X_OK);
   } catch {
     throw new Error(`Chromium is missing at ${executablePath}: install it with \`apt-get install -y chromium\` or set CHROMIUM_PATH to its binary.`);
   }
-  return chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+  return chromium.launch({ executablePath, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
 /** Every URL a page asked for, in order (documents, scripts, XHR, fetch, EventSource, WebSockets). */

@@ -20,6 +20,8 @@ export interface Reply {
   status: number;
   headers: Headers;
   body: string;
+  /** The body's bytes as they came (a compressed body stays compressed). */
+  raw: Buffer;
   location: string | null;
 }
 
@@ -164,7 +166,8 @@ export class HubClient {
     const replyHeaders = new Headers();
     for (let i = 0; i < res.rawHeaders.length; i += 2) replyHeaders.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
     for (const line of replyHeaders.getSetCookie()) this.jar.store(line, path.split('?')[0], url.hostname);
-    return { status: res.statusCode ?? 0, headers: replyHeaders, body: Buffer.concat(chunks).toString('utf8'), location: replyHeaders.get('location') };
+    const raw = Buffer.concat(chunks);
+    return { status: res.statusCode ?? 0, headers: replyHeaders, body: raw.toString('utf8'), raw, location: replyHeaders.get('location') };
   }
 
   get(pathOrUrl: string, headers?: Record<string, string>): Promise<Reply> {

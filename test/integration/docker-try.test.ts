@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Hub } from '../../server/index.js';
+import { NORMAL_CPU_SHARES } from '../../server/spawner/spawner.js';
 import { HubClient } from '../helpers/client.js';
 import { cleanupInstance, containersOf, docker, dockerHubConfig, requireDockerImage, testInstance, volumesOf } from '../helpers/docker.js';
 import { ADMIN_PASSWORD, startTestHub } from '../helpers/hub.js';
@@ -119,6 +120,14 @@ describe('Try it with the Docker spawner', function () {
     assert.equal(info.State.Running, true);
     assert.equal(info.Config.Labels['org.oerhub.ephemeral'], 'true');
     assert.equal(info.Config.Labels['org.oerhub.instance'], instance);
+    // Warmed up as a refill at low CPU weight; the visitor's container is back at the normal one (issue 14).
+    const shares = await waitFor(
+      'normal CpuShares after the claim',
+      async () => Number((await docker(['inspect', '--format', '{{.HostConfig.CpuShares}}', container])).stdout.trim()),
+      (n) => n === NORMAL_CPU_SHARES,
+      15_000,
+    );
+    assert.equal(shares, NORMAL_CPU_SHARES);
     const datasetMount = (m: ContainerInspect['Mounts'][number]): boolean => !m.RW && m.Destination.startsWith(`${NOTEBOOK_HOME}/datasets/`);
     assert.deepEqual(
       info.Mounts.filter((m) => !datasetMount(m) && (m.Type === 'volume' || m.Destination === NOTEBOOK_HOME || m.Destination.startsWith(`${NOTEBOOK_HOME}/`))),

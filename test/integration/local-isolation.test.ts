@@ -218,7 +218,7 @@ describe('local servers as their own Unix accounts: a student can reach only the
     assert.equal(tried.status, 303, tried.body.slice(0, 300));
     const { escaped_name: escapedName } = await visitor.me();
     made.push(escapedName);
-    await waitFor('the visitor\'s server', async () => visitor.openWorkspace(), (w) => w.status === 200 && w.path.endsWith('/oerhub/workspace'), 90_000, 300);
+    await waitFor('the visitor\'s server', async () => visitor.openWorkspace(), (w) => w.status === 200 && w.path.endsWith('/oerhub/workspace') && !w.body.includes('data-starting="true"'), 90_000, 300);
     assert.equal((await visitor.openLab()).status, 200);
     const kernel = await openKernel(visitor, escapedName);
     const account = accountNameOf(escapedName);

@@ -29,13 +29,24 @@ async function assertDestroyed(hub: Hub, escapedName: string, pid: number | unde
   assert.equal(hub.routes.get(escapedName), undefined, 'no route left');
 }
 
+function workspaceReady(w: { status: number; path: string; body: string }): boolean {
+  // The visitor's own origin's page, or the hub's (originMode=single).
+  return w.status === 200 && (w.path.endsWith('/oerhub/workspace') || w.path === '/hub/try/workspace') && !w.body.includes('data-starting="true"');
+}
+
+async function workspaceIsReady(visitor: VisitorClient): Promise<boolean> {
+  return workspaceReady(await visitor.openWorkspace());
+}
+
 /** Take a warm or on-demand server and open it; returns the visitor's name and escaped name. */
 async function takeServer(visitor: VisitorClient): Promise<{ name: string; escapedName: string }> {
   const r = await visitor.tryIt();
   assert.equal(r.status, 303, `"Try it" answered ${r.status}: ${r.body.slice(0, 300)}`);
   const me = await visitor.me();
-  if (r.location?.startsWith('/hub/spawn-pending/')) {
-    await waitFor('the on-demand server', async () => visitor.openWorkspace(), (w) => w.status === 200 && w.path.endsWith('/oerhub/workspace'), 90_000, 300);
+  // Started on demand: the progress page, or (samples rendered, issue 14) the workspace with its
+  // "your own server is starting" banner, until the server is up.
+  if (r.location?.startsWith('/hub/spawn-pending/') || !(await workspaceIsReady(visitor))) {
+    await waitFor('the on-demand server', async () => visitor.openWorkspace(), workspaceReady, 90_000, 300);
   }
   const lab = await visitor.openLab();
   assert.equal(lab.status, 200, `JupyterLab answered ${lab.status}`);

@@ -125,17 +125,34 @@
     ws.onclose = function () { document.body.classList.remove('nb-live'); };
   }
 
-  // The pool started this notebook's kernel when the server joined it: find and join it.
+  // The pool started this notebook's kernel when the server joined it: find and join it. A server
+  // still starting (no warm one was free) has none yet: keep asking, less often after a while;
+  // the workspace page calls oerhubJoinKernel the moment it learns the server is ready.
   var tries = 0;
+  var retry = null;
+  function again() {
+    tries++;
+    if (tries < 200) retry = window.setTimeout(findKernel, tries < 20 ? 1500 : 5000);
+  }
   function findKernel() {
+    retry = null;
+    if (ws) return;
     fetch(base + 'api/sessions', { credentials: 'same-origin', headers: { accept: 'application/json' } })
       .then(function (res) { return res.ok ? res.json() : []; })
       .then(function (sessions) {
-        var s = (sessions || []).filter(function (x) { return x.path === path && x.kernel; })[0];
+        if (ws) return;
+        var s = (Array.isArray(sessions) ? sessions : []).filter(function (x) { return x.path === path && x.kernel; })[0];
         if (s) attach(s.kernel.id);
-        else if (++tries < 20) window.setTimeout(findKernel, 1500);
+        else again();
       })
-      .catch(function () { if (++tries < 20) window.setTimeout(findKernel, 1500); });
+      .catch(again);
   }
-  if (code.length) findKernel();
+  window.oerhubJoinKernel = function () {
+    if (ws || !code.length || !base) return;
+    if (retry !== null) window.clearTimeout(retry);
+    tries = 0;
+    findKernel();
+  };
+  // A preview for a visitor waiting in line has no server (no base) to join.
+  if (code.length && base) findKernel();
 })();

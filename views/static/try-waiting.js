@@ -17,6 +17,8 @@
         }
         if (place) {
           position.textContent = String(place.position);
+          var inPreview = document.getElementById('try-preview-position');
+          if (inPreview) inPreview.textContent = String(place.position);
           seconds = place.retryAfterS || seconds;
         }
         window.setTimeout(check, seconds * 1000);

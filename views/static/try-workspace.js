@@ -178,6 +178,31 @@
   });
   foldSidebarWhenNarrow();
 
+  // No warm server was free: the visitor's own one is starting while they read the rendered
+  // samples. Ask often until it is ready, then take the banner down and let the rendered page
+  // join its kernel (same origin), so the live notebook takes over without a reload.
+  var startingBanner = document.getElementById('try-starting');
+  var startingText = document.getElementById('try-starting-text');
+  var STARTING_POLL_MS = 1500;
+  function whenReady() {
+    fetch(sessionUrl, { headers: { accept: 'application/json' }, credentials: 'same-origin' })
+      .then(function (res) { return res.ok ? res.json() : { state: 'starting' }; })
+      .then(function (s) {
+        if (s.state === 'ended') return ended();
+        if (s.state === 'starting') return void window.setTimeout(whenReady, STARTING_POLL_MS);
+        bar.removeAttribute('data-starting');
+        startingText.textContent = 'Your server is ready.';
+        window.setTimeout(function () { startingBanner.hidden = true; }, 3000);
+        try {
+          var view = frame.contentWindow;
+          if (view && typeof view.oerhubJoinKernel === 'function') view.oerhubJoinKernel();
+        } catch (e) { /* JupyterLab or another page in the frame: nothing to join */ }
+        refresh();
+      })
+      .catch(function () { window.setTimeout(whenReady, STARTING_POLL_MS); });
+  }
+  if (bar.getAttribute('data-starting') === 'true') whenReady();
+
   refresh();
   window.setInterval(tick, 1000);
   window.setInterval(refresh, 15000);
