@@ -22,6 +22,7 @@ import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
 import { isVendorAssetRequest, vendorAssetsApp, VENDOR_BASE_PATH } from './web/vendor-assets.js';
+import { LabStatic } from './web/lab-static.js';
 import { SampleGallery, findBokehJs } from './notebooks/index.js';
 import type { WebDeps } from './web/context.js';
 import { HubError, StoreUnavailable } from './errors.js';
@@ -261,7 +262,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const projectStorage = new ProjectStorage(path.resolve(config.projectsDir ?? path.join(config.dataDir, 'projects')), log.child({ part: 'projects' }));
     // Filled in below, once the project service exists (it needs the manager to stop servers).
     let projectsRef: ProjectService | undefined;
-    const spawner = new ProjectAwareSpawner(options.spawner ?? createSpawner(config, log.child({ part: 'spawner' })), (user) => projectsRef?.mountsForStart(user) ?? Promise.resolve([]));
+    // JupyterLab's build, served once by the hub for the local spawner's servers (they run the hub's own environment).
+    const labStatic = config.spawner === 'local' && config.notebookApp === 'lab' && config.labStaticFromHub ? LabStatic.load(config.notebookVenv, log.child({ part: 'lab-static' })) : undefined;
+    // Assigned below: the hub's origin is known once it listens.
+    let origins: UserOrigins | undefined;
+    const labStaticUrl = (): string | undefined => (labStatic && origins ? labStatic.urlPrefix(origins.hubOrigin()) : undefined);
+    const spawner = new ProjectAwareSpawner(options.spawner ?? createSpawner(config, log.child({ part: 'spawner' }), { labStaticUrl }), (user) => projectsRef?.mountsForStart(user) ?? Promise.resolve([]));
     closers.push(() => spawner.close());
 
     // Shared by every hub process on the store: a server started through one is routed by all.
@@ -292,7 +298,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     };
     // The listening port is known only after listen (port 0 in tests); origins are read per request.
     let listeningPort = config.port;
-    const origins = new UserOrigins(config, () => listeningPort);
+    origins = new UserOrigins(config, () => listeningPort);
     if (!origins.isolated) log.warn({ originMode: config.originMode }, 'user servers share the hub\'s origin (originMode=single): code in any notebook can act as its user on the hub. Set originMode=subdomain (see README, "Origins")');
     const handoff = new SignInHandoff(store);
     const disabledAccounts = new AccountRepo(store);
@@ -617,6 +623,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       // is starting" instead of a "not running" page whose Start button would replace a running server.
       const host = origins.classify(req);
       if (host.kind === 'content' && isVendorAssetRequest(req)) contentAssets(req, res);
+      else if (host.kind === 'hub' && labStatic && LabStatic.matches(req)) labStatic.handle(req, res);
       else if (host.kind !== 'hub' || req.url?.startsWith('/user/')) {
         metrics.observeProxyRequest(res);
         if (manager.ready) proxy.handleRequest(req, res, host);

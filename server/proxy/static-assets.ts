@@ -25,7 +25,32 @@ const HASHED_NAME = /(?:^|[.-])[0-9a-f]{16,}\.[A-Za-z0-9]+$/;
 const VERSION_QUERY = /(?:^|&)v=[0-9A-Za-z]{8,}(?:&|$)/;
 const COMPRESSIBLE = /^(?:text\/|application\/(?:javascript|json|x-javascript|wasm|xml|manifest\+json)|image\/svg\+xml|font\/(?:ttf|otf)|application\/(?:x-font-ttf|vnd\.ms-fontobject))/i;
 
-type Encoding = 'br' | 'gzip';
+export type Encoding = 'br' | 'gzip';
+
+/** Whether a Content-Type gains from compression (text, scripts, JSON, SVG, uncompressed fonts). */
+export function isCompressible(contentType: string): boolean {
+  return COMPRESSIBLE.test(contentType);
+}
+
+/** `body` in `encoding`, at the settings the proxy uses for every static file. */
+export function compress(body: Buffer, encoding: Encoding): Promise<Buffer> {
+  return encoding === 'br' ? brotli(body, BROTLI_OPTIONS) : gzip(body, GZIP_OPTIONS);
+}
+
+/** brotli, else gzip, as an Accept-Encoding header takes them (q=0 refuses); undefined for neither. */
+export function preferredEncoding(accepted: string | undefined): Encoding | undefined {
+  if (!accepted) return undefined;
+  const accepts = (name: string): boolean =>
+    accepted.split(',').some((part) => {
+      const [token, ...params] = part.trim().split(';');
+      if (token?.trim().toLowerCase() !== name) return false;
+      const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+      return q === undefined || Number(q.slice(2)) > 0;
+    });
+  if (accepts('br')) return 'br';
+  if (accepts('gzip')) return 'gzip';
+  return undefined;
+}
 
 /**
  * JupyterLab's content-hashed static files, as the proxy forwards them (issue 14): cached by the
@@ -111,23 +136,12 @@ export class StaticAssets {
 
   /** brotli or gzip, if the browser takes one, the server did not compress, and the type gains from it. */
   private mayCompress(answer: http.IncomingMessage): boolean {
-    return answer.headers['content-encoding'] === undefined && COMPRESSIBLE.test(answer.headers['content-type'] ?? '');
+    return answer.headers['content-encoding'] === undefined && isCompressible(answer.headers['content-type'] ?? '');
   }
 
   private encodingFor(req: http.IncomingMessage, answer: http.IncomingMessage): Encoding | undefined {
     if (!this.mayCompress(answer)) return undefined;
-    const accepted = req.headers['accept-encoding'];
-    if (!accepted) return undefined;
-    const accepts = (name: string): boolean =>
-      accepted.split(',').some((part) => {
-        const [token, ...params] = part.trim().split(';');
-        if (token?.trim().toLowerCase() !== name) return false;
-        const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
-        return q === undefined || Number(q.slice(2)) > 0;
-      });
-    if (accepts('br')) return 'br';
-    if (accepts('gzip')) return 'gzip';
-    return undefined;
+    return preferredEncoding(req.headers['accept-encoding']);
   }
 
   private async compressed(body: Buffer, encoding: Encoding): Promise<Buffer> {
@@ -139,7 +153,7 @@ export class StaticAssets {
       this.cache.set(key, hit);
       return hit;
     }
-    const packed = encoding === 'br' ? await brotli(body, BROTLI_OPTIONS) : await gzip(body, GZIP_OPTIONS);
+    const packed = await compress(body, encoding);
     this.cache.set(key, packed);
     this.cachedBytes += packed.length;
     for (const [k, v] of this.cache) {

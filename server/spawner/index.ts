@@ -1,7 +1,7 @@
 import type { HubConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { DockerSpawner } from './docker-spawner.js';
-import { LocalProcessSpawner } from './local-process-spawner.js';
+import { LocalProcessSpawner, type LocalProcessSpawnerOptions } from './local-process-spawner.js';
 import { hostFacts, planLocalIsolation } from './local-isolation.js';
 import type { Spawner } from './spawner.js';
 
@@ -23,7 +23,7 @@ export { redactLogLines, MAX_LOG_LINES } from './spawner.js';
 export { blockedForOthers, hostFacts, planLocalIsolation, type HostFacts, type LocalIsolationMode, type LocalIsolationPlan } from './local-isolation.js';
 
 /** The spawner the configuration asks for. The caller owns it and calls close() at shutdown. */
-export function createSpawner(config: HubConfig, log: Logger): Spawner {
+export function createSpawner(config: HubConfig, log: Logger, extra: Pick<LocalProcessSpawnerOptions, 'labStaticUrl'> = {}): Spawner {
   switch (config.spawner) {
     case 'local': {
       // createHub has refused to start if this plan has problems.
@@ -36,6 +36,7 @@ export function createSpawner(config: HubConfig, log: Logger): Spawner {
         isolation: plan.mode,
         onlyUsers: plan.onlyUsers,
         datasets: config.localDatasets,
+        ...extra,
         log: log.child({ part: 'spawner' }),
       });
     }

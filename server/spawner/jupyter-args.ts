@@ -10,7 +10,7 @@ export const IDENTITY_PROVIDER = 'oerhub_singleuser.OerhubIdentityProvider';
  * The Jupyter command-line flags every spawner uses, so the security-relevant ones can't drift
  * apart between local processes and containers. The caller prepends the program.
  */
-export function jupyterFlags(spec: Pick<SpawnSpec, 'baseUrl' | 'defaultUrl'>, o: { app: 'lab' | 'server'; ip: string; port: number; rootDir: string }): string[] {
+export function jupyterFlags(spec: Pick<SpawnSpec, 'baseUrl' | 'defaultUrl'>, o: { app: 'lab' | 'server'; ip: string; port: number; rootDir: string; labStaticUrl?: string }): string[] {
   const flags = [
     o.app,
     `--ServerApp.ip=${o.ip}`,
@@ -35,6 +35,8 @@ export function jupyterFlags(spec: Pick<SpawnSpec, 'baseUrl' | 'defaultUrl'>, o:
     // window.jupyterapp: the "Try it" workspace page asks JupyterLab to save open notebooks
     // before "Download my work". Only pages of the same origin can reach it.
     flags.push('--LabApp.expose_app_in_browser=True');
+    // JupyterLab's build from the hub (web/lab-static.ts), one URL for every server: cached across workspaces.
+    if (o.labStaticUrl) flags.push(`--LabApp.override_static_url=${o.labStaticUrl}`);
   }
   return flags;
 }

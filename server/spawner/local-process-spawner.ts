@@ -36,6 +36,12 @@ export interface LocalProcessSpawnerOptions {
   onlyUsers?: readonly string[];
   /** Read-only datasets (localDatasets); a server gets those its spec names (a course's). */
   datasets?: readonly LocalDataset[];
+  /**
+   * Where JupyterLab loads its build from when the hub serves it (web/lab-static.ts): asked at
+   * each start, since the hub's origin is known only once it listens. Undefined: each server
+   * serves its own.
+   */
+  labStaticUrl?: () => string | undefined;
   log: Logger;
 }
 
@@ -93,6 +99,7 @@ export class LocalProcessSpawner implements Spawner {
   private readonly accounts?: UnixAccounts;
   private readonly onlyUsers?: readonly string[];
   private readonly datasets: readonly LocalDataset[];
+  private readonly labStaticUrl: () => string | undefined;
 
   constructor(options: LocalProcessSpawnerOptions) {
     // Resolved once so a later chdir can't point the hub at other folders.
@@ -103,6 +110,7 @@ export class LocalProcessSpawner implements Spawner {
     this.log = options.log;
     this.onlyUsers = options.onlyUsers;
     this.datasets = options.datasets ?? [];
+    this.labStaticUrl = options.labStaticUrl ?? (() => undefined);
     if (options.isolation === 'unix-users') this.accounts = new UnixAccounts({ dataDir: this.dataDir, log: this.log });
   }
 
@@ -515,7 +523,8 @@ export class LocalProcessSpawner implements Spawner {
   }
 
   private jupyterArgs(spec: SpawnSpec, home: string, port: number, account: UnixAccount | undefined): string[] {
-    const args = jupyterFlags(spec, { app: this.app, ip: LOCALHOST, port, rootDir: home });
+    const labStaticUrl = this.labStaticUrl();
+    const args = jupyterFlags(spec, { app: this.app, ip: LOCALHOST, port, rootDir: home, ...(labStaticUrl ? { labStaticUrl } : {}) });
     // Jupyter refuses to run as root unless told; in a root container that is the only user.
     if (!account && process.getuid?.() === 0) args.push('--allow-root');
     return args;

@@ -40,7 +40,9 @@ describe('JupyterLab\'s hashed static files: cached for a year and compressed by
   let scripts: string[] = [];
 
   before(async () => {
-    hub = await startTestHub('tr2-static');
+    // The proxy's part: what Docker servers (and labStaticFromHub=false) send through it. With the
+    // local spawner's default, the hub serves JupyterLab's build itself (lab-static-browser.test.ts).
+    hub = await startTestHub('tr2-static', { labStaticFromHub: false });
     await createUsers(hub, { [user]: 'tr2-static-password' });
     client = await signInAndStart(hub, user, 'tr2-static-password');
     name = (await hub.users.get(user))!.escapedName;
