@@ -22,7 +22,7 @@ import { hubStartingPage } from './web/server-routes.js';
 import { createViews, headingFor, sendPage, wantsJson } from './web/render.js';
 import { createWebApp } from './web/app.js';
 import { isVendorAssetRequest, vendorAssetsApp, VENDOR_BASE_PATH } from './web/vendor-assets.js';
-import { LabStatic } from './web/lab-static.js';
+import { ImageLabBuilds, LabStatic } from './web/lab-static.js';
 import { SampleGallery, findBokehJs } from './notebooks/index.js';
 import type { WebDeps } from './web/context.js';
 import { HubError, StoreUnavailable } from './errors.js';
@@ -262,13 +262,22 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     const projectStorage = new ProjectStorage(path.resolve(config.projectsDir ?? path.join(config.dataDir, 'projects')), log.child({ part: 'projects' }));
     // Filled in below, once the project service exists (it needs the manager to stop servers).
     let projectsRef: ProjectService | undefined;
-    // JupyterLab's build, served once by the hub for the local spawner's servers (they run the hub's own environment).
-    const labStatic = config.spawner === 'local' && config.notebookApp === 'lab' && config.labStaticFromHub ? LabStatic.load(config.notebookVenv, log.child({ part: 'lab-static' })) : undefined;
+    // JupyterLab's build, served once by the hub for every server of it (the local spawner's from
+    // the hub's own environment, the Docker spawner's copied out of each image).
+    const labStatic = config.notebookApp === 'lab' && config.labStaticFromHub ? new LabStatic(log.child({ part: 'lab-static' })) : undefined;
+    const venvBuild = config.spawner === 'local' ? labStatic?.add(LabStatic.folderIn(config.notebookVenv)) : undefined;
+    const imageBuilds = labStatic && config.spawner === 'docker' ? new ImageLabBuilds(labStatic, path.join(config.dataDir, 'lab-static'), log.child({ part: 'lab-static' })) : undefined;
     // Assigned below: the hub's origin is known once it listens.
     let origins: UserOrigins | undefined;
-    const labStaticUrl = (): string | undefined => (labStatic && origins ? labStatic.urlPrefix(origins.hubOrigin()) : undefined);
-    const spawner = new ProjectAwareSpawner(options.spawner ?? createSpawner(config, log.child({ part: 'spawner' }), { labStaticUrl }), (user) => projectsRef?.mountsForStart(user) ?? Promise.resolve([]));
+    const labUrl = (build: string | undefined): string | undefined => (labStatic && build && origins ? labStatic.urlPrefix(origins.hubOrigin(), build) : undefined);
+    const spawnerExtras = {
+      local: { labStaticUrl: () => labUrl(venvBuild) },
+      docker: { labStaticUrl: (imageId: string, exportTo: (dest: string) => Promise<boolean>) => labUrl(imageBuilds?.buildOf(imageId, exportTo)) },
+    };
+    const spawner = new ProjectAwareSpawner(options.spawner ?? createSpawner(config, log.child({ part: 'spawner' }), spawnerExtras), (user) => projectsRef?.mountsForStart(user) ?? Promise.resolve([]));
     closers.push(() => spawner.close());
+    // Before the spawner closes: a copy of an image's JupyterLab build removes its container.
+    if (imageBuilds) closers.push(() => imageBuilds.settled());
 
     // Shared by every hub process on the store: a server started through one is routed by all.
     const routes = new RouteTable({ store, records: serverRepo, log: log.child({ part: 'routes' }), resyncMs: config.routeResyncMs });

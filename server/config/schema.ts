@@ -53,7 +53,7 @@ export const configShape = {
   notebookApp: z.enum(['lab', 'server']).default('lab').describe('Start `jupyter lab` (JupyterLab UI) or plain `jupyter server`.'),
   labStaticFromHub: bool
     .default(true)
-    .describe("Serve JupyterLab's front end (17 MB of content-hashed files) once from the hub, at `/hub/static/lab/BUILD/`, for every server of the local spawner, so a browser caches it across users' and \"Try it\" workspaces instead of fetching it per origin. `false`: each server serves its own."),
+    .describe("Serve JupyterLab's front end (17 MB of content-hashed files) once from the hub, at `/hub/static/lab/BUILD/`, for every server (the local spawner's from the hub's environment, the Docker spawner's copied out of each image), so a browser caches it across users' and \"Try it\" workspaces instead of fetching it per origin. `false`: each server serves its own."),
   defaultUrl: z.string().default('/lab').describe('Where a user lands inside their server.'),
   startTimeoutS: int(1, 3600).default(60).describe('Seconds a server may take to answer before its start counts as failed.'),
   stopServersOnExit: bool.default(false).describe('Stop every notebook server when the hub exits. Off by default: a hub restart keeps students\' work running.'),

@@ -1,4 +1,7 @@
+import fs from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import Docker from 'dockerode';
+import tarFs from 'tar-fs';
 import { HubError } from '../errors.js';
 
 /**
@@ -186,6 +189,27 @@ export class DockerEngine {
     // 409: another caller is already removing it, which is what we want.
     await this.maybe('remove container', () => container.remove({ force: true, v: true }), [409]);
     return true;
+  }
+
+  /**
+   * Copy a folder out of an image into `dest` (made; its files only: links and devices are
+   * skipped), through a created, never started, container without network that is removed
+   * afterwards. False when the image has no such folder.
+   */
+  async exportFolder(image: string, pathInImage: string, dest: string): Promise<boolean> {
+    const id = await this.createContainer({ Image: image, Cmd: ['true'], NetworkDisabled: true, HostConfig: { NetworkMode: 'none' } });
+    const container = this.docker.getContainer(id);
+    try {
+      const archive = await this.maybe('copy from container', () => container.getArchive({ path: pathInImage }));
+      if (!archive) return false;
+      await fs.promises.mkdir(dest, { recursive: true });
+      // The archive's one top folder is pathInImage's last part: strip it.
+      const extract = tarFs.extract(dest, { strip: 1, readable: true, ignore: (_name, header) => header?.type !== 'file' && header?.type !== 'directory' });
+      await pipeline(archive, extract);
+      return true;
+    } finally {
+      await this.maybe('remove container', () => container.remove({ force: true, v: true }), [409]);
+    }
   }
 
   /** The last `lines` lines of a container's output (stdout and stderr), for error reports. */

@@ -30,8 +30,17 @@ export interface DockerSpawnerOptions {
   logMaxFiles: number;
   stopGraceS: number;
   startTimeoutS: number;
+  /**
+   * Where JupyterLab loads its build from when the hub serves that image's build
+   * (web/lab-static.ts), asked at each start with the image's id; `exportTo` copies the image's
+   * build folder (LAB_BUILD_IN_IMAGE) out. Undefined: the server serves its own.
+   */
+  labStaticUrl?: (imageId: string, exportTo: (dest: string) => Promise<boolean>) => string | undefined;
   log: Logger;
 }
+
+/** Where images built by images/build.sh keep JupyterLab's build (the notebook venv is /opt/notebook). */
+export const LAB_BUILD_IN_IMAGE = '/opt/notebook/share/jupyter/lab/static';
 
 /** Labels every object of ours carries; listRunning and the orphan reaper go by them. */
 export const LABEL_INSTANCE = 'org.oerhub.instance';
@@ -192,7 +201,8 @@ export class DockerSpawner implements Spawner {
       signal.throwIfAborted();
 
       progress(30, 'Creating your container');
-      containerId = await this.createContainer(name, this.containerOptions(spec, profile, image.user), log);
+      const labStaticUrl = this.o.app === 'lab' ? this.o.labStaticUrl?.(image.id, (dest) => this.engine.exportFolder(profile.image, LAB_BUILD_IN_IMAGE, dest)) : undefined;
+      containerId = await this.createContainer(name, this.containerOptions(spec, profile, image.user, labStaticUrl), log);
       signal.throwIfAborted();
 
       progress(40, 'Starting your container');
@@ -442,7 +452,7 @@ export class DockerSpawner implements Spawner {
     }
   }
 
-  private containerOptions(spec: SpawnSpec, profile: DockerProfile, imageUser: string): ContainerCreateOptions {
+  private containerOptions(spec: SpawnSpec, profile: DockerProfile, imageUser: string, labStaticUrl: string | undefined): ContainerCreateOptions {
     const home = this.o.notebookHome;
     const mounts: NonNullable<NonNullable<ContainerCreateOptions['HostConfig']>['Mounts']> = [];
     if (!spec.ephemeral) {
@@ -469,7 +479,7 @@ export class DockerSpawner implements Spawner {
       Image: profile.image,
       // Never root: the image's own non-root user (checked in start()).
       User: imageUser,
-      Cmd: this.jupyterArgs(spec, home),
+      Cmd: this.jupyterArgs(spec, home, labStaticUrl),
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       WorkingDir: home,
       // The datasets it mounts, so an adopted container reports them as a started one does.
@@ -499,9 +509,9 @@ export class DockerSpawner implements Spawner {
     };
   }
 
-  private jupyterArgs(spec: SpawnSpec, home: string): string[] {
+  private jupyterArgs(spec: SpawnSpec, home: string, labStaticUrl: string | undefined): string[] {
     // ip 0.0.0.0 is inside the container; the engine publishes the port on the host's 127.0.0.1 only.
-    return ['jupyter', ...jupyterFlags(spec, { app: this.o.app, ip: '0.0.0.0', port: JUPYTER_PORT, rootDir: home })];
+    return ['jupyter', ...jupyterFlags(spec, { app: this.o.app, ip: '0.0.0.0', port: JUPYTER_PORT, rootDir: home, ...(labStaticUrl ? { labStaticUrl } : {}) })];
   }
 }
 

@@ -1,6 +1,6 @@
 import type { HubConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { DockerSpawner } from './docker-spawner.js';
+import { DockerSpawner, type DockerSpawnerOptions } from './docker-spawner.js';
 import { LocalProcessSpawner, type LocalProcessSpawnerOptions } from './local-process-spawner.js';
 import { hostFacts, planLocalIsolation } from './local-isolation.js';
 import type { Spawner } from './spawner.js';
@@ -23,7 +23,13 @@ export { redactLogLines, MAX_LOG_LINES } from './spawner.js';
 export { blockedForOthers, hostFacts, planLocalIsolation, type HostFacts, type LocalIsolationMode, type LocalIsolationPlan } from './local-isolation.js';
 
 /** The spawner the configuration asks for. The caller owns it and calls close() at shutdown. */
-export function createSpawner(config: HubConfig, log: Logger, extra: Pick<LocalProcessSpawnerOptions, 'labStaticUrl'> = {}): Spawner {
+/** What the hub adds to a spawner's options: where servers load JupyterLab's build from (web/lab-static.ts). */
+export interface SpawnerExtras {
+  local?: Pick<LocalProcessSpawnerOptions, 'labStaticUrl'>;
+  docker?: Pick<DockerSpawnerOptions, 'labStaticUrl'>;
+}
+
+export function createSpawner(config: HubConfig, log: Logger, extras: SpawnerExtras = {}): Spawner {
   switch (config.spawner) {
     case 'local': {
       // createHub has refused to start if this plan has problems.
@@ -36,7 +42,7 @@ export function createSpawner(config: HubConfig, log: Logger, extra: Pick<LocalP
         isolation: plan.mode,
         onlyUsers: plan.onlyUsers,
         datasets: config.localDatasets,
-        ...extra,
+        ...extras.local,
         log: log.child({ part: 'spawner' }),
       });
     }
@@ -56,6 +62,7 @@ export function createSpawner(config: HubConfig, log: Logger, extra: Pick<LocalP
         logMaxFiles: config.dockerLogMaxFiles,
         stopGraceS: config.dockerStopGraceS,
         startTimeoutS: config.startTimeoutS,
+        ...extras.docker,
         log: log.child({ part: 'spawner' }),
       });
   }

@@ -1,9 +1,11 @@
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Hub } from '../../server/index.js';
 import type { PoolStatus } from '../../server/pool/index.js';
 import { HubClient, type HubClientOptions, type Reply } from './client.js';
+import { startTestHub } from './hub.js';
 
 /**
  * The loopback address a visitor's connections come from: 10.B.C.D becomes 127.(100+B).C.D, a
@@ -140,4 +142,20 @@ export function processesOf(escapedName: string): number[] {
     }
   }
   return out;
+}
+
+/**
+ * A test hub for "Try it": started with `overrides`, its sample notebooks executed and rendered
+ * (what a visitor lands on), and failing the set-up with the reason if they did not execute.
+ */
+export async function startTryHub(label: string, overrides: Parameters<typeof startTestHub>[1] = {}): Promise<Hub> {
+  const hub = await startTestHub(label, overrides);
+  try {
+    await hub.samples.prepare();
+    assert.equal(hub.samples.error, undefined, `the samples did not execute: ${hub.samples.error ?? ''}`);
+  } catch (err) {
+    await hub.close();
+    throw err;
+  }
+  return hub;
 }

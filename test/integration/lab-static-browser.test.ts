@@ -5,10 +5,9 @@ import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
 import type { Hub } from '../../server/index.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { HubClient } from '../helpers/client.js';
-import { startTestHub } from '../helpers/hub.js';
 import { notebookVenv } from '../helpers/venv.js';
 import { freePort } from '../helpers/ports.js';
-import { waitForReadyPool } from '../helpers/try.js';
+import { startTryHub, waitForReadyPool } from '../helpers/try.js';
 
 const OUTPUT = path.resolve(__dirname, '..', '..', 'test-output');
 const SLOW_MS = 150_000;
@@ -50,8 +49,7 @@ describe('JupyterLab\'s files served once by the hub, cached across workspaces',
   before(async () => {
     const port = await freePort();
     hubUrl = `http://${HUB_HOST}:${port}`;
-    hub = await startTestHub('lab-static', { port, publicUrl: hubUrl, userContentDomain: CONTENT_DOMAIN, poolSize: 1, tryMaxServers: 2 });
-    await hub.samples.prepare();
+    hub = await startTryHub('lab-static', { port, publicUrl: hubUrl, userContentDomain: CONTENT_DOMAIN, poolSize: 1, tryMaxServers: 2 });
     browser = await launchBrowser([RESOLVER]);
     // One browser profile for both visits; no request interception, which would turn the cache off.
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -67,8 +65,14 @@ describe('JupyterLab\'s files served once by the hub, cached across workspaces',
   async function visit(label: string): Promise<Visit> {
     assert.ok(context);
     const page: Page = await context.newPage();
-    page.on('pageerror', (e) => problems.push(`${label}: uncaught error on ${page.url()}: ${e.message}`));
-    page.on('requestfailed', (r) => problems.push(`${label}: request failed: ${r.url()}: ${r.failure()?.errorText ?? ''}`));
+    // Until End session: after it, JupyterLab's kernel connection dies with the server, as it should.
+    let ending = false;
+    page.on('pageerror', (e) => {
+      if (!ending) problems.push(`${label}: uncaught error on ${page.url()}: ${e.message}`);
+    });
+    page.on('requestfailed', (r) => {
+      if (!ending) problems.push(`${label}: request failed: ${r.url()}: ${r.failure()?.errorText ?? ''}`);
+    });
     const pending: Promise<LabFileSeen>[] = [];
     page.on('response', (r: Response) => {
       if (!new URL(r.url()).pathname.startsWith('/hub/static/lab/')) return;
@@ -89,6 +93,7 @@ describe('JupyterLab\'s files served once by the hub, cached across workspaces',
         fs.mkdirSync(path.join(OUTPUT, 'screenshots'), { recursive: true });
         await page.screenshot({ path: path.join(OUTPUT, 'lab-static-second-visit.png') });
       }
+      ending = true;
       await page.getByRole('button', { name: 'End session' }).click();
       await page.waitForURL(`${hubUrl}/hub/try/ended`);
       return { origin, files };

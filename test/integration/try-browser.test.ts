@@ -4,8 +4,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { Hub } from '../../server/index.js';
 import { launchBrowser, recordRequests, type RequestLog } from '../helpers/browser.js';
-import { startTestHub } from '../helpers/hub.js';
-import { waitForReadyPool } from '../helpers/try.js';
+import { startTryHub, waitForReadyPool } from '../helpers/try.js';
 
 const OUTPUT = path.resolve(__dirname, '..', '..', 'test-output');
 // JupyterLab, a kernel, BokehJS and Leaflet on a 2-core machine shared with other tests.
@@ -28,8 +27,7 @@ describe('"Try it" in a real browser', function () {
   const problems: string[] = [];
 
   before(async () => {
-    hub = await startTestHub('try-browser', { poolSize: 1, tryMaxServers: 2 });
-    await hub.samples.prepare();
+    hub = await startTryHub('try-browser', { poolSize: 1, tryMaxServers: 2 });
     browser = await launchBrowser();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
     requests = recordRequests(page);

@@ -5,8 +5,7 @@ import path from 'node:path';
 import type { Browser, BrowserContext, Frame, Page } from 'playwright-core';
 import type { Hub } from '../../server/index.js';
 import { launchBrowser } from '../helpers/browser.js';
-import { startTestHub } from '../helpers/hub.js';
-import { waitForReadyPool } from '../helpers/try.js';
+import { startTryHub, waitForReadyPool } from '../helpers/try.js';
 
 const SAMPLES = path.resolve(__dirname, '..', '..', 'course-notebooks', 'samples');
 const OUTPUT = path.resolve(__dirname, '..', '..', 'test-output');
@@ -82,9 +81,7 @@ describe('"Try it" feels instant: rendered samples first, the warm kernel behind
   let browser: Browser | undefined;
 
   before(async () => {
-    hub = await startTestHub('try-instant', { poolSize: 1, tryMaxServers: 3 });
-    await hub.samples.prepare();
-    assert.equal(hub.samples.error, undefined, `the samples did not execute: ${hub.samples.error ?? ''}`);
+    hub = await startTryHub('try-instant', { poolSize: 1, tryMaxServers: 3 });
     browser = await launchBrowser();
     await waitForReadyPool(hub, 1);
   });
@@ -185,9 +182,7 @@ describe('a rendered notebook runs none of its own scripts (issue 14)', function
       },
     );
     fs.writeFileSync(path.join(dir, 'index.ipynb'), JSON.stringify(nb));
-    hub = await startTestHub('try-hostile', { poolSize: 1, tryMaxServers: 2, trySamplesDir: dir });
-    await hub.samples.prepare();
-    assert.equal(hub.samples.error, undefined);
+    hub = await startTryHub('try-hostile', { poolSize: 1, tryMaxServers: 2, trySamplesDir: dir });
     browser = await launchBrowser();
     await waitForReadyPool(hub, 1);
   });

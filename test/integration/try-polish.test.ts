@@ -6,8 +6,7 @@ import zlib from 'node:zlib';
 import type { Browser, BrowserContext, FrameLocator, Page } from 'playwright-core';
 import type { Hub } from '../../server/index.js';
 import { launchBrowser } from '../helpers/browser.js';
-import { startTestHub } from '../helpers/hub.js';
-import { waitFor, waitForReadyPool } from '../helpers/try.js';
+import { startTryHub, waitFor, waitForReadyPool } from '../helpers/try.js';
 
 const OUTPUT = path.resolve(__dirname, '..', '..', 'test-output');
 // JupyterLab and a kernel on a 2-core machine shared with other tests.
@@ -85,8 +84,7 @@ describe('"Try it" lifecycle polish in a real browser', function () {
   }
 
   before(async () => {
-    hub = await startTestHub('try-polish', { poolSize: 1, tryMaxServers: 2 });
-    await hub.samples.prepare();
+    hub = await startTryHub('try-polish', { poolSize: 1, tryMaxServers: 2 });
     browser = await launchBrowser();
   });
 

@@ -4,9 +4,8 @@ import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import type { Hub } from '../../server/index.js';
 import { launchBrowser } from '../helpers/browser.js';
-import { startTestHub } from '../helpers/hub.js';
 import { HubClient } from '../helpers/client.js';
-import { VisitorClient, waitFor } from '../helpers/try.js';
+import { startTryHub, VisitorClient, waitFor } from '../helpers/try.js';
 import { PREVIEW_NAME } from '../../server/proxy/try-workspace.js';
 
 const OUTPUT = path.resolve(__dirname, '..', '..', 'test-output');
@@ -24,9 +23,7 @@ describe('"Try it" with the warm pool exhausted: the rendered samples while the 
 
   before(async () => {
     // No warm server at all: every visitor's server starts on demand.
-    hub = await startTestHub('tr2-starting', { poolSize: 0, tryMaxServers: 2 });
-    await hub.samples.prepare();
-    assert.equal(hub.samples.error, undefined, `the samples did not execute: ${hub.samples.error ?? ''}`);
+    hub = await startTryHub('tr2-starting', { poolSize: 0, tryMaxServers: 2 });
     browser = await launchBrowser();
   });
 
@@ -95,9 +92,7 @@ describe('"Try it" with every workspace taken: the waiting page shows the render
 
   before(async () => {
     // Room for one workspace: the second visitor waits in line.
-    hub = await startTestHub('tr2-waiting', { poolSize: 0, tryMaxServers: 1, tryRetryAfterS: 1 });
-    await hub.samples.prepare();
-    assert.equal(hub.samples.error, undefined);
+    hub = await startTryHub('tr2-waiting', { poolSize: 0, tryMaxServers: 1, tryRetryAfterS: 1 });
     browser = await launchBrowser();
   });
 

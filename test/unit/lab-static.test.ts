@@ -40,6 +40,15 @@ async function get(lab: LabStatic, urlPath: string, headers: Record<string, stri
 
 describe('JupyterLab\'s build served by the hub (web/lab-static.ts)', () => {
   const log = pino({ level: 'silent' });
+  /** A LabStatic serving the build in a venv's JupyterLab folder, and the build's name (undefined: none). */
+  const served = new Map<string, LabStatic>();
+  const addBuild = (venv: string): LabStatic | undefined => {
+    const lab = new LabStatic(log);
+    const build = lab.add(LabStatic.folderIn(venv));
+    if (!build) return undefined;
+    served.set(build, lab);
+    return lab;
+  };
   const chunk = `/* chunk */ ${'x'.repeat(4000)}`;
   const venvs: string[] = [];
   const venvWith = (files: Record<string, string>): string => {
@@ -52,15 +61,16 @@ describe('JupyterLab\'s build served by the hub (web/lab-static.ts)', () => {
   });
 
   it('is named by its main bundle\'s hash, and is absent (each server serves its own) without a build', () => {
-    const lab = LabStatic.load(venvWith({ 'index.html': `<script src="{{x}}/main.${BUILD}.js?v=${BUILD}"></script>`, [`main.${BUILD}.js`]: 'main' }), log);
-    assert.equal(lab?.build, BUILD);
-    assert.equal(lab.urlPrefix('https://hub.example.edu'), `https://hub.example.edu/hub/static/lab/${BUILD}/`);
-    assert.equal(LabStatic.load(venvWith({}), log), undefined, 'no JupyterLab installed');
-    assert.equal(LabStatic.load(venvWith({ 'index.html': `main.${BUILD}.js` }), log), undefined, 'the page names a bundle that is not there');
+    const lab = addBuild(venvWith({ 'index.html': `<script src="{{x}}/main.${BUILD}.js?v=${BUILD}"></script>`, [`main.${BUILD}.js`]: 'main' }));
+    assert.ok(lab);
+    assert.equal(served.get(BUILD), lab, 'named by the main bundle\'s hash');
+    assert.equal(lab.urlPrefix('https://hub.example.edu', BUILD), `https://hub.example.edu/hub/static/lab/${BUILD}/`);
+    assert.equal(addBuild(venvWith({})), undefined, 'no JupyterLab installed');
+    assert.equal(addBuild(venvWith({ 'index.html': `main.${BUILD}.js` })), undefined, 'the page names a bundle that is not there');
   });
 
   it('sends a file compressed as the browser accepts, the same bytes once decompressed, and a small or binary one as it is', async () => {
-    const lab = LabStatic.load(venvWith({ 'index.html': `main.${BUILD}.js`, [`main.${BUILD}.js`]: 'm', '1014.073326ef5d98db5e.js': chunk, 'a.woff2': 'wOF2' }), log);
+    const lab = addBuild(venvWith({ 'index.html': `main.${BUILD}.js`, [`main.${BUILD}.js`]: 'm', '1014.073326ef5d98db5e.js': chunk, 'a.woff2': 'wOF2' }));
     assert.ok(lab);
     const br = await get(lab, `/hub/static/lab/${BUILD}/1014.073326ef5d98db5e.js?v=073326ef5d98db5e`, { 'accept-encoding': 'gzip, br' });
     assert.equal(br.status, 200);
@@ -78,7 +88,7 @@ describe('JupyterLab\'s build served by the hub (web/lab-static.ts)', () => {
 
   it('gives a file that went away under the hub a 404 saying to restart, not a broken answer', async () => {
     const venv = venvWith({ 'index.html': `main.${BUILD}.js`, [`main.${BUILD}.js`]: 'm', 'gone.js': chunk });
-    const lab = LabStatic.load(venv, log);
+    const lab = addBuild(venv);
     assert.ok(lab);
     fs.rmSync(path.join(venv, 'share', 'jupyter', 'lab', 'static', 'gone.js'));
     for (const encoding of ['identity', 'gzip']) {
