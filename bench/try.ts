@@ -12,6 +12,7 @@
  *
  *   node --import tsx bench/try.ts [--runs=5] [--max=16] [--limit-ms=2000]
  *   node --import tsx bench/try.ts --burst=20 [--pool=10]   (only 3: a burst at once, default cap)
+ *   node --import tsx bench/try.ts --burst=10 --apart-ms=1000   (only 3: 10 visitors one second apart)
  *
  * 3. With --burst: N visitors clicking at once over HTTP (no browser, so a browser's own drawing
  *    on this shared machine doesn't count as the hub's): click → the rendered sample received,
@@ -35,18 +36,21 @@ interface Options {
   /** With --burst=N: only the burst of N visitors at once, on a pool of --pool (default cap). */
   burst: number;
   pool: number;
+  /** With --burst: the visitors click this far apart (0: all at once). */
+  apartMs: number;
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const o: Options = { runs: 5, max: 16, limitMs: 2000, burst: 0, pool: 10 };
+  const o: Options = { runs: 5, max: 16, limitMs: 2000, burst: 0, pool: 10, apartMs: 0 };
   for (const arg of argv) {
-    const m = /^--(runs|max|limit-ms|burst|pool)=(\d+)$/.exec(arg);
-    if (!m) throw new Error(`unknown option ${arg} (--runs=N, --max=N, --limit-ms=N, --burst=N, --pool=N)`);
+    const m = /^--(runs|max|limit-ms|burst|pool|apart-ms)=(\d+)$/.exec(arg);
+    if (!m) throw new Error(`unknown option ${arg} (--runs=N, --max=N, --limit-ms=N, --burst=N, --pool=N, --apart-ms=N)`);
     const v = Math.max(1, Number.parseInt(m[2]!, 10));
     if (m[1] === 'runs') o.runs = v;
     else if (m[1] === 'max') o.max = v;
     else if (m[1] === 'burst') o.burst = v;
     else if (m[1] === 'pool') o.pool = v;
+    else if (m[1] === 'apart-ms') o.apartMs = v;
     else o.limitMs = v;
   }
   return o;
@@ -122,12 +126,13 @@ async function burst(o: Options): Promise<void> {
       }),
     );
     console.log(`load before the clicks: ${load()}`);
-    const results = await Promise.all(visitors.map((v) => burstVisitor(hub, v.address, v.form, v.visitor)));
+    const results = await Promise.all(visitors.map((v, i) => sleep(i * o.apartMs).then(() => burstVisitor(hub, v.address, v.form, v.visitor))));
     const kinds = new Map<string, number>();
     for (const r of results) kinds.set(r.seen.replace(/place \d+/, 'place N'), (kinds.get(r.seen.replace(/place \d+/, 'place N')) ?? 0) + 1);
     const rendered = results.map((r) => r.renderedMs).filter((x) => !Number.isNaN(x));
     const live = results.map((r) => r.liveMs).filter((x) => !Number.isNaN(x));
-    console.log(`\nburst of ${o.burst} at once (pool ${o.pool}, cap ${hub.config.tryMaxServers}): ${[...kinds].map(([k, n]) => `${n}× ${k}`).join(', ')}`);
+    const when = o.apartMs ? `${o.apartMs} ms apart` : 'at once';
+    console.log(`\n${o.burst} visitors ${when} (pool ${o.pool}, cap ${hub.config.tryMaxServers}): ${[...kinds].map(([k, n]) => `${n}× ${k}`).join(', ')}`);
     console.log(`| the burst's visitors (HTTP, no browser) | p50 | the ${o.burst}th (slowest) |\n| --- | --- | --- |`);
     console.log(`| click → rendered sample received (or a place) | ${sec(median(rendered))} s | ${sec(Math.max(...rendered))} s |`);
     console.log(`| click → a cell's result from their own kernel | ${sec(median(live))} s | ${sec(Math.max(...live))} s |`);
