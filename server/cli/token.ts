@@ -5,6 +5,7 @@ import { UserService } from '../auth/users.js';
 import { HubError } from '../errors.js';
 import { UserRepo } from '../store/repos.js';
 import { TokenRepo, TokenService, type TokenOwner } from '../api/index.js';
+import { cliAudit } from './audit.js';
 import { CliError, type CliCommand } from './command.js';
 import { hubConfig, type GlobalOptions } from './config.js';
 import { openHubStore } from './hub-state.js';
@@ -52,6 +53,7 @@ export const tokenCommand: CliCommand = {
           const owner: TokenOwner = opts.service ? { kind: 'service', name: opts.service } : { kind: 'user', name: users.normalize(user!) };
           const scopes = opts.scopes?.split(',').map((s) => s.trim()).filter(Boolean);
           const { token, record } = await tokens.issue(owner, { ...(scopes?.length ? { scopes } : {}), note: opts.note ?? '', ...(expiresInS ? { expiresInS } : {}) });
+          await cliAudit(store, config)('token.create', owner.kind === 'service' ? `service:${owner.name}` : owner.name, { token: record.id, scopes: record.scopes.join(' '), ...(record.expiresAt ? { expires: new Date(record.expiresAt).toISOString() } : {}) });
           context.err(`token ${record.id} for ${owner.kind} ${owner.name}; scopes: ${record.scopes.join(', ')}; shown once, keep it secret:`);
           context.out(token);
         } catch (err) {

@@ -5,7 +5,7 @@ import { generatePassword, hashPassword } from '../auth/passwords.js';
 import { UserService } from '../auth/users.js';
 import { HubError } from '../errors.js';
 import { UserRepo, type Role } from '../store/repos.js';
-import type { Store } from '../store/index.js';
+import { cliAudit, type CliAudit } from './audit.js';
 import { CliError, type CliCommand, type CliContext } from './command.js';
 import { hubConfig, type GlobalOptions } from './config.js';
 import { openHubStore } from './hub-state.js';
@@ -36,14 +36,14 @@ async function readPassword(context: CliContext): Promise<string> {
   return password;
 }
 
-async function withUsers<T>(program: Command, context: CliContext, doing: string, fn: (users: UserService, identities: IdentityService, repo: UserRepo, store: Store) => Promise<T>): Promise<T> {
+async function withUsers<T>(program: Command, context: CliContext, doing: string, fn: (users: UserService, identities: IdentityService, repo: UserRepo, audit: CliAudit) => Promise<T>): Promise<T> {
   const config = hubConfig(program.opts<GlobalOptions>(), context);
   const store = await openHubStore(config, doing);
   const log = pino({ level: 'silent' });
   try {
     const repo = new UserRepo(store);
     const users = new UserService(repo, config.adminUsers, log);
-    return await fn(users, new IdentityService(store, users, log), repo, store);
+    return await fn(users, new IdentityService(store, users, log), repo, cliAudit(store, config));
   } catch (err) {
     // Typed hub errors (a taken name, a bad name) carry a message meant for people.
     if (err instanceof HubError) throw new CliError(err.userMessage);
@@ -84,11 +84,12 @@ export const usersCommand: CliCommand = {
       .action(async (rawName: string, opts: { roles: string; passwordStdin?: boolean }) => {
         const roles = parseRoles(opts.roles);
         const password = opts.passwordStdin ? await readPassword(context) : generatePassword();
-        await withUsers(program, context, 'users create', async (service, identities) => {
+        await withUsers(program, context, 'users create', async (service, identities, _repo, audit) => {
           const user = await service.createLocal(rawName, password, roles);
           // The hub-granted roles, kept apart from any an IdP gives later.
           await identities.grant(user.name, roles);
           const after = await service.get(user.name);
+          await audit('user.create', user.name, { roles: (after ?? user).roles.join(' '), source: 'local' });
           context.out(`created ${user.name} (roles: ${(after ?? user).roles.join(', ')})`);
           if (!opts.passwordStdin) context.out(`password: ${password}  (shown once)`);
         });
@@ -105,24 +106,27 @@ export const usersCommand: CliCommand = {
       .action(async (rawName: string, opts: { roles?: string; addRole?: string; removeRole?: string; passwordStdin?: boolean; newPassword?: boolean }) => {
         if (!opts.roles && !opts.addRole && !opts.removeRole && !opts.passwordStdin && !opts.newPassword) throw new CliError('nothing to change: give --roles, --add-role, --remove-role, --password-stdin or --new-password');
         const password = opts.passwordStdin ? await readPassword(context) : opts.newPassword ? generatePassword() : undefined;
-        await withUsers(program, context, 'users modify', async (service, identities, repo) => {
+        await withUsers(program, context, 'users modify', async (service, identities, repo, audit) => {
           const name = service.normalize(rawName);
           const user = await service.get(name);
           if (!user || user.source === 'anonymous') throw new CliError(`there is no account named ${name} (see \`oerhub users list\`)`);
           if (opts.roles || opts.addRole || opts.removeRole) {
-            let granted = opts.roles ? parseRoles(opts.roles) : await identities.granted(name);
+            const before = await identities.granted(name);
+            let granted = opts.roles ? parseRoles(opts.roles) : before;
             if (opts.addRole) granted = [...new Set([...granted, ...parseRoles(opts.addRole)])];
             if (opts.removeRole) {
               const gone = parseRoles(opts.removeRole);
               granted = granted.filter((r) => !gone.includes(r));
             }
             const updated = await identities.grant(name, granted);
+            await audit('user.roles', name, { before: before.join(' '), after: granted.join(' '), effective: updated.roles.join(' ') });
             context.out(`${name}: roles now ${updated.roles.join(', ') || '(none)'}`);
           }
           if (password !== undefined) {
             if (user.source !== 'local') throw new CliError(`${name} signs in through ${user.source}, not with a password`);
             const current = (await service.get(name)) ?? user;
             await repo.put({ ...current, passwordHash: await hashPassword(password) });
+            await audit('user.password', name, { how: opts.newPassword ? 'generated' : 'stdin' });
             context.out(`${name}: password changed${opts.newPassword ? `: ${password}  (shown once)` : ''}`);
           }
         });

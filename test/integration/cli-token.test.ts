@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { runOerhub } from '../helpers/cli.js';
-import { removeServerAccounts, tempDataDir } from '../helpers/hub.js';
+import { HubClient } from '../helpers/client.js';
+import { ADMIN_PASSWORD, removeServerAccounts, tempDataDir } from '../helpers/hub.js';
 import { freePort } from '../helpers/ports.js';
 import { hubEnv, reapDataDir, startHubProcess, stopHubProcess, type HubProcess } from '../helpers/hub-process.js';
 
@@ -41,6 +43,8 @@ describe('oerhub token (the hub program, SQLite)', function () {
     assert.equal(ghost.code, 1);
     assert.match(ghost.stderr, /no service named ghost/);
     assert.equal((await runOerhub(['token'], env)).code, 2);
+    const roles = await runOerhub(['users', 'modify', 'clitok', '--add-role', 'instructor'], env);
+    assert.equal(roles.code, 0, roles.stderr);
 
     hub = await startHubProcess('cli-token-hub', env);
     const url = `http://127.0.0.1:${port}`;
@@ -54,6 +58,21 @@ describe('oerhub token (the hub program, SQLite)', function () {
     assert.equal(metrics.status, 200);
     assert.match(await metrics.text(), /^# HELP oerhub_/m);
     assert.equal((await get('/hub/api/users/clitok', serviceToken)).status, 403, 'the scraper reads metrics only');
+
+    // What the operator did from the shell (the hub stopped, as SQLite needs) is in the hub's audit log.
+    const admin = new HubClient(url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 303);
+    const csv = await admin.get('/hub/admin/audit.csv');
+    assert.equal(csv.status, 200);
+    const rows = csv.body.split('\r\n').slice(1).filter(Boolean);
+    const actor = `cli:${os.userInfo().username}`;
+    // CSV: time,actor,action,target,address,details (a JSON object, its quotes doubled). A service token inherits its configured scopes.
+    const has = (action: string, target: string, detail: RegExp): boolean => rows.some((r) => r.includes(`,${actor},${action},${target},`) && detail.test(r));
+    assert.ok(has('user.create', 'clitok', /""roles"":""student""/), csv.body);
+    assert.ok(has('token.create', 'clitok', /""scopes"":""read:users:name!user=clitok""/), csv.body);
+    assert.ok(has('token.create', 'service:scraper', /""scopes"":""inherit""/), csv.body);
+    assert.ok(has('user.roles', 'clitok', /""before"":""student"",""after"":""student instructor""/), csv.body);
+    assert.ok(!rows.some((r) => r.includes('oh_')), 'no token itself in the log');
     assert.equal(await stopHubProcess(hub, 'SIGTERM'), 0);
     hub = undefined;
   });
