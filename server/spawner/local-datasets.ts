@@ -57,6 +57,21 @@ export async function linkDatasets(home: string, all: readonly LocalDataset[], w
   }
 }
 
+/**
+ * Before an account is removed: its ACL entries on every dataset go, so a later account that is
+ * given the same uid never inherits a course's data. A dataset that can't be cleaned is logged
+ * (the delete goes on: the account's files are what the admin asked to remove).
+ */
+export async function revokeAllDatasets(all: readonly LocalDataset[], account: UnixAccount, log: Logger): Promise<void> {
+  for (const d of all) {
+    try {
+      await revoke(d, account, log);
+    } catch (err) {
+      log.warn({ dataset: d.name, account: account.name, err: (err as Error).message }, 'could not remove a removed account\'s access to a dataset; remove it by hand (setfacl -R -x)');
+    }
+  }
+}
+
 async function grant(d: LocalDataset, account: UnixAccount): Promise<void> {
   try {
     // -P: never through a symbolic link inside the dataset (skipped, not followed).
@@ -77,7 +92,7 @@ async function revoke(d: LocalDataset, account: UnixAccount, log: Logger): Promi
   if (!new RegExp(`^(default:)?user:${account.uid}:`, 'm').test(acl)) return;
   try {
     await run('setfacl', ['-R', '-P', '-x', `u:${account.uid},d:u:${account.uid}`, d.source]);
-    log.info({ dataset: d.name }, "dataset access removed: this start is not for its course");
+    log.info({ dataset: d.name, account: account.name }, 'dataset access removed');
   } catch (err) {
     throw new SpawnFailed('The hub could not prepare your server.', `setfacl -x on ${d.source} for ${account.name}: ${(err as { stderr?: string }).stderr ?? (err as Error).message}`);
   }

@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import { isEscapedName } from '../names.js';
 import { checkSpec, MAX_LOG_LINE_CHARS, MAX_LOG_LINES, redactLogLines, type FoundServer, type ProjectMount, type ProgressEvent, type SpawnSpec, type SpawnerState, type Spawner, type StartOptions, type StartedServer, type ServerPriority, LOW_PRIORITY_NICE, NORMAL_NICE } from './spawner.js';
 import { linkProjects } from './project-folders.js';
-import { linkDatasets } from './local-datasets.js';
+import { linkDatasets, revokeAllDatasets } from './local-datasets.js';
 import type { LocalDataset } from '../config/datasets-schema.js';
 import { probeStatus } from './status-probe.js';
 import { DEFAULT_HUB_URL, jupyterFlags } from './jupyter-args.js';
@@ -345,7 +345,11 @@ export class LocalProcessSpawner implements Spawner {
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
     }
-    if (this.accounts && (await this.accounts.remove(escapedName))) removed = true;
+    if (this.accounts) {
+      const account = await this.accounts.existing(escapedName);
+      if (account) await revokeAllDatasets(this.datasets, account, this.log.child({ user: escapedName }));
+      if (await this.accounts.remove(escapedName)) removed = true;
+    }
     return removed;
   }
 

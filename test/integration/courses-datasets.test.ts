@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Hub } from '../../server/index.js';
 import { escapeName } from '../../server/names.js';
-import { startTestHub, waitForReady } from '../helpers/hub.js';
-import type { HubClient } from '../helpers/client.js';
+import { ADMIN_PASSWORD, startTestHub, waitForReady } from '../helpers/hub.js';
+import { HubClient } from '../helpers/client.js';
 import { xsrfToken } from '../helpers/kernel.js';
 import { createUsersWithRoles, notebook, signedIn, upload } from '../helpers/courses.js';
 
@@ -106,5 +106,24 @@ describe("course datasets on the local spawner: a course's data is readable, rea
     assert.equal((JSON.parse((await contents('datasets/gpl-b/grades.csv')).body) as { content: string }).content, 'data of course b\n');
     assert.equal((await contents('datasets/gpl-a/cities.csv')).status, 404);
     assert.match(asStudent('cat', path.join(root, 'a', 'cities.csv')).out, /Permission denied/);
+  });
+
+  it("removes the account's access to every dataset when an admin deletes the account, so a later account with its uid reads nothing", async () => {
+    const acl = (dir: string): string => spawnSync('getfacl', ['-n', '-p', '--omit-header', dir], { encoding: 'utf8' }).stdout;
+    const account = JSON.parse(fs.readFileSync(path.join(hub.config.dataDir, 'accounts', fs.readdirSync(path.join(hub.config.dataDir, 'accounts')).find((f) => f.includes(esc)) ?? ''), 'utf8')) as { uid: number };
+    const entry = new RegExp(`^(default:)?user:${account.uid}:`, 'm');
+    assert.match(acl(path.join(root, 'b')), entry, 'the last start gave gpl-b');
+    const admin = new HubClient(hub.url);
+    assert.equal((await admin.login('admin', ADMIN_PASSWORD)).status, 303);
+    const confirm = await admin.get(`/hub/admin/users/${esc}/delete`);
+    assert.equal(confirm.status, 200);
+    const done = await admin.request('POST', `/hub/admin/users/${esc}/delete`, { form: { _csrf: HubClient.csrfFrom(confirm.body), data: 'remove', confirm: student } });
+    assert.equal(done.status, 303, done.body);
+    assert.equal(await hub.users.get(student), null);
+    for (const d of ['a', 'b']) {
+      assert.doesNotMatch(acl(path.join(root, d)), entry, `no entry for the removed account's uid on ${d}`);
+      assert.doesNotMatch(acl(path.join(root, d, d === 'a' ? 'cities.csv' : 'grades.csv')), entry, `nor on its files`);
+    }
+    assert.equal(fs.readFileSync(path.join(root, 'b', 'grades.csv'), 'utf8'), 'data of course b\n', 'the dataset itself is untouched');
   });
 });
