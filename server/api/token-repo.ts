@@ -37,9 +37,12 @@ export class TokenRepo {
     return hash === null ? null : this.byHash(hash);
   }
 
-  /** Store a new record with its indexes; false if its id or hash already exists (never, with random ones). */
-  async create(t: TokenRecord): Promise<boolean> {
-    const ttlMs = t.expiresAt === null ? undefined : Math.max(1, t.expiresAt - Date.now());
+  /**
+   * Store a new record with its indexes; false if its id or hash already exists (never, with
+   * random ones). `now` is the caller's clock, the one `expiresAt` was set by.
+   */
+  async create(t: TokenRecord, now: number): Promise<boolean> {
+    const ttlMs = t.expiresAt === null ? undefined : Math.max(1, t.expiresAt - now);
     return this.store.atomic({
       if: [
         { type: 'absent', key: `api-token:${t.hash}` },

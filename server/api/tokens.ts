@@ -137,7 +137,7 @@ export class TokenService {
         createdAt: this.now(),
         expiresAt: expiresInS > 0 ? this.now() + expiresInS * 1000 : null,
       };
-      if (await this.o.repo.create(record)) {
+      if (await this.o.repo.create(record, this.now())) {
         this.o.log.info({ tokenId: record.id, owner: `${owner.kind}:${owner.name}`, scopes, expiresAt: record.expiresAt }, 'API token made');
         return { token, record };
       }
@@ -177,8 +177,10 @@ export class TokenService {
     return auth;
   }
 
+  /** The owner's tokens that have not expired (by this service's clock; the store drops them later). */
   async list(owner: TokenOwner): Promise<TokenRecord[]> {
-    return this.o.repo.list(owner);
+    const now = this.now();
+    return (await this.o.repo.list(owner)).filter((t) => t.expiresAt === null || t.expiresAt > now);
   }
 
   /** One of the owner's tokens, or NotFound (also for someone else's). */

@@ -28,6 +28,20 @@ export async function signedIn(hub: Hub, name: string, password: string): Promis
   return { client, csrf: me.csrf_token };
 }
 
+/**
+ * Courses as an instructor makes them on the hub's form (`fields`: profiles, datasets,
+ * anonymousAllowed, ...), each with one notebook published (`file`, printing the course's code).
+ * Throws with the hub's answer when a step is refused.
+ */
+export async function coursesWithANotebook(prof: { client: HubClient; csrf: string }, courses: readonly { code: string; fields?: Readonly<Record<string, string>> }[], file = 'week1.ipynb'): Promise<void> {
+  for (const { code, fields } of courses) {
+    const made = await prof.client.request('POST', '/hub/courses', { form: { _csrf: prof.csrf, code, title: code, ...fields } });
+    if (made.status !== 303) throw new Error(`making course ${code} answered ${made.status}: ${made.body.slice(0, 300)}`);
+    const published = await upload(prof.client, prof.csrf, `/hub/courses/${code}/publish`, [{ name: file, data: notebook(`print("${code}")`) }]);
+    if (published.status !== 200) throw new Error(`publishing into ${code} answered ${published.status}: ${JSON.stringify(published.body)}`);
+  }
+}
+
 /** A minimal valid nbformat 4 notebook with one code cell. */
 export function notebook(source: string, outputs: unknown[] = []): string {
   return JSON.stringify({

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Hub } from '../../server/index.js';
 import { startTestHub, waitForReady } from '../helpers/hub.js';
 import { cleanupInstance, dockerExec, dockerHubConfig, requireDockerImage, TEST_IMAGE, testInstance } from '../helpers/docker.js';
-import { createUsersWithRoles, notebook, signedIn, upload } from '../helpers/courses.js';
+import { coursesWithANotebook, createUsersWithRoles, signedIn } from '../helpers/courses.js';
 import { escapeName } from '../../server/names.js';
 
 /**
@@ -48,12 +48,10 @@ describe("course datasets on the Docker spawner: a course's data is there, read-
       [student]: { password: 'gpl-eve-password', roles: ['student'] },
     });
     const prof = await signedIn(hub, 'gpl-dprof', 'gpl-dprof-password');
-    for (const [code, dataset] of [['gpl-dsa', 'gpl-a'], ['gpl-dsb', 'gpl-b']]) {
-      const r = await prof.client.request('POST', '/hub/courses', { form: { _csrf: prof.csrf, code, title: code, profiles: 'python', datasets: dataset } });
-      assert.equal(r.status, 303, r.body);
-      const p = await upload(prof.client, prof.csrf, `/hub/courses/${code}/publish`, [{ name: 'week1.ipynb', data: notebook(`print("${code}")`) }]);
-      assert.equal(p.status, 200, JSON.stringify(p.body));
-    }
+    await coursesWithANotebook(prof, [
+      { code: 'gpl-dsa', fields: { profiles: 'python', datasets: 'gpl-a' } },
+      { code: 'gpl-dsb', fields: { profiles: 'python', datasets: 'gpl-b' } },
+    ]);
   });
 
   afterEach(function () {

@@ -8,7 +8,7 @@ import { escapeName } from '../../server/names.js';
 import { ADMIN_PASSWORD, startTestHub, waitForReady } from '../helpers/hub.js';
 import { HubClient } from '../helpers/client.js';
 import { xsrfToken } from '../helpers/kernel.js';
-import { createUsersWithRoles, notebook, signedIn, upload } from '../helpers/courses.js';
+import { coursesWithANotebook, createUsersWithRoles, signedIn } from '../helpers/courses.js';
 
 /**
  * Per-course datasets on the local spawner (real JupyterLab servers, each as its own Unix
@@ -52,12 +52,10 @@ describe("course datasets on the local spawner: a course's data is readable, rea
       [student]: { password: 'gpl-fay-password', roles: ['student'] },
     });
     const prof = await signedIn(hub, 'gpl-lprof', 'gpl-lprof-password');
-    for (const [code, dataset] of [['gpl-lda', 'gpl-a'], ['gpl-ldb', 'gpl-b']]) {
-      const r = await prof.client.request('POST', '/hub/courses', { form: { _csrf: prof.csrf, code, title: code, datasets: dataset } });
-      assert.equal(r.status, 303, r.body);
-      const p = await upload(prof.client, prof.csrf, `/hub/courses/${code}/publish`, [{ name: 'week1.ipynb', data: notebook(`print("${code}")`) }]);
-      assert.equal(p.status, 200, JSON.stringify(p.body));
-    }
+    await coursesWithANotebook(prof, [
+      { code: 'gpl-lda', fields: { datasets: 'gpl-a' } },
+      { code: 'gpl-ldb', fields: { datasets: 'gpl-b' } },
+    ]);
     fay = await signedIn(hub, student, 'gpl-fay-password');
   });
 

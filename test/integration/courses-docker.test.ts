@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { Hub } from '../../server/index.js';
 import { startTestHub, waitForReady } from '../helpers/hub.js';
 import { cleanupInstance, docker, dockerExec, dockerHubConfig, requireDockerImage, TEST_IMAGE, TEST_R_IMAGE, testInstance } from '../helpers/docker.js';
-import { createUsersWithRoles, notebook, signedIn, upload } from '../helpers/courses.js';
+import { coursesWithANotebook, createUsersWithRoles, notebook, signedIn } from '../helpers/courses.js';
 import { escapeName } from '../../server/names.js';
 
 /**
@@ -36,12 +36,10 @@ describe('course links on the Docker spawner: the course picks the image', funct
       [student]: { password: 'crs-dan-password', roles: ['student'] },
     });
     const prof = await signedIn(hub, 'crs-dprof', 'crs-dprof-password');
-    for (const [code, profile] of [['crs-stats', 'r'], ['crs-py', 'python']]) {
-      const r = await prof.client.request('POST', '/hub/courses', { form: { _csrf: prof.csrf, code, title: code, profiles: profile } });
-      assert.equal(r.status, 303, r.body);
-      const p = await upload(prof.client, prof.csrf, `/hub/courses/${code}/publish`, [{ name: 'week1.ipynb', data: notebook(`print("${code}")`) }]);
-      assert.equal(p.status, 200, JSON.stringify(p.body));
-    }
+    await coursesWithANotebook(prof, [
+      { code: 'crs-stats', fields: { profiles: 'r' } },
+      { code: 'crs-py', fields: { profiles: 'python' } },
+    ]);
   });
 
   afterEach(function () {

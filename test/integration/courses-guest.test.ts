@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { Hub } from '../../server/index.js';
 import { clientFor, startTestHub, waitForReady } from '../helpers/hub.js';
 import { HubClient } from '../helpers/client.js';
-import { createUsersWithRoles, notebook, signedIn, upload } from '../helpers/courses.js';
+import { coursesWithANotebook, createUsersWithRoles, notebook, signedIn } from '../helpers/courses.js';
 
 /** Anonymous visitors and courses: only a course that allows them, in a temporary workspace from the pool. */
 describe('anonymous visitors open a course that allows them, and only that', function () {
@@ -14,11 +14,7 @@ describe('anonymous visitors open a course that allows them, and only that', fun
     hub = await startTestHub('courses-guest', { poolSize: 1 });
     await createUsersWithRoles(hub, { 'crs-gprof': { password: 'crs-gprof-password', roles: ['instructor'] } });
     prof = await signedIn(hub, 'crs-gprof', 'crs-gprof-password');
-    for (const [code, extra] of [['crs-open', { anonymousAllowed: 'on' }], ['crs-closed', {}]] as const) {
-      const r = await prof.client.request('POST', '/hub/courses', { form: { _csrf: prof.csrf, code, title: code, ...extra } });
-      assert.equal(r.status, 303, r.body);
-      assert.equal((await upload(prof.client, prof.csrf, `/hub/courses/${code}/publish`, [{ name: 'lab.ipynb', data: notebook(`print("${code}")`) }])).status, 200);
-    }
+    await coursesWithANotebook(prof, [{ code: 'crs-open', fields: { anonymousAllowed: 'on' } }, { code: 'crs-closed' }], 'lab.ipynb');
   });
 
   after(async () => {
