@@ -22,13 +22,13 @@ export { DockerUnavailable } from './docker-engine.js';
 export { redactLogLines, MAX_LOG_LINES } from './spawner.js';
 export { blockedForOthers, hostFacts, planLocalIsolation, type HostFacts, type LocalIsolationMode, type LocalIsolationPlan } from './local-isolation.js';
 
-/** The spawner the configuration asks for. The caller owns it and calls close() at shutdown. */
 /** What the hub adds to a spawner's options: where servers load JupyterLab's build from (web/lab-static.ts). */
 export interface SpawnerExtras {
   local?: Pick<LocalProcessSpawnerOptions, 'labStaticUrl'>;
   docker?: Pick<DockerSpawnerOptions, 'labStaticUrl'>;
 }
 
+/** The spawner the configuration asks for. The caller owns it and calls close() at shutdown. */
 export function createSpawner(config: HubConfig, log: Logger, extras: SpawnerExtras = {}): Spawner {
   switch (config.spawner) {
     case 'local': {

@@ -42,9 +42,9 @@ interface LabFile {
  * the local spawner's, from the hub's own notebook environment, and the Docker spawner's, from a
  * copy taken out of each image (ImageLabBuilds). Every such server's JupyterLab is told to
  * load it from here (`--LabApp.override_static_url`), so the files have one URL per build
- * instead of one per user origin: a browser that opened one workspace has them cached for the next one (same
- * site), and a returning "Try it" visitor, whose every visit is a new origin, downloads none
- * of it again.
+ * instead of one per user origin: a browser that opened one workspace has them cached for the
+ * next one (same site), and a returning "Try it" visitor, whose every visit is a new origin,
+ * downloads none of it again.
  *
  * The files come from the hub's environment or the operator's image (copied out of a container
  * that never ran), never from a running user's server, so no server can change what another
