@@ -12,17 +12,15 @@
  *   node --import tsx bench/lab-static.ts [--runs=3]
  */
 import os from 'node:os';
-import type { BrowserContext, Response } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import type { Hub } from '../server/index.js';
 import { launchBrowser } from '../test/helpers/browser.js';
+import { SAME_SITE, tryVisitInLab } from '../test/helpers/lab-visit.js';
 import { startTestHub } from '../test/helpers/hub.js';
 import { freePort } from '../test/helpers/ports.js';
 import { waitForReadyPool } from '../test/helpers/try.js';
 
-const HUB_HOST = 'hub.example.edu';
-const CONTENT_DOMAIN = 'apps.example.edu';
-const RESOLVER = `--host-resolver-rules=MAP ${HUB_HOST} 127.0.0.1, MAP *.${CONTENT_DOMAIN} 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1`;
-const SLOW_MS = 180_000;
+const { hubHost: HUB_HOST, contentDomain: CONTENT_DOMAIN, resolverFlag: RESOLVER } = SAME_SITE;
 
 const runs = Number(/^--runs=(\d+)$/.exec(process.argv[2] ?? '')?.[1] ?? 3);
 
@@ -35,29 +33,8 @@ interface Visit {
 }
 
 async function visit(context: BrowserContext, hubUrl: string): Promise<Visit> {
-  const page = await context.newPage();
-  const sizes: Promise<number>[] = [];
-  page.on('response', (r: Response) => {
-    if (new URL(r.url()).pathname.includes('/static/lab/')) sizes.push(r.request().sizes().then((s) => Math.max(0, s.responseBodySize)));
-  });
-  try {
-    await page.goto(`${hubUrl}/hub/try`);
-    await page.getByRole('button', { name: 'Try it' }).click();
-    await page.waitForURL(/\/oerhub\/workspace$/, { timeout: SLOW_MS });
-    const lab = page.frameLocator('#try-frame');
-    await lab.locator('article.nb', { hasText: 'This is a temporary workspace' }).waitFor({ timeout: SLOW_MS });
-    const t0 = Date.now();
-    await lab.getByRole('link', { name: 'Edit and run' }).click();
-    await lab.locator('.jp-NotebookPanel:visible .jp-RenderedMarkdown', { hasText: 'This is a temporary workspace' }).first().waitFor({ timeout: SLOW_MS });
-    await lab.locator('#jp-main-statusbar').getByText('Python 3 (ipykernel) | Idle').waitFor({ timeout: SLOW_MS });
-    const ms = Date.now() - t0;
-    const all = await Promise.all(sizes);
-    await page.getByRole('button', { name: 'End session' }).click();
-    await page.waitForURL(`${hubUrl}/hub/try/ended`);
-    return { ms, bytes: all.reduce((a, b) => a + b, 0), files: all.length };
-  } finally {
-    await page.close();
-  }
+  const { labMs, files } = await tryVisitInLab(context, hubUrl);
+  return { ms: labMs, bytes: files.reduce((a, f) => a + f.bodyBytes, 0), files: files.length };
 }
 
 async function startHub(labStaticFromHub: boolean): Promise<{ hub: Hub; url: string }> {

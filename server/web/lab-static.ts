@@ -117,8 +117,9 @@ export class LabStatic {
     // Loaded by every user origin (scripts, and fonts, whose requests are CORS requests); nothing here is private.
     res.setHeader('Cross-Origin-Resource-Policy', 'cross-origin');
     res.setHeader('Access-Control-Allow-Origin', '*');
-    const encoding = isCompressible(found.contentType) && found.size >= MIN_COMPRESS_BYTES ? preferredEncoding(req.headers['accept-encoding']) : undefined;
-    if (isCompressible(found.contentType)) res.setHeader('Vary', 'Accept-Encoding');
+    const compressible = isCompressible(found.contentType);
+    if (compressible) res.setHeader('Vary', 'Accept-Encoding');
+    const encoding = compressible && found.size >= MIN_COMPRESS_BYTES ? preferredEncoding(req.headers['accept-encoding']) : undefined;
     if (encoding) {
       this.compressedFile(`${build}/${name}`, found, encoding).then(
         (body) => {

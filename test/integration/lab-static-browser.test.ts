@@ -1,35 +1,21 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Browser, BrowserContext, Page, Response } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import type { Hub } from '../../server/index.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { HubClient } from '../helpers/client.js';
+import { SAME_SITE, tryVisitInLab, type LabFileSeen } from '../helpers/lab-visit.js';
 import { notebookVenv } from '../helpers/venv.js';
 import { freePort } from '../helpers/ports.js';
 import { startTryHub, waitForReadyPool } from '../helpers/try.js';
 
-const OUTPUT = path.resolve(__dirname, '..', '..', 'test-output');
-const SLOW_MS = 150_000;
-// A hub as a university runs it: its own host and a domain for user servers under one site
-// (example.edu), so Chromium keeps one HTTP cache for every workspace of the site, as it does
-// for a real deployment. Chromium maps these names to 127.0.0.1 and resolves nothing else.
-const HUB_HOST = 'hub.example.edu';
-const CONTENT_DOMAIN = 'apps.example.edu';
-const RESOLVER = `--host-resolver-rules=MAP ${HUB_HOST} 127.0.0.1, MAP *.${CONTENT_DOMAIN} 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1`;
+const { hubHost: HUB_HOST, contentDomain: CONTENT_DOMAIN, resolverFlag: RESOLVER } = SAME_SITE;
 
-/** One JupyterLab file the visit asked for: where from, and what came over the wire. */
-interface LabFileSeen {
-  url: string;
-  status: number;
-  /** Bytes of body received over the network; 0 when the browser's cache answered. */
-  bodyBytes: number;
-  encoding: string | undefined;
-}
-
-interface Visit {
-  origin: string;
-  files: LabFileSeen[];
+/** JupyterLab's files of a visit that came from the hub's build (`/hub/static/lab/`). */
+async function visitFiles(context: BrowserContext, hubUrl: string, label: string, problems: string[]): Promise<{ origin: string; files: LabFileSeen[] }> {
+  const { origin, files } = await tryVisitInLab(context, hubUrl, (p) => problems.push(`${label}: ${p}`));
+  return { origin, files: files.filter((f) => new URL(f.url).pathname.startsWith('/hub/static/lab/')) };
 }
 
 /**
@@ -61,51 +47,11 @@ describe('JupyterLab\'s files served once by the hub, cached across workspaces',
     await hub?.close();
   });
 
-  /** Click "Try it", open the index in JupyterLab ("Edit and run"), then End session. */
-  async function visit(label: string): Promise<Visit> {
-    assert.ok(context);
-    const page: Page = await context.newPage();
-    // Until End session: after it, JupyterLab's kernel connection dies with the server, as it should.
-    let ending = false;
-    page.on('pageerror', (e) => {
-      if (!ending) problems.push(`${label}: uncaught error on ${page.url()}: ${e.message}`);
-    });
-    page.on('requestfailed', (r) => {
-      if (!ending) problems.push(`${label}: request failed: ${r.url()}: ${r.failure()?.errorText ?? ''}`);
-    });
-    const pending: Promise<LabFileSeen>[] = [];
-    page.on('response', (r: Response) => {
-      if (!new URL(r.url()).pathname.startsWith('/hub/static/lab/')) return;
-      pending.push(r.request().sizes().then((s) => ({ url: r.url(), status: r.status(), bodyBytes: Math.max(0, s.responseBodySize), encoding: r.headers()['content-encoding'] })));
-    });
-    try {
-      await page.goto(`${hubUrl}/hub/try`);
-      await page.getByRole('button', { name: 'Try it' }).click();
-      await page.waitForURL(/\/oerhub\/workspace$/, { timeout: SLOW_MS });
-      const origin = new URL(page.url()).origin;
-      const lab = page.frameLocator('#try-frame');
-      await lab.locator('article.nb', { hasText: 'This is a temporary workspace' }).waitFor({ timeout: SLOW_MS });
-      await lab.getByRole('link', { name: 'Edit and run' }).click();
-      await lab.locator('.jp-NotebookPanel:visible .jp-RenderedMarkdown', { hasText: 'This is a temporary workspace' }).first().waitFor({ timeout: SLOW_MS });
-      await lab.locator('#jp-main-statusbar').getByText('Python 3 (ipykernel) | Idle').waitFor({ timeout: SLOW_MS });
-      const files = await Promise.all(pending);
-      if (label === 'second') {
-        fs.mkdirSync(path.join(OUTPUT, 'screenshots'), { recursive: true });
-        await page.screenshot({ path: path.join(OUTPUT, 'lab-static-second-visit.png') });
-      }
-      ending = true;
-      await page.getByRole('button', { name: 'End session' }).click();
-      await page.waitForURL(`${hubUrl}/hub/try/ended`);
-      return { origin, files };
-    } finally {
-      await page.close();
-    }
-  }
-
   it('a visitor who comes back gets a new workspace whose JupyterLab loads its files from the browser cache, not the network', async () => {
     assert.ok(hub);
-    const first = await visit('first');
-    const second = await visit('second');
+    assert.ok(context);
+    const first = await visitFiles(context, hubUrl, 'first', problems);
+    const second = await visitFiles(context, hubUrl, 'second', problems);
     assert.deepEqual(problems, []);
 
     assert.match(first.origin, new RegExp(`^http://-7e[^.]+\\.${CONTENT_DOMAIN.replace(/\./g, '\\.')}:\\d+$`), 'the workspace is on the visitor\'s own origin');
